@@ -1,0 +1,61 @@
+# The project's commands. `make setup` once, then `make test` or `make demo`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+BROKERS ?= 1
+# Markers CI runs: everything except the GPU path (needs an NVIDIA GPU) and the
+# compose profile (needs a Docker engine).
+MARKERS ?= not gpu and not docker
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help
+
+help:
+	@echo "make setup      venv + Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
+	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
+	@echo "make demo       the main job: local stack + an adapter's journey through it"
+	@echo "make lint       ruff, mypy (shared/), import-linter contracts"
+	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
+	@echo "make infra-down stop them; leaves no java or postgres process of ours"
+
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e ".[dev]"
+	@sha256sum pyproject.toml > $@
+
+setup: $(VENV)/.stamp
+	infra/kafka/fetch.sh
+	@command -v /usr/lib/postgresql/15/bin/initdb >/dev/null || infra/postgres/install.sh
+
+# The test session starts the infrastructure itself (tests/conftest.py runs infra/up.sh)
+# and stops what it started, so `make test` alone is honest on a fresh machine.
+test: setup
+	$(PY) -m pytest -m "$(MARKERS)" $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.stamp
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) infra/demo.py
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check shared services tests infra benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+infra-up: setup
+	BROKERS=$(BROKERS) infra/up.sh
+
+infra-down:
+	infra/down.sh
+
+infra-status:
+	infra/status.sh
+
+topics: $(VENV)/.stamp
+	set -a; source var/infra.env; $(PY) -m shared.kafka.provision
+
+clean: infra-down
+	rm -rf var

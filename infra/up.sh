@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Start the local Kafka cluster and PostgreSQL, then write var/infra.env for other
+# scripts and tests to source. BROKERS=1|3 (default 1) passes through to Kafka; also
+# KAFKA_PORT_BASE, PG_PORT. Idempotent: what already runs is left alone.
+set -euo pipefail
+# shellcheck source=kafka/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kafka/common.sh"
+# shellcheck source=postgres/common.sh
+source "$REPO/infra/postgres/common.sh"
+
+# One up/down at a time (say, parallel test workers each calling up.sh).
+mkdir -p "$VAR_DIR"
+exec 9>"$VAR_DIR/infra.lock"
+flock 9
+
+began=$EPOCHREALTIME
+# 9>&-: the servers must not inherit the lock, or it would outlive this script.
+"$REPO/infra/kafka/start.sh" 9>&-
+"$REPO/infra/postgres/start.sh" 9>&-
+
+load_layout
+env_file="$VAR_DIR/infra.env"
+cat >"$env_file.tmp" <<ENV
+# Written by infra/up.sh. Source it to reach the local Kafka and PostgreSQL.
+export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap_servers)
+export DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB
+ENV
+mv "$env_file.tmp" "$env_file"
+say "infra up in $(elapsed_since "$began")s; source $env_file:"
+grep '^export' "$env_file"

@@ -1,0 +1,1 @@
+"""`adapterctl`, the operator's and auditor's command line."""

@@ -1,0 +1,96 @@
+"""The event catalogue: one frozen dataclass per schema in `schemas/`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from shared.events.commands import (
+    AbortCanary,
+    CommandHeader,
+    ExpandCanary,
+    PromoteRevision,
+    RollbackRevision,
+)
+from shared.events.common import Actor, BaseModelRef, Envelope, Finding, MetricResult
+from shared.events.revision import (
+    CanaryExpanded,
+    CanaryStarted,
+    ManifestArchived,
+    RevisionActivated,
+    RevisionApproved,
+    RevisionDenied,
+    RevisionEvaluated,
+    RevisionEvaluationFailed,
+    RevisionExpired,
+    RevisionRegistered,
+    RevisionRejected,
+    RevisionRolledBack,
+    RevisionSuperseded,
+    RevisionValidated,
+    WeightsDeleted,
+)
+from shared.events.trained import AdapterTrained, DataScope, TrainingRecipe
+
+
+class Event(Protocol):
+    """What every top-level event class has: the Avro full name of its schema."""
+
+    SCHEMA: ClassVar[str]
+
+
+LIFECYCLE_EVENTS: tuple[type[Event], ...] = (
+    RevisionRegistered,
+    RevisionValidated,
+    RevisionRejected,
+    RevisionEvaluated,
+    RevisionEvaluationFailed,
+    RevisionApproved,
+    RevisionDenied,
+    CanaryStarted,
+    CanaryExpanded,
+    RevisionActivated,
+    RevisionSuperseded,
+    RevisionRolledBack,
+    RevisionExpired,
+    ManifestArchived,
+    WeightsDeleted,
+)
+COMMANDS: tuple[type[Event], ...] = (PromoteRevision, ExpandCanary, RollbackRevision, AbortCanary)
+ALL_EVENTS: tuple[type[Event], ...] = (AdapterTrained, *LIFECYCLE_EVENTS, *COMMANDS)
+BY_SCHEMA: dict[str, type[Event]] = {cls.SCHEMA: cls for cls in ALL_EVENTS}
+
+__all__ = [
+    "ALL_EVENTS",
+    "BY_SCHEMA",
+    "COMMANDS",
+    "LIFECYCLE_EVENTS",
+    "AbortCanary",
+    "Actor",
+    "AdapterTrained",
+    "BaseModelRef",
+    "CanaryExpanded",
+    "CanaryStarted",
+    "CommandHeader",
+    "DataScope",
+    "Event",
+    "Envelope",
+    "ExpandCanary",
+    "Finding",
+    "ManifestArchived",
+    "MetricResult",
+    "PromoteRevision",
+    "RevisionActivated",
+    "RevisionApproved",
+    "RevisionDenied",
+    "RevisionEvaluated",
+    "RevisionEvaluationFailed",
+    "RevisionExpired",
+    "RevisionRegistered",
+    "RevisionRejected",
+    "RevisionRolledBack",
+    "RevisionSuperseded",
+    "RevisionValidated",
+    "RollbackRevision",
+    "TrainingRecipe",
+    "WeightsDeleted",
+]

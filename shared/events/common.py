@@ -1,0 +1,66 @@
+"""Value types shared by several events: who acted, the lifecycle envelope, findings, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """A principal and the role it acted in."""
+
+    principal: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseModelRef:
+    """A base model pinned to an exact revision (a commit or content digest)."""
+
+    model_id: str
+    revision: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """What every lifecycle event carries.
+
+    `seq`, `prev_hash` and `hash` are assigned by the registry when the transition
+    commits; a service builds events with their defaults. `environment` is empty for
+    revision-wide facts (registered, validated, expired, ...) and names the
+    environment for the per-environment track (evaluated ... superseded).
+    """
+
+    event_id: str
+    adapter: str
+    revision: str
+    environment: str = ""
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+    occurred_at: datetime
+    actor: Actor
+    causation_id: str | None = None
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One result of a check: a stable code, how bad it is, and the evidence."""
+
+    code: str
+    severity: str  # "error" rejects; "warning" and "info" are recorded only
+    message: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricResult:
+    """One gated metric: the candidate's value, the baseline's, and the verdict."""
+
+    name: str
+    value: float
+    baseline: float | None = None
+    threshold: str = ""
+    passed: bool

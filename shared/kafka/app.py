@@ -1,0 +1,93 @@
+"""faust-streaming wiring: one app per service, raw bytes in, our codec and dispatcher on top."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import faust
+
+from shared.kafka.dispatch import Dispatcher, RawRecord
+from shared.kafka.topics import dlq_of
+from shared.settings import KernelSettings
+
+
+def make_app(settings: KernelSettings, *, app_id: str | None = None, **overrides: Any) -> faust.App:
+    """A faust app that never declares topics (provisioning owns them) and reads raw bytes."""
+    brokers = [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")]
+    options: dict[str, Any] = {
+        "broker": brokers,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "autodiscover": False,
+        "store": "memory://",
+        "web_enabled": settings.web_port > 0,
+        "web_port": settings.web_port or 6066,
+        "web_host": "127.0.0.1",
+    }
+    options.update(overrides)
+    return faust.App(app_id or f"adapters-{settings.service}", **options)
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if not raw:
+        return ()
+    items: Iterable[Any] = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(k), bytes(v or b"")) for k, v in items)
+
+
+class FaustDeadLetters:
+    """Dead-letter sink on the app's own producer; awaits the broker's ack before returning."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, Any] = {}
+
+    async def send(self, record: RawRecord, headers: Sequence[tuple[str, bytes]]) -> None:
+        name = dlq_of(record.topic)
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self._app.topic(
+                name, key_serializer="raw", value_serializer="raw"
+            )
+        # force=True: send now, not when the source event is acked, so the dead letter
+        # is durable before the consumer's offset moves past the original.
+        pending = await topic.send(
+            key=record.key, value=record.value or b"", headers=list(headers), force=True
+        )
+        await pending
+
+
+def attach_consumer(
+    app: faust.App, topics: Sequence[str], dispatcher: Dispatcher, *, name: str | None = None
+) -> Any:
+    """Consume `topics` in order per partition and hand each record to `dispatcher`."""
+    channel = app.topic(
+        *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await dispatcher.dispatch(
+                RawRecord(
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key,
+                    value=msg.value,
+                    headers=_headers(msg.headers),
+                )
+            )
+
+    return app.agent(channel, name=name or f"{dispatcher.service}.consumer")(consume)
+
+
+def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:
+    """Run the app until SIGTERM/SIGINT (blocks; owns the event loop)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""The registry: guarded transitions on PostgreSQL, the outbox and its relay."""

@@ -1,0 +1,114 @@
+"""Session-wide fixtures: the real Kafka and PostgreSQL, and unique names per test.
+
+The infrastructure is started once per test session by the project's own `infra/`
+scripts (or reused when `make infra-up` already runs it), and stopped again only if
+this session started it. With `ADAPTERS_TEST_INFRA=docker` and a Docker engine, the
+pytest-docker profile starts `docker-compose.yml` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA_ENV = REPO / "var" / "infra.env"
+
+
+@dataclass(frozen=True)
+class Infra:
+    bootstrap_servers: str
+    database_url: str
+
+    def env(self) -> dict[str, str]:
+        """The environment a service process needs to reach this infrastructure."""
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "DATABASE_URL": self.database_url,
+            "PYTHONPATH": str(REPO),
+        }
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
+        if m:
+            values[m.group(1)] = shlex.split(m.group(2))[0] if m.group(2) else ""
+    return values
+
+
+def _port_open(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _pg_host_port(url: str) -> str:
+    m = re.match(r"^postgres(?:ql)?://[^@]*@([^/:]+):(\d+)/", url)
+    assert m, f"unexpected DATABASE_URL {url!r}"
+    return f"{m.group(1)}:{m.group(2)}"
+
+
+def _reachable(infra: Infra) -> bool:
+    first_broker = infra.bootstrap_servers.split(",")[0]
+    return _port_open(first_broker) and _port_open(_pg_host_port(infra.database_url))
+
+
+def _from_values(values: dict[str, str]) -> Infra | None:
+    if "KAFKA_BOOTSTRAP_SERVERS" in values and "DATABASE_URL" in values:
+        return Infra(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"])
+    return None
+
+
+@pytest.fixture(scope="session")
+def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
+    if os.environ.get("ADAPTERS_TEST_INFRA") == "docker":
+        request.getfixturevalue("docker_services")  # pytest-docker: compose up, down at end
+        yield Infra("127.0.0.1:39092", "postgresql://postgres@127.0.0.1:35432/adapters")
+        return
+    given = _from_values(dict(os.environ))
+    if given is not None:
+        yield given
+        return
+    if INFRA_ENV.exists():
+        running = _from_values(_read_env_file(INFRA_ENV))
+        if running is not None and _reachable(running):
+            yield running  # started by `make infra-up`: leave it running
+            return
+    subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
+    try:
+        started = _from_values(_read_env_file(INFRA_ENV))
+        assert started is not None, f"{INFRA_ENV} lacks KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL"
+        yield started
+    finally:
+        subprocess.run([str(REPO / "infra" / "down.sh")], check=False, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(REPO / "docker-compose.yml")
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Names no other test uses, so tests need no cleanup: `unique("topic")`."""
+    token = uuid.uuid4().hex[:10]
+
+    def make(prefix: str) -> str:
+        return f"{prefix}-{token}"
+
+    return make
