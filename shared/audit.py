@@ -185,7 +185,11 @@ def _place(
     if first != (env.adapter, env.seq):
         report("event_id_reused", f"event id already used by {first[0]!r} seq {first[1]}")
     if broken is not None:
-        report("hash_mismatch", f"altered after sealing or forged: {broken}")
+        report(
+            "hash_mismatch",
+            f"its hash {env.hash[:16]!r} does not match its content: altered after sealing, "
+            "or forged",
+        )
     if env.seq < chain.FIRST_SEQ:
         report("bad_seq", f"seq {env.seq} is below the first seq {chain.FIRST_SEQ}")
         return False

@@ -157,6 +157,7 @@ launch_node() {
   for port in "$(broker_port "$id")" "$(controller_port "$id")"; do
     ! port_open "$port" || die "port $port is taken by another process; set KAFKA_PORT_BASE"
   done
+  write_props "$id"
   format_nodes "$id"
   rm -f "$(pid_file "$id")"  # a stale one would read as "exited while starting"
   # Each run starts a fresh server.log, so errors shown on failure are this run's; the
@@ -193,8 +194,9 @@ fail_start() {
   die "kafka did not become ready: see the logs above"
 }
 
-# Wait for nodes "$@" to accept connections, then for the cluster's metadata to list
-# them (a broker opens its port only once it has caught up and been unfenced). Never a fixed sleep; gives up after KAFKA_START_TIMEOUT.
+# Wait for nodes "$@" to accept connections (a broker opens its port only once it has
+# caught up and been unfenced), then for the cluster metadata to list them. Polls,
+# never a fixed sleep; gives up after KAFKA_START_TIMEOUT seconds.
 wait_ready() {
   local began=$EPOCHREALTIME deadline=$((SECONDS + KAFKA_START_TIMEOUT)) id pid waiting
   local python="$REPO/.venv/bin/python"

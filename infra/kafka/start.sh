@@ -4,6 +4,8 @@
 #   KAFKA_PORT_BASE (39092)    node N: PLAINTEXT base+N-1, CONTROLLER base+100+N-1
 #   KAFKA_START_TIMEOUT (120)  seconds to wait for readiness
 # Data and logs under var/kafka/node-<id>/. Idempotent: running nodes are left alone.
+# Another BROKERS or KAFKA_PORT_BASE than the existing cluster's makes a new, empty
+# cluster (the controller quorum is fixed at format time).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -12,6 +12,12 @@ from shared.cli.source import Source, accepted_events, audit
 from shared.lifecycle import InvalidTransition
 from shared.pointers import EnvironmentPointer, fold
 
+GROUP_EPILOG = """\
+examples:
+  adapterctl audit verify
+  adapterctl audit replay --json
+  adapterctl audit at --time 2025-03-14T09:00:00Z --environment production"""
+
 VERIFY_EPILOG = """\
 Checks, per adapter: seq starts at 1 and rises by one; every hash recomputes and names the
 previous one; every transition is legal; all events share one partition under the adapter's
@@ -39,6 +45,8 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         "audit",
         help="replay and verify the lifecycle log",
         description="Replay and verify the lifecycle log (the audit trail) straight from Kafka.",
+        epilog=GROUP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     raw = argparse.RawDescriptionHelpFormatter
@@ -82,10 +90,11 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
     emit(_problem_fields(first) + "\n")
     emit(f"All problems ({len(report.problems)}), in log order:")
     rows = [
-        (str(p.position), p.code, p.adapter, p.seq, p.event_type, p.event_id, p.message)
+        (str(p.position), p.code, p.adapter, p.seq, p.event_type, p.event_id)
         for p in report.problems
     ]
-    emit(table(("POSITION", "CODE", "ADAPTER", "SEQ", "EVENT", "EVENT ID", "MESSAGE"), rows))
+    headers = ("POSITION", "CODE", "ADAPTER", "SEQ", "EVENT", "EVENT ID")
+    emit(table(headers, rows, notes=[p.message for p in report.problems]))
     return 1
 
 

@@ -36,15 +36,25 @@ def short(value: str | None, width: int = 22) -> str:
     return value if len(value) <= width else value[: width - 3] + "..."
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Columns padded to their widest cell; the last column runs free."""
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], notes: Sequence[str] = ()
+) -> str:
+    """Columns padded to their widest cell; the last column runs free.
+
+    `notes`, one per row, go indented on the line below their row: room for long text.
+    """
     cells = [[NONE if c is None or c == "" else str(c) for c in row] for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+    lines = [line(headers), line(["-" * w for w in widths])]
+    for i, row in enumerate(cells):
+        lines.append(line(row))
+        if i < len(notes):
+            lines.append(f"    {notes[i]}")
+    return "\n".join(lines)
 
 
 def fields(pairs: Iterable[tuple[str, object]], indent: int = 2) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from shared.audit import AuditReport, Entry, Position, read_entry, verify
 from shared.codec import Codec
@@ -21,7 +24,33 @@ class CliError(Exception):
 
 
 def read_kafka(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterable[LogRecord]:
+    """Check quietly that the broker answers and has `topic`, then read it from the start.
+
+    Without the check, librdkafka reports every failed connection attempt on stderr until
+    the timeout. Listing all topics (not asking for one) never auto-creates it.
+    """
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _QUIET}
+    admin = AdminClient(config)
+    if topic not in admin.list_topics(timeout=timeout_s).topics:
+        raise CliError(_missing(topic, bootstrap_servers))
     return iter_topic(bootstrap_servers, topic, timeout_s=timeout_s)
+
+
+def _missing(topic: str, bootstrap_servers: str) -> str:
+    return (
+        f"topic {topic!r} does not exist on {bootstrap_servers}: pass the lifecycle topic "
+        "with --topic or set LIFECYCLE_TOPIC"
+    )
+
+
+def _quiet_logger() -> logging.Logger:
+    quiet = logging.getLogger("adapterctl.librdkafka")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return quiet
+
+
+_QUIET = _quiet_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +69,10 @@ class Source:
                 for r in self.read(self.bootstrap_servers, self.topic, self.timeout_s)
             ]
         except KafkaException as exc:
-            detail = str(exc.args[0]) if exc.args else str(exc)
-            if "not found" in detail:
-                raise CliError(
-                    f"topic {self.topic!r} does not exist on {self.bootstrap_servers}: pass the "
-                    "lifecycle topic with --topic or set LIFECYCLE_TOPIC"
-                ) from exc
+            error = exc.args[0] if exc.args else exc
+            detail = error.str() if isinstance(error, KafkaError) else str(error)
+            if "not found" in detail:  # iter_topic's own check: the topic vanished meanwhile
+                raise CliError(_missing(self.topic, self.bootstrap_servers)) from exc
             raise CliError(self._unreachable(detail)) from exc
         except TimeoutError as exc:
             raise CliError(self._unreachable(str(exc))) from exc

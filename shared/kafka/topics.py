@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -90,11 +92,13 @@ def provision(
                 fut.result()
                 created.append(name)
             except KafkaException as exc:
-                # Another provisioner (or a retried request) got there first: not an error.
+                # Another provisioner (or a retried request) got there first: align it below.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
+        if len(created) < len(missing):
+            existing = _wait_for_metadata(admin, [s.name for s in missing], timeout)
 
-    present = [s for s in specs if s.name in existing]
+    present = [s for s in specs if s.name not in created]
     grow = [s for s in present if len(existing[s.name].partitions) < s.partitions]
     if grow:
         futures = admin.create_partitions([NewPartitions(s.name, s.partitions) for s in grow])
@@ -122,6 +126,16 @@ def provision(
         altered=sorted(s.name for s in stale),
         repartitioned=sorted(s.name for s in grow),
     )
+
+
+def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float) -> Any:
+    """Topic metadata once every name shows up (creation propagates to brokers lazily)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(n in topics for n in names) or time.monotonic() > deadline:
+            return topics
+        time.sleep(0.1)
 
 
 def read_configs(

@@ -1,0 +1,86 @@
+"""What every benchmark shares: the local stack's endpoints, percentiles, and the report."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out"
+
+
+def infra_env() -> dict[str, str]:
+    """Endpoints written by `infra/up.sh` (run `make infra-up` first)."""
+    path = REPO / "var" / "infra.env"
+    if not path.exists():
+        raise SystemExit("the local stack is not running: run `make infra-up` first")
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.removeprefix("export ").partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(latencies_s: Sequence[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in latencies_s]
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3) if ms else float("nan"),
+        "n": len(ms),
+    }
+
+
+@dataclass
+class Figure:
+    """One measured figure next to its baseline from the same run."""
+
+    name: str
+    value: float
+    baseline: float
+    unit: str
+    baseline_name: str
+    higher_is_better: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def row(self) -> str:
+        return (
+            f"| {self.name} | {self.value:,.3f} {self.unit} | {self.baseline_name}: "
+            f"{self.baseline:,.3f} {self.unit} | {self.ratio:.2f}x |"
+        )
+
+
+def write_report(bench: str, figures: list[Figure], details: dict[str, Any]) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{bench}.json"
+    payload = {
+        "bench": bench,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": [{**f.__dict__, "ratio": round(f.ratio, 4)} for f in figures],
+        "details": details,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\n{bench}")
+    print("| figure | value | baseline (same run) | ratio |")
+    print("|---|---|---|---|")
+    for f in figures:
+        print(f.row())
+    print(f"(written to {path.relative_to(REPO)})")
+    return path
