@@ -24,6 +24,8 @@ class KernelSettings:
     log_format: str = "console"
     log_level: str = "info"
     web_port: int = 0  # 0: no health/metrics web server
+    run_relay: bool = True  # every service may lead the outbox relay (one leader at a time)
+    artifact_root: str = "var/artifacts"
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> KernelSettings:
@@ -47,5 +49,7 @@ class KernelSettings:
             ),
             log_format=env.get("LOG_FORMAT", defaults.log_format),
             log_level=env.get("LOG_LEVEL", defaults.log_level),
+            run_relay=env.get("RUN_RELAY", "1") not in ("0", "false", "no"),
+            artifact_root=env.get("ARTIFACT_ROOT", defaults.artifact_root),
             web_port=int(env.get(f"{service.upper()}_WEB_PORT", env.get("WEB_PORT", "0"))),
         )

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from shared.cli import audit, history
+from shared.cli import audit, catalogue, history, submit
 from shared.cli.source import CliError, Reader, Source, read_kafka
 from shared.settings import KernelSettings
 
@@ -63,6 +63,8 @@ def build_parser(settings: KernelSettings) -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     audit.register(groups, common)
     history.register(groups, common)
+    submit.register(groups, common)
+    catalogue.register(groups, common)
     return parser
 
 
@@ -73,12 +75,13 @@ def main(
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Run one command; tests pass `reader` (an in-memory log) and `env` for the real ones."""
-    parser = build_parser(KernelSettings.from_env("adapterctl", env))
+    settings = KernelSettings.from_env("adapterctl", env)
+    parser = build_parser(settings)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
-    source = Source(reader, args.bootstrap, args.topic, args.timeout)
+    source = Source(reader, args.bootstrap, args.topic, args.timeout, settings.database_url)
     try:
         status: int = args.run(args, source)
     except CliError as exc:

@@ -59,6 +59,7 @@ class Source:
     bootstrap_servers: str
     topic: str
     timeout_s: float
+    database_url: str = ""  # the registry, for the commands that manage catalogues
 
     def entries(self, codec: Codec | None = None) -> list[Entry]:
         """Every record of the topic, decoded for the audit (bad records become error entries)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -63,15 +64,25 @@ class FaustDeadLetters:
 
 
 def attach_consumer(
-    app: faust.App, topics: Sequence[str], dispatcher: Dispatcher, *, name: str | None = None
+    app: faust.App,
+    topics: Sequence[str],
+    dispatcher: Dispatcher,
+    *,
+    name: str | None = None,
+    ready: asyncio.Event | None = None,
 ) -> Any:
-    """Consume `topics` in order per partition and hand each record to `dispatcher`."""
+    """Consume `topics` in order per partition and hand each record to `dispatcher`.
+
+    With `ready`, no record is dispatched before it is set (handlers still connecting).
+    """
     channel = app.topic(
         *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():
+            if ready is not None:
+                await ready.wait()
             msg = event.message
             await dispatcher.dispatch(
                 RawRecord(

@@ -69,7 +69,7 @@ def status_from_json(tracks: dict[str, str | None]) -> RevisionStatus:
     )
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -89,7 +89,7 @@ class Registry:
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            dsn, min_size=min_size, max_size=max_size, init=init_connection
         )
         return cls(pool, codec)
 

@@ -1,0 +1,188 @@
+"""Ingest's handler: copy and hash the trained adapter, write its manifest, register it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from services.ingest.ports import ArtifactSource, Limits, SourceRefused
+from shared.artifacts import LocalArtifactStore
+from shared.events import (
+    Actor,
+    AdapterTrained,
+    BaseModelRef,
+    Envelope,
+    Finding,
+    RevisionRegistered,
+    RevisionRejected,
+)
+from shared.ids import derive_event_id
+from shared.kafka.dispatch import Handler, PermanentError
+from shared.manifest import FileEntry, Manifest, revision_digest
+from shared.registry.store import ConcurrentTransition, Registry, Step
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "ingest"
+ADAPTER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+@dataclass
+class IngestDeps:
+    registry: Registry
+    store: LocalArtifactStore
+    source: ArtifactSource
+    limits: Limits
+
+
+def copy_artifact(
+    source: ArtifactSource, store: LocalArtifactStore, uri: str, limits: Limits
+) -> list[FileEntry]:
+    """Stream every file into the store, hashing as it goes (blocking: run in a thread)."""
+    entries = []
+    for listed in source.list_files(uri, limits):
+        with source.open(listed) as stream:
+            stored = store.put_stream(stream, max_bytes=limits.max_file_bytes)
+        if stored.size != listed.size:
+            raise SourceRefused(
+                "source_changed",
+                f"{listed.path} changed while it was copied ({listed.size} -> {stored.size} bytes)",
+            )
+        entries.append(FileEntry(path=listed.path, sha256=stored.sha256, size=stored.size))
+    return entries
+
+
+def check_request(event: AdapterTrained) -> None:
+    """Dead-letter a trained event that cannot even name a revision safely."""
+    if not ADAPTER_NAME.match(event.adapter):
+        raise PermanentError(
+            f"invalid_adapter_name: {event.adapter!r} must match {ADAPTER_NAME.pattern}"
+        )
+    if not event.base_model.model_id or not event.base_model.revision:
+        raise PermanentError("base_model_unspecified: base model id and revision are required")
+
+
+def manifest_for(event: AdapterTrained, files: list[FileEntry]) -> Manifest:
+    return Manifest(
+        adapter=event.adapter,
+        revision=revision_digest(files),
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        base_model_id=event.base_model.model_id,
+        base_model_revision=event.base_model.revision,
+        tokenizer_revision=event.tokenizer_revision,
+        tokenizer_hash=event.tokenizer_hash,
+        chat_template_hash=event.chat_template_hash,
+        quantization_profile=event.quantization_profile,
+        target_environments=tuple(event.target_environments),
+        recipe=asdict(event.recipe),
+        data_scope=asdict(event.data_scope),
+        submitter=event.submitter,
+        trained_event_id=event.event_id,
+        source_uri=event.artifact_uri,
+    )
+
+
+def _registered(
+    event: AdapterTrained, revision: str, digest: str, files: list[FileEntry], uri: str
+) -> RevisionRegistered:
+    return RevisionRegistered(
+        envelope=Envelope(
+            event_id=derive_event_id(event.event_id, "RevisionRegistered"),
+            adapter=event.adapter,
+            revision=revision,
+            occurred_at=datetime.now(UTC),
+            actor=Actor(principal=event.submitter, role="trainer"),
+            causation_id=event.event_id,
+            correlation_id=event.event_id,
+        ),
+        manifest_digest=digest,
+        manifest_uri=uri,
+        base_model=BaseModelRef(
+            model_id=event.base_model.model_id, revision=event.base_model.revision
+        ),
+        tokenizer_revision=event.tokenizer_revision,
+        tokenizer_hash=event.tokenizer_hash,
+        chat_template_hash=event.chat_template_hash,
+        quantization_profile=event.quantization_profile,
+        target_environments=list(event.target_environments),
+        submitter=event.submitter,
+        file_count=len(files),
+        total_bytes=sum(f.size for f in files),
+        trained_event_id=event.event_id,
+    )
+
+
+async def on_adapter_trained(event: AdapterTrained, deps: IngestDeps) -> None:
+    bound = log.bind(adapter=event.adapter, trained_event_id=event.event_id)
+    if await deps.registry.handled(CONSUMER, event.event_id):
+        bound.info("trained_event_already_ingested")
+        return
+    check_request(event)
+    try:
+        files = await asyncio.to_thread(
+            copy_artifact, deps.source, deps.store, event.artifact_uri, deps.limits
+        )
+    except SourceRefused as refused:
+        await _reject_unstorable(event, refused, deps)
+        bound.warning("artifact_refused", code=refused.code, reason=refused.message)
+        return
+    manifest = manifest_for(event, files)
+    digest = deps.store.put_manifest(manifest)
+    deps.store.materialize(manifest)
+    registered = _registered(
+        event, manifest.revision, digest, files, f"artifact://manifests/{digest}"
+    )
+    try:
+        result = await deps.registry.commit(
+            [Step(registered, expected_version=0)], inbox=(CONSUMER, event.event_id)
+        )
+    except ConcurrentTransition:
+        result = None  # the same bytes are already registered: one revision, not two
+    if result is None or result.duplicate:
+        await deps.registry.record_handled(CONSUMER, event.event_id)
+        bound.info("revision_already_registered", revision=manifest.revision)
+        return
+    bound.info("revision_registered", revision=manifest.revision, manifest_digest=digest)
+
+
+async def _reject_unstorable(
+    event: AdapterTrained, refused: SourceRefused, deps: IngestDeps
+) -> None:
+    """No content could be stored, so no content digest exists: the revision id is derived
+    from the trained event instead, and the refusal is on the audit log like any other."""
+    revision = "sha256:" + hashlib.sha256(f"refused\n{event.event_id}".encode()).hexdigest()
+    registered = _registered(event, revision, "", [], "")
+    rejected = RevisionRejected(
+        envelope=Envelope(
+            event_id=derive_event_id(event.event_id, "RevisionRejected"),
+            adapter=event.adapter,
+            revision=revision,
+            occurred_at=datetime.now(UTC),
+            actor=Actor(principal="ingest", role="service"),
+            causation_id=registered.envelope.event_id,
+            correlation_id=event.event_id,
+        ),
+        findings=[
+            Finding(
+                code=refused.code,
+                severity="error",
+                message=refused.message,
+                evidence={"artifact_uri": event.artifact_uri, **refused.evidence},
+            )
+        ],
+    )
+    await deps.registry.commit(
+        [Step(registered, expected_version=0), Step(rejected)], inbox=(CONSUMER, event.event_id)
+    )
+
+
+def handlers(deps: IngestDeps) -> dict[type, Handler]:
+    async def trained(event: AdapterTrained) -> None:
+        await on_adapter_trained(event, deps)
+
+    return {AdapterTrained: trained}

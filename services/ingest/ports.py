@@ -1,0 +1,39 @@
+"""What ingest needs from the outside world: somewhere to read a trained adapter from."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+
+class SourceRefused(Exception):
+    """The artifact cannot be ingested; becomes a rejection finding, never a crash."""
+
+    def __init__(self, code: str, message: str, evidence: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.evidence = evidence or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int = 8 << 30
+    max_total_bytes: int = 32 << 30
+    max_files: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: str  # relative, '/'-separated
+    size: int
+    opener: object = field(repr=False)  # () -> context manager yielding a BinaryIO
+
+
+class ArtifactSource(Protocol):
+    """Lists and opens a trained adapter's files; `file://` today, S3 behind the same port."""
+
+    def list_files(self, uri: str, limits: Limits) -> list[SourceFile]: ...
+
+    def open(self, file: SourceFile) -> AbstractContextManager[BinaryIO]: ...

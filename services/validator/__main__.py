@@ -1,0 +1,5 @@
+"""`python -m services.validator`: validate registered revisions until SIGTERM."""
+
+from services.validator.main import run
+
+run()

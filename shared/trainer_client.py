@@ -1,0 +1,121 @@
+"""The training cluster's client: describe a trained adapter folder and publish AdapterTrained."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.codec import Codec
+from shared.events import AdapterTrained, BaseModelRef, DataScope, TrainingRecipe
+from shared.hf_folder import chat_template_hash, tokenizer_hash
+from shared.kafka.producer import make_producer, publish
+from shared.kafka.topics import TRAINED
+
+
+class SubmissionError(ValueError):
+    """The folder or the flags do not describe a submittable adapter; says what is missing."""
+
+
+def _json_file(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SubmissionError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SubmissionError(f"{path} must hold a JSON object")
+    return value
+
+
+def read_recipe(folder: Path) -> TrainingRecipe:
+    recipe = _json_file(folder, "recipe.json")
+    if recipe is None:
+        raise SubmissionError(
+            f"{folder}/recipe.json is missing: a revision must say how it was trained "
+            '(e.g. {"seed": 1, "dataset_ids": ["tickets-q3"], "hyperparameters": {"r": "8"}})'
+        )
+    return TrainingRecipe(
+        seed=int(recipe.get("seed", -1)),
+        dataset_ids=[str(d) for d in recipe.get("dataset_ids", [])],
+        hyperparameters={str(k): str(v) for k, v in recipe.get("hyperparameters", {}).items()},
+        evaluation_summary={
+            str(k): float(v) for k, v in recipe.get("evaluation_summary", {}).items()
+        },
+    )
+
+
+def read_data_scope(folder: Path) -> DataScope:
+    scope = _json_file(folder, "data_scope.json")
+    if scope is None:
+        raise SubmissionError(
+            f"{folder}/data_scope.json is missing: say which corpora, time window and "
+            "filtering rules the training data came from (no raw data)"
+        )
+    return DataScope(
+        corpora=[str(c) for c in scope.get("corpora", [])],
+        time_window_start=str(scope.get("time_window_start", "")),
+        time_window_end=str(scope.get("time_window_end", "")),
+        filtering_rules=[str(r) for r in scope.get("filtering_rules", [])],
+    )
+
+
+def describe_submission(
+    folder: Path,
+    *,
+    adapter: str,
+    base: BaseModelRef,
+    submitter: str,
+    tokenizer_revision: str,
+    tokenizer_folder: Path | None = None,
+    quantization_profile: str = "bf16",
+    target_environments: Sequence[str] = (),
+    artifact_uri: str | None = None,
+    description: str = "",
+) -> AdapterTrained:
+    """The AdapterTrained event for an adapter folder.
+
+    Tokenizer and chat-template hashes come from the tokenizer the adapter was trained
+    with: the adapter folder's own tokenizer files, else `tokenizer_folder` (the base).
+    """
+    folder = folder.resolve()
+    if not (folder / "adapter_config.json").is_file():
+        raise SubmissionError(f"{folder} has no adapter_config.json: not a PEFT adapter folder")
+    source = folder if (folder / "tokenizer_config.json").is_file() else tokenizer_folder
+    if source is None:
+        raise SubmissionError(
+            f"{folder} ships no tokenizer: pass the base model folder the adapter was trained "
+            "with (--base-folder) so its tokenizer and chat template can be hashed"
+        )
+    return AdapterTrained(
+        event_id=str(uuid.uuid4()),
+        adapter=adapter,
+        submitter=submitter,
+        submitted_at=datetime.now(UTC),
+        base_model=base,
+        tokenizer_revision=tokenizer_revision,
+        tokenizer_hash=tokenizer_hash(source),
+        chat_template_hash=chat_template_hash(source),
+        quantization_profile=quantization_profile,
+        target_environments=list(target_environments),
+        recipe=read_recipe(folder),
+        data_scope=read_data_scope(folder),
+        artifact_uri=artifact_uri or folder.as_uri(),
+        description=description,
+    )
+
+
+def submit(bootstrap_servers: str, event: AdapterTrained, *, topic: str = TRAINED) -> tuple[int, int]:
+    """Publish the event keyed by adapter; returns (partition, offset) once acknowledged."""
+    delivered = publish(
+        make_producer(bootstrap_servers),
+        topic,
+        key=event.adapter.encode(),
+        value=Codec.from_env().encode(event),
+    )
+    return delivered.partition() or 0, delivered.offset() or 0
