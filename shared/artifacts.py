@@ -117,8 +117,11 @@ class LocalArtifactStore:
         return Manifest.from_json(data)
 
     def revision_dir(self, manifest: Manifest) -> Path:
-        return self.root / "revisions" / safe_relative(manifest.adapter).as_posix() / (
-            manifest.revision.removeprefix("sha256:")
+        return (
+            self.root
+            / "revisions"
+            / safe_relative(manifest.adapter).as_posix()
+            / (manifest.revision.removeprefix("sha256:"))
         )
 
     def materialize(self, manifest: Manifest) -> Path:

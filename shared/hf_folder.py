@@ -17,8 +17,13 @@ from typing import Any
 from shared.catalogue import BaseModelSpec
 from shared.safetensors_header import read_header_file
 
-# Hashed in this order, each framed by its name and length.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Hashed in this order, each framed by its name and length; JSON ones canonicalised.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",  # a sentencepiece model, hashed as raw bytes
+)
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TEMPLATE_FILE = "chat_template.jinja"
 NO_TEMPLATE = "none"
@@ -97,17 +102,19 @@ def read_documents(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
 
 def compute_tokenizer_hash(documents: Mapping[str, bytes]) -> str:
     """sha256 over the tokenizer files present, canonicalised, chat template removed."""
-    if not any(name in documents for name in TOKENIZER_FILES[:2]):
-        raise FolderError("neither tokenizer.json nor tokenizer_config.json is present")
+    if not any(name in documents for name in TOKENIZER_FILES if name != "special_tokens_map.json"):
+        raise FolderError("no tokenizer.json, tokenizer_config.json or tokenizer.model")
     digest = hashlib.sha256()
     for name in TOKENIZER_FILES:
         if name not in documents:
             continue
-        body = _parse_json(name, documents[name])
-        if name == TOKENIZER_CONFIG:
-            body.pop("chat_template", None)
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        data = canonical.encode("utf-8")
+        data = documents[name]
+        if name.endswith(".json"):
+            body = _parse_json(name, data)
+            if name == TOKENIZER_CONFIG:
+                body.pop("chat_template", None)
+            text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+            data = text.encode("utf-8")
         digest.update(f"{name}\0{len(data)}\0".encode())
         digest.update(data)
     return "sha256:" + digest.hexdigest()

@@ -17,7 +17,9 @@ class KernelSettings:
     service: str
     kafka_bootstrap_servers: str = "127.0.0.1:39092"
     database_url: str = "postgresql://postgres@127.0.0.1:35432/adapters"
+    trained_topic: str = "adapters.trained.v1"
     lifecycle_topic: str = "adapters.lifecycle.v1"
+    commands_topic: str = "adapters.commands.v1"
     lifecycle_partitions: int = 6
     replication_factor: int = 1
     min_insync_replicas: int = 1
@@ -37,7 +39,9 @@ class KernelSettings:
                 "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
             ),
             database_url=env.get("DATABASE_URL", defaults.database_url),
+            trained_topic=env.get("TRAINED_TOPIC", defaults.trained_topic),
             lifecycle_topic=env.get("LIFECYCLE_TOPIC", defaults.lifecycle_topic),
+            commands_topic=env.get("COMMANDS_TOPIC", defaults.commands_topic),
             lifecycle_partitions=int(
                 env.get("LIFECYCLE_PARTITIONS", defaults.lifecycle_partitions)
             ),

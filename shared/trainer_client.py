@@ -110,7 +110,9 @@ def describe_submission(
     )
 
 
-def submit(bootstrap_servers: str, event: AdapterTrained, *, topic: str = TRAINED) -> tuple[int, int]:
+def submit(
+    bootstrap_servers: str, event: AdapterTrained, *, topic: str = TRAINED
+) -> tuple[int, int]:
     """Publish the event keyed by adapter; returns (partition, offset) once acknowledged."""
     delivered = publish(
         make_producer(bootstrap_servers),

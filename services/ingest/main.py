@@ -11,7 +11,6 @@ from services.ingest.handlers import IngestDeps, handlers
 from services.ingest.ports import Limits
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
-from shared.kafka.topics import TRAINED
 from shared.service import Kernel, run_service
 
 
@@ -38,4 +37,4 @@ def run() -> None:
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         return handlers(build_deps(kernel, os.environ))
 
-    run_service("ingest", lambda _: [TRAINED], build)
+    run_service("ingest", lambda settings: [settings.trained_topic], build)

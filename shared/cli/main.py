@@ -81,7 +81,14 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
-    source = Source(reader, args.bootstrap, args.topic, args.timeout, settings.database_url)
+    source = Source(
+        reader,
+        args.bootstrap,
+        args.topic,
+        args.timeout,
+        database_url=settings.database_url,
+        trained_topic=settings.trained_topic,
+    )
     try:
         status: int = args.run(args, source)
     except CliError as exc:

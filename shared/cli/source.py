@@ -60,6 +60,7 @@ class Source:
     topic: str
     timeout_s: float
     database_url: str = ""  # the registry, for the commands that manage catalogues
+    trained_topic: str = "adapters.trained.v1"  # where `submit` publishes
 
     def entries(self, codec: Codec | None = None) -> list[Entry]:
         """Every record of the topic, decoded for the audit (bad records become error entries)."""

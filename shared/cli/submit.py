@@ -42,7 +42,7 @@ def run_submit(args: argparse.Namespace, source: Source) -> int:
             target_environments=args.environment,
             description=args.description,
         )
-        partition, offset = submit(source.bootstrap_servers, event)
+        partition, offset = submit(source.bootstrap_servers, event, topic=source.trained_topic)
     except SubmissionError as exc:
         raise CliError(str(exc)) from exc
     except (KafkaException, TimeoutError) as exc:

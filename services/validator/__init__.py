@@ -1,0 +1,1 @@
+"""The validator service: static checks of a registered revision before any GPU sees it."""

@@ -1,0 +1,146 @@
+"""A private copy of the pipeline for one test module: its own database, topics, artifact
+store and service processes, on the session's real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shared.codec import Codec
+from shared.kafka.reader import LogRecord, read_topic
+from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
+from tests.conftest import REPO, Infra
+
+
+@dataclass
+class Stack:
+    infra: Infra
+    root: Path
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return self.infra.database_url.rsplit("/", 1)[0] + f"/stack_{self.token}"
+
+    @property
+    def trained_topic(self) -> str:
+        return f"t{self.token}.trained"
+
+    @property
+    def lifecycle_topic(self) -> str:
+        return f"t{self.token}.lifecycle"
+
+    @property
+    def commands_topic(self) -> str:
+        return f"t{self.token}.commands"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    async def create(self) -> None:
+        admin = await asyncpg.connect(self.infra.database_url)
+        await admin.execute(f'CREATE DATABASE "stack_{self.token}"')
+        await admin.close()
+        topics = [self.trained_topic, self.lifecycle_topic, self.commands_topic]
+        provision(
+            admin_client(self.infra.bootstrap_servers),
+            [TopicSpec(t, 3) for t in topics] + [TopicSpec(dlq_of(t), 1) for t in topics],
+        )
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **self.infra.env(),
+            "DATABASE_URL": self.database_url,
+            "TRAINED_TOPIC": self.trained_topic,
+            "LIFECYCLE_TOPIC": self.lifecycle_topic,
+            "COMMANDS_TOPIC": self.commands_topic,
+            "ARTIFACT_ROOT": str(self.artifacts),
+            "INGEST_ALLOWED_ROOTS": str(self.incoming),
+            "LOG_FORMAT": "json",
+            **extra,
+        }
+
+    def start(self, service: str, **extra: str) -> subprocess.Popen[bytes]:
+        log = (self.root / f"{service}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=REPO,
+            env=self.env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes[service] = process
+        return process
+
+    def log_of(self, service: str) -> str:
+        path = self.root / f"{service}.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def adapterctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "adapterctl"), *args],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"adapterctl {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def records(self, topic: str | None = None) -> list[LogRecord]:
+        return read_topic(self.infra.bootstrap_servers, topic or self.lifecycle_topic)
+
+    def events(self, adapter: str | None = None) -> list[Any]:
+        codec = Codec.from_env()
+        decoded = [codec.decode(r.value or b"") for r in self.records()]
+        return [e for e in decoded if adapter is None or e.envelope.adapter == adapter]
+
+    def wait_for(
+        self,
+        condition: Callable[[list[Any]], bool],
+        *,
+        adapter: str | None = None,
+        timeout_s: float = 90,
+        services: Sequence[str] = (),
+    ) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        events: list[Any] = []
+        while time.monotonic() < deadline:
+            events = self.events(adapter)
+            if condition(events):
+                return events
+            for name in services or self.processes:
+                process = self.processes[name]
+                assert process.poll() is None, f"{name} died:\n{self.log_of(name)}"
+            time.sleep(0.3)
+        logs = "\n".join(f"--- {n}\n{self.log_of(n)}" for n in self.processes)
+        names = [type(e).__name__ for e in events]
+        raise AssertionError(f"timed out; events for {adapter}: {names}\n{logs}")
