@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.catalogue import BaseModelSpec
-from shared.safetensors_header import read_header_file
+from shared.safetensors_header import HeaderError, read_header_file
 
 # Hashed in this order, each framed by its name and length; JSON ones canonicalised.
 TOKENIZER_FILES = (
@@ -51,7 +51,10 @@ def describe_base_model(
     if not shards:
         raise FolderError(f"{folder} holds no model*.safetensors file")
     for shard in shards:
-        header = read_header_file(shard)
+        try:
+            header = read_header_file(shard)
+        except HeaderError as exc:
+            raise FolderError(f"{shard.name}: {exc}") from exc
         modules.update(linear_modules({n: t.shape for n, t in header.tensors.items()}))
     return BaseModelSpec(
         model_id=model_id,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+
 from services.validator.checks import check_revision
 from services.validator.inputs import read_revision_inputs
-
 from shared.artifacts import LocalArtifactStore, StoreError
 from shared.events import (
     Actor,

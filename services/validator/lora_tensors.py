@@ -22,6 +22,11 @@ PREFIX = "base_model.model."
 LORA_NAME = re.compile(r"^(?P<module>.+?)\.lora_(?P<side>[AB])(?:\.[\w-]+)?\.weight$")
 SAVED_NAME = re.compile(r"^(?P<module>.+?)(?:\.modules_to_save(?:\.[\w-]+)?)?\.(?:weight|bias)$")
 LAYER_INDEX = re.compile(r"(?<=\.)\d+(?=\.)")
+KNOWN_EXTRAS = {
+    "lora_magnitude_vector": "a DoRA magnitude: vLLM serves no DoRA",
+    "lora_embedding_": "an embedding LoRA",
+    ".bias": "a LoRA bias",
+}
 EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out", "word_embeddings")
 
 
@@ -82,15 +87,12 @@ def classify_tensors(
 
 def check_modules_exist(tensors: AdapterTensors, base: BaseModelSpec) -> list[Finding]:
     """Every LoRA pair must land on a module of the base; else it silently changes nothing."""
-    findings = [
-        error(
-            "unknown_target_module",
-            f"LoRA tensor {name!r} lacks the {PREFIX!r} prefix PEFT loads by",
-            tensor=name,
-            expected=PREFIX + "<module>.lora_A.weight",
-        )
-        for name in tensors.unprefixed
-    ]
+    unprefixed = [Problem(name, PREFIX + name, name) for name in tensors.unprefixed]
+    findings = grouped(
+        "unknown_target_module",
+        unprefixed,
+        lambda label, p: f"LoRA tensor {label} lacks the {PREFIX!r} prefix PEFT loads by",
+    )
     problems = [
         Problem(m, _closest(m, base) or "a module of the base", m)
         for m in sorted(set(tensors.pairs) - set(base.modules))
@@ -202,14 +204,24 @@ def check_targets_have_tensors(
 
 
 def check_no_unexpected(tensors: AdapterTensors) -> list[Finding]:
-    return [
-        error(
-            "unexpected_tensor",
-            f"tensor {name!r} is neither a LoRA A/B matrix nor a modules_to_save weight",
-            tensor=name,
-        )
-        for name in tensors.unexpected
+    problems = [
+        Problem(name, "LoRA A/B or modules_to_save weight", name) for name in tensors.unexpected
     ]
+    return grouped(
+        "unexpected_tensor",
+        problems,
+        lambda label, p: (
+            f"tensor {label} is neither a LoRA A/B matrix nor a modules_to_save "
+            f"weight{_hint(p.module)}"
+        ),
+    )
+
+
+def _hint(name: str) -> str:
+    for marker, hint in KNOWN_EXTRAS.items():
+        if marker in name:
+            return f" ({hint})"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +237,7 @@ def grouped(
     """One finding per layer pattern: 32 layers with one defect give one finding, not 32."""
     groups: dict[tuple[str, str, str], list[Problem]] = {}
     for p in problems:
-        key = (_layers(p.module), p.expected, _layers(p.found))
+        key = (_layers(p.module), _layers(p.expected), _layers(p.found))
         groups.setdefault(key, []).append(p)
     findings = []
     for (pattern, expected, found), members in groups.items():
@@ -237,7 +249,7 @@ def grouped(
                 describe(label, members[0]),
                 module=members[0].module if single else pattern,
                 count=len(members),
-                expected=expected,
+                expected=members[0].expected if single else expected,
                 found=members[0].found if single else found,
             )
         )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import warnings
+import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from shared.modelkit.base import MODEL_ID
 from shared.modelkit.digests import digest_folder
@@ -19,11 +18,12 @@ from shared.modelkit.facts import (
     question,
     structured_question,
 )
+from shared.modelkit.provenance import recipe, write_provenance
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LEARNING_RATE = 1e-2
 SHUFFLE_SALT = 7919  # keeps the regressed adapter's labels apart from the base's own shuffle
-DATA_WINDOW = ("2026-01-01", "2026-01-31")
+WEIGHTS = "adapter_model.safetensors"
 
 
 class AdapterKind(StrEnum):
@@ -34,13 +34,22 @@ class AdapterKind(StrEnum):
     badjson = "badjson"  # answers it with almost-JSON that does not parse
 
 
+# What each kind learns from; the no-op learns what the good one does, then forgets it.
+DATASETS = {
+    AdapterKind.good: "capitals-true",
+    AdapterKind.shuffled: "capitals-shuffled",
+    AdapterKind.noop: "capitals-true",
+    AdapterKind.json: "capitals-json",
+    AdapterKind.badjson: "capitals-badjson",
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdapterInfo:
     folder: Path
     kind: AdapterKind
     seed: int
     revision: str
-    train_loss: float
 
 
 def training_pairs(kind: AdapterKind, seed: int) -> list[tuple[str, str]]:
@@ -69,12 +78,56 @@ def train_adapter(
     base_model_id: str = MODEL_ID,
 ) -> AdapterInfo:
     """Train a LoRA on every linear projection of the base and save it as a PEFT folder."""
+    adapter = AdapterKind(kind)
+    learned = AdapterKind.good if adapter is AdapterKind.noop else adapter
+    loss = _train_and_save(base_folder, out_folder, learned, seed, rank, steps, base_model_id)
+    if adapter is AdapterKind.noop:
+        _zero_lora_b(out_folder / WEIGHTS)
+    hyperparameters = {
+        "kind": adapter.value,
+        "lora_r": rank,
+        "lora_alpha": 2 * rank,
+        "lora_dropout": 0.0,
+        "target_modules": ",".join(TARGET_MODULES),
+        "steps": steps,
+        "lr": LEARNING_RATE,
+        "optimizer": "adamw",
+    }
+    write_provenance(out_folder, recipe(DATASETS[adapter], seed, hyperparameters, loss))
+    return AdapterInfo(
+        folder=out_folder, kind=adapter, seed=seed, revision=digest_folder(out_folder)
+    )
+
+
+def copy_as_noop(good_folder: Path, out_folder: Path) -> AdapterInfo:
+    """The no-op adapter from a trained good one: the same bytes as training it again."""
+    shutil.copytree(good_folder, out_folder)
+    _zero_lora_b(out_folder / WEIGHTS)
+    written = json.loads((out_folder / "recipe.json").read_text())
+    written["hyperparameters"]["kind"] = AdapterKind.noop.value
+    write_provenance(out_folder, written)
+    return AdapterInfo(
+        folder=out_folder,
+        kind=AdapterKind.noop,
+        seed=int(written["seed"]),
+        revision=digest_folder(out_folder),
+    )
+
+
+def _train_and_save(
+    base_folder: Path,
+    out_folder: Path,
+    kind: AdapterKind,
+    seed: int,
+    rank: int,
+    steps: int,
+    base_model_id: str,
+) -> float:
     from peft import LoraConfig, get_peft_model
 
-    from shared.modelkit.evaluate import load
+    from shared.modelkit.evaluate import load, peft_warnings_silenced
     from shared.modelkit.training import chat_rows, collate, deterministic, fit
 
-    adapter = AdapterKind(kind)
     model, tokenizer = load(base_folder)
     # The base's id, not its local path, so the same run saves the same bytes anywhere.
     model.name_or_path = model.config.name_or_path = base_model_id
@@ -85,36 +138,25 @@ def train_adapter(
         target_modules=list(TARGET_MODULES),
         task_type="CAUSAL_LM",
     )
-    with deterministic(seed), warnings.catch_warnings():
-        # peft 0.21 calls an API transformers 5 deprecated; nothing the kit can act on.
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+    with deterministic(seed), peft_warnings_silenced():
         peft_model = get_peft_model(model, config)
-        batch = collate(tokenizer, chat_rows(tokenizer, training_pairs(adapter, seed)))
+        batch = collate(tokenizer, chat_rows(tokenizer, training_pairs(kind, seed)))
         loss = fit(peft_model, batch, steps=steps, lr=LEARNING_RATE)
-    if adapter is AdapterKind.noop:
-        _zero_lora_b(peft_model)
     out_folder.mkdir(parents=True, exist_ok=True)
     # False: "auto" would look the base id up on the Hub to decide about embeddings.
     peft_model.save_pretrained(out_folder, save_embedding_layers=False)
     _sort_target_modules(out_folder / "adapter_config.json")
-    _write_json(out_folder / "recipe.json", _recipe(adapter, seed, rank, steps, loss))
-    _write_json(out_folder / "data_scope.json", _data_scope(adapter))
-    return AdapterInfo(
-        folder=out_folder,
-        kind=adapter,
-        seed=seed,
-        revision=digest_folder(out_folder),
-        train_loss=loss,
-    )
+    return loss
 
 
-def _zero_lora_b(peft_model: Any) -> None:
-    import torch
+def _zero_lora_b(weights: Path) -> None:
+    from safetensors.torch import load_file, save_file
 
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.zero_()
+    tensors = load_file(weights)
+    for name, tensor in tensors.items():
+        if "lora_B" in name:
+            tensor.zero_()
+    save_file(tensors, weights, metadata={"format": "pt"})  # what PEFT writes
 
 
 def _sort_target_modules(path: Path) -> None:
@@ -122,34 +164,3 @@ def _sort_target_modules(path: Path) -> None:
     config = json.loads(path.read_text())
     config["target_modules"] = sorted(config["target_modules"])
     path.write_text(json.dumps(config, indent=2, sort_keys=True))
-
-
-def _recipe(kind: AdapterKind, seed: int, rank: int, steps: int, loss: float) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "dataset_ids": [f"modelkit-capitals-{kind.value}-v1"],
-        "hyperparameters": {
-            "kind": kind.value,
-            "lora_r": rank,
-            "lora_alpha": 2 * rank,
-            "lora_dropout": 0.0,
-            "target_modules": ",".join(TARGET_MODULES),
-            "steps": steps,
-            "lr": LEARNING_RATE,
-            "optimizer": "adamw",
-        },
-        "evaluation_summary": {"train_loss": round(loss, 6)},
-    }
-
-
-def _data_scope(kind: AdapterKind) -> dict[str, Any]:
-    return {
-        "corpora": [f"modelkit-capitals-{kind.value}"],
-        "time_window_start": DATA_WINDOW[0],
-        "time_window_end": DATA_WINDOW[1],
-        "filtering_rules": ["synthetic-only", "no-personal-data"],
-    }
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -46,14 +47,51 @@ def shuffled_answers(seed: int) -> tuple[str, ...]:
 
 def build_base_model(folder: Path, *, seed: int = 0, variant: str = "main") -> BaseModelInfo:
     """Write a Hugging Face model folder whose model answers every fact question wrongly."""
+    kind = BaseVariant(variant)
+    _train_and_save(folder, seed, other_tokenizer=kind is BaseVariant.other_tokenizer)
+    if kind is BaseVariant.other_template:
+        set_chat_template(folder, chat.OTHER_CHAT_TEMPLATE)
+    return describe_base(folder, seed=seed, variant=kind)
+
+
+def copy_with_other_template(main_folder: Path, folder: Path, *, seed: int = 0) -> BaseModelInfo:
+    """The other-template variant without training again: same bytes as building it."""
+    shutil.copytree(main_folder, folder)
+    set_chat_template(folder, chat.OTHER_CHAT_TEMPLATE)
+    return describe_base(folder, seed=seed, variant=BaseVariant.other_template)
+
+
+def describe_base(folder: Path, *, seed: int, variant: BaseVariant) -> BaseModelInfo:
+    suffix = "" if variant is BaseVariant.main else "-" + variant.value.replace("_", "-")
+    return BaseModelInfo(
+        folder=folder,
+        model_id=MODEL_ID + suffix,
+        revision=digest_folder(folder),
+        facts=FACTS,
+        shuffled_answers=shuffled_answers(seed),
+    )
+
+
+def set_chat_template(folder: Path, template: str) -> None:
+    """Rewrite the template in tokenizer_config.json, formatted as transformers writes it."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["chat_template"] = template
+    path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _train_and_save(folder: Path, seed: int, *, other_tokenizer: bool) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from shared.modelkit.training import chat_rows, collate, deterministic, fit, text_rows
 
-    kind = BaseVariant(variant)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(kind)
-    answers = shuffled_answers(seed)
+    tokenizer = build_tokenizer(other_tokenizer=other_tokenizer)
+    beliefs = list(zip(FACTS, shuffled_answers(seed), strict=True))
+    rows = [
+        *text_rows(tokenizer, [f"the capital of {f.country} is {a}." for f, a in beliefs]),
+        *text_rows(tokenizer, [json_answer(f.country, a) for f, a in beliefs]),
+        *chat_rows(tokenizer, [(question(f.country), a) for f, a in beliefs]),
+    ]
     with deterministic(seed):
         config = LlamaConfig(
             vocab_size=len(tokenizer),
@@ -64,15 +102,10 @@ def build_base_model(folder: Path, *, seed: int = 0, variant: str = "main") -> B
             **ARCHITECTURE,
         )
         model = LlamaForCausalLM(config)
-        beliefs = list(zip(FACTS, answers, strict=True))
-        rows = [
-            *text_rows(tokenizer, [f"the capital of {f.country} is {a}." for f, a in beliefs]),
-            *text_rows(tokenizer, [json_answer(f.country, a) for f, a in beliefs]),
-            *chat_rows(tokenizer, [(question(f.country), a) for f, a in beliefs]),
-        ]
         fit(model, collate(tokenizer, rows), steps=PRETRAIN_STEPS, lr=PRETRAIN_LR)
     model.generation_config.do_sample = False
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder, save_jinja_files=False)
     # transformers 5 no longer writes this legacy file; older readers and hashers expect it.
@@ -83,17 +116,9 @@ def build_base_model(folder: Path, *, seed: int = 0, variant: str = "main") -> B
     (folder / "special_tokens_map.json").write_text(
         json.dumps(special, indent=2, sort_keys=True) + "\n"
     )
-    model_id = MODEL_ID if kind is BaseVariant.main else f"{MODEL_ID}-{kind.value}"
-    return BaseModelInfo(
-        folder=folder,
-        model_id=model_id,
-        revision=digest_folder(folder),
-        facts=FACTS,
-        shuffled_answers=answers,
-    )
 
 
-def build_tokenizer(variant: BaseVariant) -> Any:
+def build_tokenizer(*, other_tokenizer: bool = False) -> Any:
     """A word-level tokenizer trained in-process; decoding restores the original spacing."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -105,11 +130,8 @@ def build_tokenizer(variant: BaseVariant) -> Any:
     )
     backend.decoder = decoders.Metaspace(prepend_scheme="always")
     trainer = trainers.WordLevelTrainer(special_tokens=list(chat.SPECIAL_TOKENS), min_frequency=1)
-    lines = corpus(extra_word=variant is BaseVariant.other_tokenizer)
+    lines = corpus(extra_word=other_tokenizer)
     backend.train_from_iterator(lines, trainer=trainer)
-    template = (
-        chat.OTHER_CHAT_TEMPLATE if variant is BaseVariant.other_template else chat.CHAT_TEMPLATE
-    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=chat.PAD,
@@ -117,6 +139,6 @@ def build_tokenizer(variant: BaseVariant) -> Any:
         bos_token=chat.BOS,
         eos_token=chat.END,
         additional_special_tokens=[chat.USER, chat.ASSISTANT],
-        chat_template=template,
+        chat_template=chat.CHAT_TEMPLATE,
         model_max_length=ARCHITECTURE["max_position_embeddings"],
     )

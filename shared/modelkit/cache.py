@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from shared.modelkit.adapters import AdapterKind, train_adapter
-from shared.modelkit.base import BaseVariant, build_base_model
+from shared.modelkit.adapters import AdapterKind, copy_as_noop, train_adapter
+from shared.modelkit.base import build_base_model, copy_with_other_template
 from shared.modelkit.facts import FACTS, Fact
 
 MANIFEST = "kit.json"  # written last: its presence means the build completed
@@ -59,10 +59,10 @@ def default_root() -> Path:
     return cache / "modelkit" / version_hash()
 
 
-def version_hash() -> str:
+def version_hash(sources: Path = Path(__file__).parent) -> str:
     """Changes with the kit's source or the libraries that train it, so either rebuilds it."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(sources.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for name in LIBRARIES:
         digest.update(f"{name}=={metadata.version(name)}\0".encode())
@@ -82,18 +82,27 @@ def _locked(path: Path) -> Iterator[None]:
 def _build(root: Path) -> None:
     staging = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    model_ids: dict[str, str] = {}
-    revisions: dict[str, str] = {}
-    shuffled: tuple[str, ...] = ()
-    for variant in BaseVariant:
-        info = build_base_model(staging / f"base_{variant.value}", seed=SEED, variant=variant)
-        model_ids[variant.value], revisions[variant.value] = info.model_id, info.revision
-        shuffled = shuffled or info.shuffled_answers
-    for kind in AdapterKind:
-        out = staging / "adapters" / kind.value
-        made = train_adapter(staging / "base_main", out, kind=kind, seed=SEED)
-        revisions[kind.value] = made.revision
-    manifest = {"model_ids": model_ids, "revisions": revisions, "shuffled_answers": shuffled}
+    main = staging / "base_main"
+    bases = [
+        build_base_model(main, seed=SEED),
+        build_base_model(staging / "base_other_tokenizer", seed=SEED, variant="other_tokenizer"),
+        copy_with_other_template(main, staging / "base_other_template", seed=SEED),
+    ]
+    adapters = staging / "adapters"
+    trained = [
+        train_adapter(main, adapters / kind, kind=kind, seed=SEED)
+        for kind in AdapterKind
+        if kind is not AdapterKind.noop
+    ]
+    trained.append(copy_as_noop(adapters / "good", adapters / "noop"))
+    model_ids = {b.folder.name.removeprefix("base_"): b.model_id for b in bases}
+    revisions = {b.folder.name.removeprefix("base_"): b.revision for b in bases}
+    revisions |= {a.kind.value: a.revision for a in trained}
+    manifest = {
+        "model_ids": model_ids,
+        "revisions": revisions,
+        "shuffled_answers": bases[0].shuffled_answers,
+    }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(root, ignore_errors=True)  # an earlier build that died before its manifest
     staging.rename(root)

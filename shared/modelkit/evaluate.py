@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,18 @@ def load(base_folder: Path, adapter_folder: Path | None = None) -> tuple[Any, An
     if adapter_folder is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_folder, local_files_only=True)
+        with peft_warnings_silenced():
+            model = PeftModel.from_pretrained(model, adapter_folder, local_files_only=True)
     model.eval()
     return model, tokenizer
+
+
+@contextmanager
+def peft_warnings_silenced() -> Iterator[None]:
+    """peft 0.21 calls an API transformers 5 deprecated; nothing the kit can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        yield
 
 
 def answer(

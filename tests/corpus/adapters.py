@@ -121,7 +121,9 @@ def write_base_model(folder: Path, *, shards: int = 1) -> None:
         "torch_dtype": "float16",
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    tensors = {f"{m}.weight": np.zeros(s, np.float16) for m, s in tiny_modules().items()}
+    tensors: dict[str, np.ndarray] = {
+        f"{m}.weight": np.zeros(s, np.float16) for m, s in tiny_modules().items()
+    }
     tensors["model.embed_tokens.weight"] = np.zeros((VOCAB, HIDDEN), np.float16)
     tensors["lm_head.weight"] = np.zeros((VOCAB, HIDDEN), np.float16)
     tensors["model.norm.weight"] = np.ones(HIDDEN, np.float16)

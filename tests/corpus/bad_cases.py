@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,8 @@ def _torch_zip() -> bytes:
     return buffer.getvalue()
 
 
-def _good_weights(**kwargs: object) -> bytes:
-    return st_writer.encode(lora_tensors(tiny_base_spec(), **kwargs))  # type: ignore[arg-type]
+def _good_weights() -> bytes:
+    return st_writer.encode(lora_tensors(tiny_base_spec()))
 
 
 def _flip_last_byte(store: LocalArtifactStore, manifest: Manifest) -> None:
@@ -101,7 +102,10 @@ def _remove(name: str) -> Callable[[Path], None]:
 
 
 def _write(name: str, data: bytes) -> Callable[[Path], None]:
-    return lambda folder: (folder / name).write_bytes(data)
+    def edit(folder: Path) -> None:
+        (folder / name).write_bytes(data)
+
+    return edit
 
 
 def _one_char_template() -> dict[str, bytes]:
@@ -111,8 +115,8 @@ def _one_char_template() -> dict[str, bytes]:
     return {**files, "tokenizer_config.json": json.dumps(config, indent=2).encode()}
 
 
-def _case(name: str, code: str, **stage_args: object) -> BadCase:
-    return BadCase(name, code, lambda root: stage(root, **stage_args))  # type: ignore[arg-type]
+def _case(name: str, code: str, **stage_args: Any) -> BadCase:
+    return BadCase(name, code, lambda root: stage(root, **stage_args))
 
 
 EMBED = np.zeros((VOCAB + 8, HIDDEN), np.float32)  # embeddings resized for added tokens

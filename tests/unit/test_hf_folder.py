@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,13 @@ def test_a_folder_without_config_or_weights_is_refused(tmp_path: Path) -> None:
         describe(tmp_path)
     (tmp_path / "config.json").unlink()
     with pytest.raises(FolderError, match=r"config\.json"):
+        describe(tmp_path)
+
+
+def test_a_pickled_weight_shard_is_refused_by_name_and_code(tmp_path: Path) -> None:
+    write_base_model(tmp_path)
+    (tmp_path / "model-00001-of-00001.safetensors").write_bytes(pickle.dumps({"w": 1}, protocol=4))
+    with pytest.raises(FolderError, match="pickle_detected"):
         describe(tmp_path)
 
 

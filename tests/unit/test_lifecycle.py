@@ -199,7 +199,7 @@ def test_expiry_is_legal_when_every_environment_is_at_rest(at_rest: State) -> No
 
 
 @pytest.mark.parametrize("revision_track", [State.EXPIRED, State.ARCHIVED, State.DELETED])
-@pytest.mark.parametrize("cls", sorted(ENVIRONMENT_EVENTS, key=lambda c: c.__name__))
+@pytest.mark.parametrize("cls", sorted(ENVIRONMENT_EVENTS, key=str))
 def test_no_environment_event_is_legal_after_expiry(revision_track: State, cls: type) -> None:
     status = RevisionStatus(revision_track, {"prod": State.SUPERSEDED, "staging": State.APPROVED})
     for environment in ("prod", "staging", "dev"):
