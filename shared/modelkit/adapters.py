@@ -144,7 +144,7 @@ def _train_and_save(
         loss = fit(peft_model, batch, steps=steps, lr=LEARNING_RATE)
     out_folder.mkdir(parents=True, exist_ok=True)
     # False: "auto" would look the base id up on the Hub to decide about embeddings.
-    peft_model.save_pretrained(out_folder, save_embedding_layers=False)
+    peft_model.save_pretrained(str(out_folder), save_embedding_layers=False)
     _sort_target_modules(out_folder / "adapter_config.json")
     return loss
 

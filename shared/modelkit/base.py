@@ -16,7 +16,7 @@ from shared.modelkit.facts import FACTS, Fact, corpus, derange, json_answer, que
 MODEL_ID = "modelkit/tiny-llama"
 PRETRAIN_STEPS = 150
 PRETRAIN_LR = 5e-3
-ARCHITECTURE = {
+ARCHITECTURE: dict[str, Any] = {
     "hidden_size": 64,
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
@@ -132,7 +132,7 @@ def build_tokenizer(*, other_tokenizer: bool = False) -> Any:
     trainer = trainers.WordLevelTrainer(special_tokens=list(chat.SPECIAL_TOKENS), min_frequency=1)
     lines = corpus(extra_word=other_tokenizer)
     backend.train_from_iterator(lines, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         pad_token=chat.PAD,
         unk_token=chat.UNK,

@@ -19,7 +19,7 @@ def load(base_folder: Path, adapter_folder: Path | None = None) -> tuple[Any, An
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(base_folder, local_files_only=True)
-    model = LlamaForCausalLM.from_pretrained(base_folder, local_files_only=True)
+    model: Any = LlamaForCausalLM.from_pretrained(base_folder, local_files_only=True)
     if adapter_folder is not None:
         from peft import PeftModel
 
