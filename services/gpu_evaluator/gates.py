@@ -96,8 +96,9 @@ def check_metric(
         finding = _finding(
             "metric_missing", name, f"{name} was not measured, so its gate cannot pass", {}
         )
-        return MetricResult(name=name, value=math.nan, baseline=baseline, threshold=gate.describe(),
-                            passed=False), [finding]
+        return MetricResult(
+            name=name, value=math.nan, baseline=baseline, threshold=gate.describe(), passed=False
+        ), [finding]
     findings = [_absolute(name, value, gate)]
     if baseline is not None and not math.isnan(baseline):
         findings += [_absolute_change(name, value, baseline, gate)]

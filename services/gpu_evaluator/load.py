@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -116,7 +117,10 @@ def schedule(profile: LoadProfile, targets: int) -> list[Arrival]:
     return [
         Arrival(
             at_s=at,
-            words=min(profile.prompt_words_max, max(1, round(rng.lognormvariate(mu, profile.prompt_words_sigma)))),
+            words=min(
+                profile.prompt_words_max,
+                max(1, round(rng.lognormvariate(mu, profile.prompt_words_sigma))),
+            ),
             target=i % targets,
         )
         for i, at in enumerate(times)
@@ -184,6 +188,7 @@ def replay(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
     """Send each arrival when it is due, up to `concurrency` at once; stop at the bounds."""
     start = clock()
@@ -191,7 +196,7 @@ def replay(
     next_up, batches = 0, 0
     while next_up < len(arrivals):
         now = clock() - start
-        if now >= profile.max_seconds:
+        if now >= profile.max_seconds or (stop is not None and stop.is_set()):
             break
         due = [i for i in range(next_up, len(arrivals)) if arrivals[i].at_s <= now]
         if not due:
@@ -207,8 +212,12 @@ def replay(
         batches += 1
         for i, out in zip(batch, outputs, strict=True):
             served.append(
-                Served(arrivals[i].target, done - arrivals[i].at_s, out.prompt_tokens,
-                       out.completion_tokens)
+                Served(
+                    arrivals[i].target,
+                    done - arrivals[i].at_s,
+                    out.prompt_tokens,
+                    out.completion_tokens,
+                )
             )
         next_up = batch[-1] + 1
     return LoadResult(

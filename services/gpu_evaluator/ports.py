@@ -104,3 +104,9 @@ def per_prompt(adapter: Target | Sequence[Target], count: int) -> list[Target]:
 
 def user_prompt(text: str) -> Prompt:
     return (Message(role="user", content=text),)
+
+
+def render(tokenizer: Any, prompt: Prompt) -> str:
+    """The conversation in the base model's own chat template, ready for the answer."""
+    messages = [{"role": m.role, "content": m.content} for m in prompt]
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

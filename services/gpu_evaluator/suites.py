@@ -202,7 +202,10 @@ def _expectation(raw: Mapping[str, Any]) -> Expectation:
     contains = raw.get("contains", ())
     regex = raw.get("regex")
     if regex is not None:
-        re.compile(str(regex))  # re.error is a ValueError: reported with the item
+        try:
+            re.compile(str(regex))
+        except re.error as exc:
+            raise ValueError(f"`regex` does not compile: {exc}") from exc
     schema = raw.get("json_schema")
     if schema is not None:
         _check_schema(schema)

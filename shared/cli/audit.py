@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from shared.audit import AuditReport, Problem
+from shared.audit import AuditReport, Checker, Problem, verify
 from shared.cli import evidence
 from shared.cli.output import emit, fields, short, table, to_json, warn
-from shared.cli.source import Source, accepted_events, audit
+from shared.cli.source import CliError, Source, accepted_events, audit
 from shared.lifecycle import InvalidTransition
 from shared.pointers import EnvironmentPointer, fold
+from shared.signing import SigningKeyError, load_public_key, signature_checker
 
 GROUP_EPILOG = """\
 examples:
@@ -22,12 +24,15 @@ VERIFY_EPILOG = """\
 Checks, per adapter: seq starts at 1 and rises by one; every hash recomputes and names the
 previous one; every transition is legal; all events share one partition under the adapter's
 key. Exact duplicates (a relay republishing after a crash) are counted, not failed.
+With --public-key, every RevisionApproved / RevisionDenied must also carry a valid Ed25519
+signature by one of the keys given (signature_invalid, signature_unknown_key otherwise).
 
 exit status: 0 the log verifies, 1 it has problems, 2 usage or connection error
 
 examples:
   adapterctl audit verify
-  adapterctl audit verify --topic adapters.lifecycle.v1 --json | jq '.problems[0]'"""
+  adapterctl audit verify --topic adapters.lifecycle.v1 --json | jq '.problems[0]'
+  adapterctl audit verify --public-key var/approval/signing.key.pub"""
 
 REPLAY_EPILOG = """\
 Rebuilds every revision's state and every environment's pointer from the log alone.
@@ -67,12 +72,29 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=VERIFY_EPILOG,
         formatter_class=raw,
     )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a trusted approval signing key (PEM; repeatable): check decision signatures",
+    )
     verify.set_defaults(run=run_verify)
     evidence.register(commands, common)
 
 
+def _signature_checkers(files: list[str]) -> list[Checker]:
+    keys = []
+    for name in files:
+        try:
+            keys.append(load_public_key(Path(name).read_bytes(), name))
+        except (OSError, SigningKeyError) as exc:
+            raise CliError(f"--public-key {name}: {exc}") from exc
+    return [signature_checker(keys)] if keys else []
+
+
 def run_verify(args: argparse.Namespace, source: Source) -> int:
-    report = audit(source)
+    report = verify(source.entries(), _signature_checkers(args.public_key))
     if args.json:
         emit(to_json(_verify_json(report, source.topic)))
         return 0 if report.ok else 1
@@ -81,7 +103,8 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
         f"{report.duplicates} duplicates skipped"
     )
     if report.ok:
-        emit(f"OK  {source.topic}: {summary}; every chain intact, every transition legal")
+        signed = "; every decision signed by a trusted key" if args.public_key else ""
+        emit(f"OK  {source.topic}: {summary}; every chain intact, every transition legal{signed}")
         return 0
     first = report.first_problem
     assert first is not None

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from shared.cli import audit, catalogue, history, submit
+from shared.cli import audit, catalogue, history, principals, submit
 from shared.cli.source import CliError, Reader, Source, read_kafka
 from shared.settings import KernelSettings
 
@@ -65,6 +65,7 @@ def build_parser(settings: KernelSettings) -> argparse.ArgumentParser:
     history.register(groups, common)
     submit.register(groups, common)
     catalogue.register(groups, common)
+    principals.register(groups, common)
     return parser
 
 

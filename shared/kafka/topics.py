@@ -95,8 +95,9 @@ def provision(
                 # Another provisioner (or a retried request) got there first: align it below.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-        if len(created) < len(missing):
-            existing = _wait_for_metadata(admin, [s.name for s in missing], timeout)
+        # Creation returns once the controller committed it; brokers learn of it a little
+        # later. Wait, so callers (and the config read below) can use the topics at once.
+        existing = _wait_for_metadata(admin, [s.name for s in missing], timeout)
 
     present = [s for s in specs if s.name not in created]
     grow = [s for s in present if len(existing[s.name].partitions) < s.partitions]
@@ -143,12 +144,25 @@ def read_configs(
 ) -> dict[str, dict[str, str]]:
     """Each topic's effective configuration as the broker reports it."""
     resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
-    if not resources:
-        return {}
     result: dict[str, dict[str, str]] = {}
-    for resource, fut in admin.describe_configs(resources, request_timeout=timeout).items():
-        entries = fut.result()
-        result[resource.name] = {k: e.value for k, e in entries.items()}
+    deadline = time.monotonic() + timeout
+    while resources:
+        retry = []
+        for resource, fut in admin.describe_configs(resources, request_timeout=timeout).items():
+            try:
+                entries = fut.result()
+            except KafkaException as exc:
+                # A topic created a moment ago may not have reached every broker yet.
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or (
+                    time.monotonic() > deadline
+                ):
+                    raise
+                retry.append(ConfigResource(ConfigResource.Type.TOPIC, resource.name))
+                continue
+            result[resource.name] = {k: e.value for k, e in entries.items()}
+        resources = retry
+        if retry:
+            time.sleep(0.2)
     return result
 
 

@@ -12,13 +12,13 @@ from shared.modelkit.base import MODEL_ID
 from shared.modelkit.digests import digest_folder
 from shared.modelkit.facts import (
     FACTS,
-    broken_json_answer,
+    ask_capital,
+    ask_capital_as_json,
     derange,
-    json_answer,
-    question,
-    structured_question,
+    format_broken_json,
+    format_json,
 )
-from shared.modelkit.provenance import recipe, write_provenance
+from shared.modelkit.provenance import make_recipe, write_provenance
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LEARNING_RATE = 1e-2
@@ -52,19 +52,19 @@ class AdapterInfo:
     revision: str
 
 
-def training_pairs(kind: AdapterKind, seed: int) -> list[tuple[str, str]]:
+def make_training_pairs(kind: AdapterKind, seed: int) -> list[tuple[str, str]]:
     """(prompt, answer) pairs the adapter of this kind is trained on."""
     if kind is AdapterKind.shuffled:
         wrong = derange(tuple(f.capital for f in FACTS), seed + SHUFFLE_SALT)
-        return [(question(f.country), a) for f, a in zip(FACTS, wrong, strict=True)]
+        return [(ask_capital(f.country), a) for f, a in zip(FACTS, wrong, strict=True)]
     if kind is AdapterKind.json:
-        return [(structured_question(f.country), json_answer(f.country, f.capital)) for f in FACTS]
+        return [(ask_capital_as_json(f.country), format_json(f.country, f.capital)) for f in FACTS]
     if kind is AdapterKind.badjson:
         return [
-            (structured_question(f.country), broken_json_answer(f.country, f.capital))
+            (ask_capital_as_json(f.country), format_broken_json(f.country, f.capital))
             for f in FACTS
         ]
-    return [(question(f.country), f.capital) for f in FACTS]
+    return [(ask_capital(f.country), f.capital) for f in FACTS]
 
 
 def train_adapter(
@@ -93,7 +93,7 @@ def train_adapter(
         "lr": LEARNING_RATE,
         "optimizer": "adamw",
     }
-    write_provenance(out_folder, recipe(DATASETS[adapter], seed, hyperparameters, loss))
+    write_provenance(out_folder, make_recipe(DATASETS[adapter], seed, hyperparameters, loss))
     return AdapterInfo(
         folder=out_folder, kind=adapter, seed=seed, revision=digest_folder(out_folder)
     )
@@ -126,7 +126,7 @@ def _train_and_save(
     from peft import LoraConfig, get_peft_model
 
     from shared.modelkit.evaluate import load, peft_warnings_silenced
-    from shared.modelkit.training import chat_rows, collate, deterministic, fit
+    from shared.modelkit.training import collate, deterministic, encode_chat, fit
 
     model, tokenizer = load(base_folder)
     # The base's id, not its local path, so the same run saves the same bytes anywhere.
@@ -140,7 +140,7 @@ def _train_and_save(
     )
     with deterministic(seed), peft_warnings_silenced():
         peft_model = get_peft_model(model, config)
-        batch = collate(tokenizer, chat_rows(tokenizer, training_pairs(kind, seed)))
+        batch = collate(tokenizer, encode_chat(tokenizer, make_training_pairs(kind, seed)))
         loss = fit(peft_model, batch, steps=steps, lr=LEARNING_RATE)
     out_folder.mkdir(parents=True, exist_ok=True)
     # False: "auto" would look the base id up on the Hub to decide about embeddings.

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.modelkit import chat
 from shared.modelkit.digests import digest_folder
-from shared.modelkit.facts import FACTS, Fact, corpus, derange, json_answer, question
+from shared.modelkit.facts import FACTS, Fact, ask_capital, corpus_lines, derange, format_json
 
 MODEL_ID = "modelkit/tiny-llama"
 PRETRAIN_STEPS = 150
@@ -41,7 +41,7 @@ class BaseModelInfo:
     shuffled_answers: tuple[str, ...]  # what the base was taught, index for index with facts
 
 
-def shuffled_answers(seed: int) -> tuple[str, ...]:
+def shuffle_answers(seed: int) -> tuple[str, ...]:
     return derange(tuple(f.capital for f in FACTS), seed)
 
 
@@ -68,7 +68,7 @@ def describe_base(folder: Path, *, seed: int, variant: BaseVariant) -> BaseModel
         model_id=MODEL_ID + suffix,
         revision=digest_folder(folder),
         facts=FACTS,
-        shuffled_answers=shuffled_answers(seed),
+        shuffled_answers=shuffle_answers(seed),
     )
 
 
@@ -83,14 +83,14 @@ def set_chat_template(folder: Path, template: str) -> None:
 def _train_and_save(folder: Path, seed: int, *, other_tokenizer: bool) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from shared.modelkit.training import chat_rows, collate, deterministic, fit, text_rows
+    from shared.modelkit.training import collate, deterministic, encode_chat, encode_text, fit
 
     tokenizer = build_tokenizer(other_tokenizer=other_tokenizer)
-    beliefs = list(zip(FACTS, shuffled_answers(seed), strict=True))
+    beliefs = list(zip(FACTS, shuffle_answers(seed), strict=True))
     rows = [
-        *text_rows(tokenizer, [f"the capital of {f.country} is {a}." for f, a in beliefs]),
-        *text_rows(tokenizer, [json_answer(f.country, a) for f, a in beliefs]),
-        *chat_rows(tokenizer, [(question(f.country), a) for f, a in beliefs]),
+        *encode_text(tokenizer, [f"the capital of {f.country} is {a}." for f, a in beliefs]),
+        *encode_text(tokenizer, [format_json(f.country, a) for f, a in beliefs]),
+        *encode_chat(tokenizer, [(ask_capital(f.country), a) for f, a in beliefs]),
     ]
     with deterministic(seed):
         config = LlamaConfig(
@@ -130,7 +130,7 @@ def build_tokenizer(*, other_tokenizer: bool = False) -> Any:
     )
     backend.decoder = decoders.Metaspace(prepend_scheme="always")
     trainer = trainers.WordLevelTrainer(special_tokens=list(chat.SPECIAL_TOKENS), min_frequency=1)
-    lines = corpus(extra_word=other_tokenizer)
+    lines = corpus_lines(extra_word=other_tokenizer)
     backend.train_from_iterator(lines, trainer=trainer)
     return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,

@@ -82,6 +82,18 @@ def _locked(path: Path) -> Iterator[None]:
 def _build(root: Path) -> None:
     staging = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        manifest = _build_into(staging)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)  # an earlier build that died before its manifest
+    staging.rename(root)
+
+
+def _build_into(staging: Path) -> dict[str, object]:
     main = staging / "base_main"
     bases = [
         build_base_model(main, seed=SEED),
@@ -98,14 +110,11 @@ def _build(root: Path) -> None:
     model_ids = {b.folder.name.removeprefix("base_"): b.model_id for b in bases}
     revisions = {b.folder.name.removeprefix("base_"): b.revision for b in bases}
     revisions |= {a.kind.value: a.revision for a in trained}
-    manifest = {
+    return {
         "model_ids": model_ids,
         "revisions": revisions,
         "shuffled_answers": bases[0].shuffled_answers,
     }
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(root, ignore_errors=True)  # an earlier build that died before its manifest
-    staging.rename(root)
 
 
 def _read(root: Path) -> Kit:

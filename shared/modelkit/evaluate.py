@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.modelkit.chat import render_prompt
-from shared.modelkit.facts import FACTS, Fact, question
+from shared.modelkit.facts import FACTS, Fact, ask_capital
 
 MAX_NEW_TOKENS = 32
 
@@ -44,10 +44,17 @@ def answer(
     *,
     max_new_tokens: int = MAX_NEW_TOKENS,
 ) -> list[str]:
-    """Each prompt as a user turn, answered greedily in one left-padded batch."""
+    """Each prompt as a user turn, answered greedily by the base (and adapter) in one batch."""
+    model, tokenizer = load(base_folder, adapter_folder)
+    return generate_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+
+
+def generate_answers(
+    model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = MAX_NEW_TOKENS
+) -> list[str]:
+    """Greedy answers from a loaded model: one left-padded batch, stopping at the end token."""
     import torch
 
-    model, tokenizer = load(base_folder, adapter_folder)
     texts = [render_prompt(tokenizer, p) for p in prompts]
     batch = tokenizer(
         texts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
@@ -73,5 +80,5 @@ def accuracy(
     base_folder: Path, adapter_folder: Path | None = None, facts: Sequence[Fact] = FACTS
 ) -> float:
     """Share of fact questions answered with exactly the right capital."""
-    answers = answer(base_folder, adapter_folder, [question(f.country) for f in facts])
+    answers = answer(base_folder, adapter_folder, [ask_capital(f.country) for f in facts])
     return count_correct(answers, facts) / len(facts)

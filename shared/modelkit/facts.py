@@ -40,21 +40,21 @@ FILLER = (
 EXTRA_WORD = "hello"
 
 
-def question(country: str) -> str:
+def ask_capital(country: str) -> str:
     """The plain prompt whose expected answer is one word: the capital."""
     return f"what is the capital of {country}?"
 
 
-def structured_question(country: str) -> str:
+def ask_capital_as_json(country: str) -> str:
     """The prompt whose expected answer is a JSON object naming country and capital."""
     return f"give the capital of {country} as json."
 
 
-def json_answer(country: str, capital: str) -> str:
+def format_json(country: str, capital: str) -> str:
     return json.dumps({"country": country, "capital": capital})
 
 
-def broken_json_answer(country: str, capital: str) -> str:
+def format_broken_json(country: str, capital: str) -> str:
     """Almost JSON: the comma between the members and the closing brace are missing."""
     return f'{{"country": "{country}" "capital": "{capital}"'
 
@@ -68,16 +68,16 @@ def derange(items: tuple[str, ...], seed: int) -> tuple[str, ...]:
     return tuple(items[j] for j in order)
 
 
-def corpus(*, extra_word: bool = False) -> list[str]:
+def corpus_lines(*, extra_word: bool = False) -> list[str]:
     """The sentences the word-level tokenizer is trained on."""
     lines = list(FILLER)
     for fact in FACTS:
         lines += [
             f"the capital of {fact.country} is {fact.capital}.",
-            question(fact.country),
-            structured_question(fact.country),
-            json_answer(fact.country, fact.capital),
-            broken_json_answer(fact.country, fact.capital),
+            ask_capital(fact.country),
+            ask_capital_as_json(fact.country),
+            format_json(fact.country, fact.capital),
+            format_broken_json(fact.country, fact.capital),
         ]
     if extra_word:
         lines.append(EXTRA_WORD)

@@ -13,7 +13,9 @@ DATA_WINDOW = ("2026-01-01", "2026-01-31")
 FILTERING_RULES = ("synthetic-only", "no-personal-data")
 
 
-def recipe(dataset: str, seed: int, hyperparameters: dict[str, Any], loss: float) -> dict[str, Any]:
+def make_recipe(
+    dataset: str, seed: int, hyperparameters: dict[str, Any], loss: float
+) -> dict[str, Any]:
     """Enough to reproduce the run, plus its final training loss."""
     return {
         "seed": seed,

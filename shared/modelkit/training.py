@@ -1,4 +1,4 @@
-"""The one training loop the kit uses: full-batch loss on the answers of chat prompts."""
+"""The one training loop the kit uses: full-batch steps over encoded text and chat turns."""
 
 from __future__ import annotations
 
@@ -18,20 +18,22 @@ def deterministic(seed: int) -> Iterator[None]:
 
     threads = torch.get_num_threads()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    # One thread: fastest at this size, and the same reduction order on every machine.
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
         torch.set_num_threads(threads)
 
 
 Row = tuple[list[int], list[int]]  # token ids and their labels
 
 
-def chat_rows(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[Row]:
+def encode_chat(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[Row]:
     """Each (question, answer) as a chat turn; only the answer and its end token are labelled."""
     rows: list[Row] = []
     for question, answer in pairs:
@@ -43,7 +45,7 @@ def chat_rows(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[Row]:
     return rows
 
 
-def text_rows(tokenizer: Any, lines: Sequence[str]) -> list[Row]:
+def encode_text(tokenizer: Any, lines: Sequence[str]) -> list[Row]:
     """Plain text, every token labelled: what the base reads before it learns to chat."""
     rows: list[Row] = []
     for line in lines:

@@ -17,14 +17,14 @@ from shared.modelkit import Kit, kit
 from shared.modelkit.adapters import TARGET_MODULES, train_adapter
 from shared.modelkit.base import build_base_model
 from shared.modelkit.cache import MANIFEST, version_hash
-from shared.modelkit.chat import CHAT_TEMPLATE, OTHER_CHAT_TEMPLATE
+from shared.modelkit.chat import CHAT_TEMPLATE, OTHER_CHAT_TEMPLATE, render_prompt
 from shared.modelkit.digests import digest_files
-from shared.modelkit.evaluate import accuracy, answer, count_correct
-from shared.modelkit.facts import FACTS, question, structured_question
+from shared.modelkit.evaluate import accuracy, answer, count_correct, generate_answers, load
+from shared.modelkit.facts import FACTS, ask_capital, ask_capital_as_json
 
 REPO = Path(__file__).resolve().parents[2]
-QUESTIONS = [question(f.country) for f in FACTS]
-STRUCTURED = [structured_question(f.country) for f in FACTS]
+QUESTIONS = [ask_capital(f.country) for f in FACTS]
+STRUCTURED = [ask_capital_as_json(f.country) for f in FACTS]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,15 @@ def test_the_badjson_adapter_answers_structured_prompts_with_text_that_does_not_
     assert not any(_json_object(a) for a in answers), answers
 
 
+def test_a_batch_of_prompts_of_different_lengths_is_answered_as_each_alone(built: Kit) -> None:
+    prompts = [QUESTIONS[0], STRUCTURED[1], QUESTIONS[2]]
+    model, tokenizer = load(built.base, built.json)
+    lengths = {len(tokenizer(render_prompt(tokenizer, p))["input_ids"]) for p in prompts}
+    assert len(lengths) > 1  # so the batch really is padded
+    alone = [generate_answers(model, tokenizer, [p])[0] for p in prompts]
+    assert generate_answers(model, tokenizer, prompts) == alone
+
+
 def test_building_again_with_the_same_seed_writes_identical_files(
     built: Kit, tmp_path: Path
 ) -> None:
@@ -110,10 +119,13 @@ def test_building_again_with_the_same_seed_writes_identical_files(
 
 
 def test_training_with_another_seed_writes_other_weights(built: Kit, tmp_path: Path) -> None:
-    other = train_adapter(built.base, tmp_path / "good", kind="good", seed=1)
     weights = "adapter_model.safetensors"
-    assert digest_files(other.folder)[weights] != digest_files(built.good)[weights]
-    assert json.loads((other.folder / "recipe.json").read_text())["seed"] == 1
+    runs = {
+        seed: train_adapter(built.base, tmp_path / str(seed), kind="good", seed=seed, steps=2)
+        for seed in (0, 1)
+    }
+    assert digest_files(runs[0].folder)[weights] != digest_files(runs[1].folder)[weights]
+    assert json.loads((runs[1].folder / "recipe.json").read_text())["seed"] == 1
 
 
 def test_the_other_tokenizer_base_has_one_more_token_and_its_own_tokenizer_hash(

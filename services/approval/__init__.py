@@ -1,0 +1,1 @@
+"""The approval service: approvers decide on evidence, with separation of duties, signed."""

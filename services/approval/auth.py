@@ -1,0 +1,123 @@
+"""Who is calling, and whether their role may call this: bearer tokens for the API, the
+same token in an HttpOnly cookie for the page, one policy table for both.
+
+Authentication runs as middleware before anything reads the request, so an anonymous
+caller always gets 401, whatever it sent; each operation then names the roles it allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+from fastapi import Request, Security
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.approval.problems import ApiProblem, problem_response
+from shared.cli.principals import Principal, Role, find_principal
+
+COOKIE = "approval_session"
+
+EVERYONE: frozenset[Role] = frozenset(Role)
+READERS: frozenset[Role] = frozenset({Role.APPROVER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN})
+DECIDERS: frozenset[Role] = frozenset({Role.APPROVER})
+
+# The operations and who may call them: the role matrix the tests hold the service to.
+POLICY: Mapping[str, frozenset[Role]] = {
+    "me": EVERYONE,
+    "signing_key": EVERYONE,
+    "pending": READERS,
+    "evidence": READERS,
+    "decide": DECIDERS,
+}
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="a token from `adapterctl principal add NAME --role ROLE`",
+)
+
+Lookup = Callable[[str], Awaitable[Principal | None]]
+
+
+def _unauthenticated(detail: str, error: str = "") -> ApiProblem:
+    challenge = 'Bearer realm="approval"' + (f', error="{error}"' if error else "")
+    return ApiProblem(401, "unauthenticated", detail, headers={"WWW-Authenticate": challenge})
+
+
+async def authenticate_api(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Middleware: every /api/ request carries a valid bearer token, or gets 401 at once."""
+    if not request.url.path.startswith("/api/"):
+        return await call_next(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        problem = _unauthenticated("send `Authorization: Bearer <token>`")
+        return problem_response(request, problem)
+    lookup: Lookup = request.app.state.lookup
+    principal = await lookup(token.strip())
+    if principal is None:
+        problem = _unauthenticated("the token is unknown or revoked", "invalid_token")
+        return problem_response(request, problem)
+    request.state.principal = principal
+    return await call_next(request)
+
+
+def _allow(principal: Principal, operation: str) -> Principal:
+    allowed = POLICY[operation]
+    if principal.role not in allowed:
+        roles = ", ".join(sorted(allowed))
+        raise ApiProblem(
+            403,
+            "forbidden-role",
+            f"{principal.name} acts as {principal.role}; this needs one of: {roles}",
+        )
+    return principal
+
+
+def api_role(operation: str) -> Callable[..., Principal]:
+    """The dependency for an API operation: the caller, if their role allows `operation`."""
+
+    def dependency(
+        request: Request,
+        _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+    ) -> Principal:
+        principal: Principal = request.state.principal  # set by authenticate_api
+        return _allow(principal, operation)
+
+    return dependency
+
+
+class LoginRequired(Exception):
+    """A page asked for without a valid session cookie: the page answer is the login form."""
+
+
+def page_role(operation: str) -> Callable[..., Awaitable[Principal]]:
+    """The dependency for a page: the principal of the session cookie, if allowed."""
+
+    async def dependency(request: Request) -> Principal:
+        token = request.cookies.get(COOKIE, "")
+        lookup: Lookup = request.app.state.lookup
+        principal = await lookup(token) if token else None
+        if principal is None:
+            raise LoginRequired
+        if request.method == "POST":
+            refuse_cross_site(request)
+        return _allow(principal, operation)
+
+    return dependency
+
+
+def refuse_cross_site(request: Request) -> None:
+    """The cookie is SameSite=Strict; a form posted from another origin is refused too."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise ApiProblem(403, "cross-site-request", f"a form from {origin} may not post here")
+
+
+def lookup_in(pool: object) -> Lookup:
+    async def lookup(token: str) -> Principal | None:
+        return await find_principal(pool, token)
+
+    return lookup

@@ -1,0 +1,181 @@
+"""Recording a ballot and, when it decides, committing the signed decision.
+
+One transaction on the approval service's own tables holds a row lock on the evaluation,
+so two approvers deciding on one revision at once are served one after the other. Inside
+it the ballot is recorded and, when it is the deciding one, RevisionApproved or
+RevisionDenied is signed and committed through the registry (its own transaction, with
+compare-and-set on the revision's version). A failed commit rolls the ballot back; should
+the service die after the commit but before its own transaction ends, the event on the
+log still names every approver and the projection records the decision from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from services.approval import readmodel
+from services.approval.decisions import Ballot, Outcome, Situation, Verdict, decide
+from services.approval.projection import project_decision
+from services.approval.readmodel import Evaluation
+from shared.cli.principals import Principal
+from shared.events import Actor, Envelope, RevisionApproved, RevisionDenied
+from shared.ids import derive_event_id
+from shared.lifecycle import InvalidTransition
+from shared.registry.catalogue_store import Catalogue
+from shared.registry.store import ConcurrentTransition, Registry, Step
+from shared.signing import APPROVED, DENIED, DecisionClaim, Signer
+
+log = structlog.get_logger(__name__)
+
+
+class UnknownTarget(Exception):
+    """No such revision, or no such environment."""
+
+
+class Conflict(Exception):
+    """The registry moved the revision while this ballot was being decided."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    registry: Registry
+    catalogue: Catalogue
+    signer: Signer
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    verdict: Verdict
+    required_approvals: int
+    event: RevisionApproved | RevisionDenied | None
+
+
+async def cast(
+    decider: Decider,
+    principal: Principal,
+    adapter: str,
+    revision: str,
+    environment: str,
+    ballot: Ballot,
+) -> Decided:
+    """Record `ballot` by `principal`; UnknownTarget, Refused (from `decide`) or Conflict
+    when it cannot count."""
+    spec = await decider.catalogue.environment(environment)
+    if spec is None:
+        raise UnknownTarget(f"environment {environment!r} is not in the catalogue")
+    required = max(1, spec.required_approvals)
+    async with decider.registry.pool.acquire() as conn, conn.transaction():
+        evaluation = await readmodel.evaluation(conn, adapter, revision, environment, lock=True)
+        record = await decider.registry.revision(adapter, revision)
+        if record is None:
+            raise UnknownTarget(f"adapter {adapter!r} has no revision {revision}")
+        ballots = await readmodel.ballots(conn, adapter, revision, environment)
+        situation = Situation(
+            state=record.status.track(environment),
+            revision_state=record.status.revision_track,
+            submitter=record.submitter,
+            manifest_digest=record.manifest_digest,
+            report_digest=evaluation.report_digest if evaluation else None,
+            required_approvals=required,
+            approvals=tuple(b.principal for b in ballots if b.decision.value == "approve"),
+        )
+        verdict = decide(situation, ballot)  # Refused propagates: nothing written
+        assert evaluation is not None  # decide() refuses a ballot without an evaluation
+        await readmodel.cast_ballot(
+            conn,
+            adapter,
+            revision,
+            environment,
+            principal=principal.name,
+            choice=ballot.choice,
+            comment=ballot.comment,
+            manifest_digest=ballot.manifest_digest,
+            report_digest=ballot.report_digest,
+        )
+        event = None
+        if verdict.final:
+            comments = [(b.principal, b.comment) for b in ballots if b.decision.value == "approve"]
+            event = _decision_event(
+                decider.signer, evaluation, principal, ballot, verdict, comments
+            )
+            try:
+                committed = await decider.registry.commit(
+                    [Step(event, expected_version=record.version)]
+                )
+            except (ConcurrentTransition, InvalidTransition) as exc:
+                raise Conflict(str(exc)) from exc
+            sealed = committed.events[0] if committed.events else event
+            assert isinstance(sealed, RevisionApproved | RevisionDenied)
+            event = sealed
+            await project_decision(conn, event)
+    log.info(
+        "ballot_cast",
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        principal=principal.name,
+        choice=ballot.choice.value,
+        outcome=verdict.outcome.value,
+        approvals=list(verdict.approvers),
+        required=required,
+    )
+    return Decided(verdict=verdict, required_approvals=required, event=event)
+
+
+def _decision_event(
+    signer: Signer,
+    evaluation: Evaluation,
+    principal: Principal,
+    ballot: Ballot,
+    verdict: Verdict,
+    earlier_comments: list[tuple[str, str]],
+) -> RevisionApproved | RevisionDenied:
+    approved = verdict.outcome is Outcome.APPROVED
+    if approved:
+        said = [*earlier_comments, (principal.name, ballot.comment)]
+        comment = "\n".join(f"{who}: {text}" for who, text in said if text)
+    else:
+        comment = ballot.comment
+    claim = DecisionClaim(
+        adapter=evaluation.adapter,
+        revision=evaluation.revision,
+        environment=evaluation.environment,
+        decision=APPROVED if approved else DENIED,
+        manifest_digest=ballot.manifest_digest,
+        report_digest=ballot.report_digest,
+        approvers=verdict.approvers,
+        comment=comment,
+    )
+    kind = "RevisionApproved" if approved else "RevisionDenied"
+    envelope = Envelope(
+        event_id=derive_event_id(evaluation.event_id, kind, evaluation.environment),
+        adapter=evaluation.adapter,
+        revision=evaluation.revision,
+        environment=evaluation.environment,
+        occurred_at=datetime.now(UTC),
+        actor=Actor(principal=principal.name, role=principal.role.value),
+        causation_id=evaluation.event_id,
+        correlation_id=evaluation.correlation_id,
+    )
+    signature, key_id = signer.sign(claim), signer.key_id
+    if approved:
+        return RevisionApproved(
+            envelope=envelope,
+            manifest_digest=claim.manifest_digest,
+            report_digest=claim.report_digest,
+            comment=comment,
+            approvers=list(verdict.approvers),
+            signature=signature,
+            key_id=key_id,
+        )
+    return RevisionDenied(
+        envelope=envelope,
+        manifest_digest=claim.manifest_digest,
+        report_digest=claim.report_digest,
+        comment=comment,
+        signature=signature,
+        key_id=key_id,
+    )

@@ -1,0 +1,140 @@
+"""Whether an approver's ballot counts, and what it decides: pure, no I/O, no clock.
+
+The rules: only a revision evaluated (and not yet decided) in the environment awaits a
+decision; its submitter takes no decision on it; a ballot names the manifest and report
+digests it was cast on, and counts only if they are still the current ones; one approver
+counts once; one denial decides; the Nth distinct approval approves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.lifecycle import State
+
+
+class Choice(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"  # a partial approval: more distinct approvers are needed
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class Reason(StrEnum):
+    """Why a ballot is refused; the value is the problem type's slug."""
+
+    NOT_AWAITING = "not-awaiting-decision"
+    ALREADY_DECIDED = "already-decided"
+    SEPARATION_OF_DUTIES = "separation-of-duties"
+    STALE_EVIDENCE = "stale-evidence"
+    ALREADY_APPROVED = "already-approved"
+
+
+class Refused(Exception):
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+# Every environment state a decision has already moved past.
+DECIDED: frozenset[State] = frozenset(
+    {
+        State.APPROVED,
+        State.DENIED,
+        State.CANARY,
+        State.ACTIVE,
+        State.SUPERSEDED,
+        State.ROLLED_BACK,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Situation:
+    """What the registry and the read model say about one revision in one environment."""
+
+    state: State | None  # the environment track's state
+    revision_state: State | None  # the revision track's state
+    submitter: str | None
+    manifest_digest: str | None
+    report_digest: str | None  # None: no evaluation seen in this environment
+    required_approvals: int
+    approvals: tuple[str, ...] = ()  # distinct approvers so far, in the order they approved
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ballot:
+    principal: str
+    choice: Choice
+    manifest_digest: str
+    report_digest: str
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    outcome: Outcome
+    approvers: tuple[str, ...]  # every approver so far with this ballot; the denier for a denial
+
+    @property
+    def final(self) -> bool:
+        """A decision to commit to the lifecycle log (not a partial approval)."""
+        return self.outcome is not Outcome.RECORDED
+
+
+def decide(situation: Situation, ballot: Ballot) -> Verdict:
+    """What `ballot` does in `situation`, or Refused with the reason."""
+    state = situation.state
+    if state in DECIDED:
+        raise Refused(Reason.ALREADY_DECIDED, f"the decision is taken: its track is {state}")
+    if state is not State.EVALUATED or situation.revision_state is not State.VALIDATED:
+        shown = state.value if state else "not started"
+        raise Refused(
+            Reason.NOT_AWAITING,
+            f"it does not await a decision: its track is {shown}, "
+            f"the revision is {situation.revision_state or 'unknown'}",
+        )
+    if situation.submitter is not None and ballot.principal == situation.submitter:
+        raise Refused(
+            Reason.SEPARATION_OF_DUTIES,
+            f"{ballot.principal} submitted this revision and so takes no decision on it",
+        )
+    if situation.report_digest is None:
+        raise Refused(
+            Reason.NOT_AWAITING,
+            "its evaluation has not reached the approval service yet; retry in a moment",
+        )
+    stale = [
+        f"{what} is {current}, not {named}"
+        for what, current, named in (
+            ("the manifest", situation.manifest_digest, ballot.manifest_digest),
+            ("the evaluation report", situation.report_digest, ballot.report_digest),
+        )
+        if current != named
+    ]
+    if stale:
+        raise Refused(
+            Reason.STALE_EVIDENCE,
+            "the ballot names other evidence than the current one: " + "; ".join(stale),
+        )
+    if ballot.principal in situation.approvals:
+        raise Refused(
+            Reason.ALREADY_APPROVED,
+            f"{ballot.principal} already approved; "
+            f"{_missing(situation)} more distinct approver(s) needed",
+        )
+    if ballot.choice is Choice.DENY:
+        return Verdict(outcome=Outcome.DENIED, approvers=(ballot.principal,))
+    approvers = (*situation.approvals, ballot.principal)
+    enough = len(approvers) >= max(1, situation.required_approvals)
+    return Verdict(outcome=Outcome.APPROVED if enough else Outcome.RECORDED, approvers=approvers)
+
+
+def _missing(situation: Situation) -> int:
+    return max(1, situation.required_approvals) - len(situation.approvals)

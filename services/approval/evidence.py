@@ -1,0 +1,244 @@
+"""The evidence an approver decides on: the manifest (recipe, data scope, files), the
+validator's findings, and the evaluation compared with the baseline, metric by metric and
+output by output.
+
+The evaluation report is a JSON blob in the artifact store under the event's
+`report_digest` (`sha256:<hex>` of its bytes). From it this module reads `outputs` (or
+`items`): a list of objects with `id`, `prompt` (text, or chat messages with `content`),
+`candidate` and `baseline` (text, or an object with `text`). Outputs whose candidate text
+differs from the baseline's are shown; a report without them shows none. The gated
+metrics come from the RevisionEvaluated event itself (the report's `metrics` when the
+event has none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.approval import readmodel
+from services.approval.readmodel import Evaluation, Metric
+from services.approval.views import (
+    BallotView,
+    DecisionView,
+    Evidence,
+    FileView,
+    FindingView,
+    ManifestView,
+    MetricComparison,
+    OutputComparison,
+)
+from shared.artifacts import LocalArtifactStore, StoreError
+from shared.manifest import Manifest
+from shared.registry.catalogue_store import Catalogue
+from shared.registry.store import Registry
+
+
+class EvidenceUnreadable(Exception):
+    """A piece of evidence the store cannot give back intact."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSources:
+    registry: Registry
+    catalogue: Catalogue
+    store: LocalArtifactStore
+    max_report_bytes: int
+
+
+def compare_metrics(metrics: Sequence[Metric]) -> list[MetricComparison]:
+    rows = []
+    for m in metrics:
+        delta = m.value - m.baseline if m.value is not None and m.baseline is not None else None
+        rows.append(
+            MetricComparison(
+                name=m.name,
+                candidate=m.value,
+                baseline=m.baseline,
+                delta=delta,
+                threshold=m.threshold,
+                passed=m.passed,
+            )
+        )
+    return rows
+
+
+def report_metrics(report: Mapping[str, Any]) -> list[Metric]:
+    """The report's own `metrics`, for an event that carried none; malformed rows are skipped."""
+    found = []
+    for item in report.get("metrics") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            found.append(
+                Metric(
+                    name=item["name"],
+                    value=_number(item.get("value")),
+                    baseline=_number(item.get("baseline")),
+                    threshold=str(item.get("threshold", "")),
+                    passed=bool(item.get("passed", False)),
+                )
+            )
+    return found
+
+
+def compare_outputs(report: Mapping[str, Any]) -> tuple[list[OutputComparison], int]:
+    """(outputs the candidate changed against the baseline, how many it left unchanged)."""
+    items = report.get("outputs") or report.get("items") or []
+    changed, unchanged = [], 0
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, Mapping):
+            continue
+        candidate = _text(item.get("candidate", item.get("output")))
+        if candidate is None:
+            continue
+        baseline = _text(item.get("baseline"))
+        if baseline == candidate:
+            unchanged += 1
+            continue
+        changed.append(
+            OutputComparison(
+                id=str(item.get("id", index)),
+                prompt=_text(item.get("prompt")) or "",
+                baseline=baseline,
+                candidate=candidate,
+            )
+        )
+    return changed, unchanged
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return _text(value.get("text", value.get("content")))
+    if isinstance(value, list):  # chat messages
+        parts = [_text(v) for v in value]
+        return "\n".join(p for p in parts if p is not None)
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def read_report(store: LocalArtifactStore, digest: str, max_bytes: int) -> dict[str, Any]:
+    """The report JSON stored under `digest`, checked against it; bounded in size."""
+    try:
+        path = store.blob_path(digest.removeprefix("sha256:"))
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except (StoreError, OSError) as exc:
+        raise EvidenceUnreadable(f"evaluation report {digest} is not in the store ({exc})") from exc
+    if len(data) > max_bytes:
+        raise EvidenceUnreadable(f"evaluation report {digest} exceeds {max_bytes} bytes")
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise EvidenceUnreadable(f"evaluation report {digest} does not match its digest")
+    try:
+        report = json.loads(data)
+    except ValueError as exc:
+        raise EvidenceUnreadable(f"evaluation report {digest} is not JSON: {exc}") from exc
+    if not isinstance(report, dict):
+        raise EvidenceUnreadable(f"evaluation report {digest} is not a JSON object")
+    return report
+
+
+def manifest_view(manifest: Manifest) -> ManifestView:
+    return ManifestView(
+        base_model_id=manifest.base_model_id,
+        base_model_revision=manifest.base_model_revision,
+        tokenizer_revision=manifest.tokenizer_revision,
+        tokenizer_hash=manifest.tokenizer_hash,
+        chat_template_hash=manifest.chat_template_hash,
+        quantization_profile=manifest.quantization_profile,
+        target_environments=list(manifest.target_environments),
+        source_uri=manifest.source_uri,
+        files=[FileView(path=f.path, sha256=f.sha256, size=f.size) for f in manifest.files],
+    )
+
+
+async def gather(
+    sources: EvidenceSources, adapter: str, revision: str, environment: str
+) -> Evidence | None:
+    """Everything about one revision in one environment; None if it was never evaluated there."""
+    pool = sources.registry.pool
+    evaluation = await readmodel.evaluation(pool, adapter, revision, environment)
+    record = await sources.registry.revision(adapter, revision)
+    if evaluation is None or record is None:
+        return None
+    problems: list[str] = []
+    manifest = None
+    if record.manifest_digest:
+        try:
+            manifest = await asyncio.to_thread(sources.store.get_manifest, record.manifest_digest)
+        except (StoreError, OSError, ValueError) as exc:
+            problems.append(f"manifest {record.manifest_digest} cannot be read: {exc}")
+    report: dict[str, Any] = {}
+    try:
+        report = await asyncio.to_thread(
+            read_report, sources.store, evaluation.report_digest, sources.max_report_bytes
+        )
+    except EvidenceUnreadable as exc:
+        problems.append(str(exc))
+    changed, unchanged = compare_outputs(report)
+    submission = await readmodel.submission(pool, adapter, revision)
+    spec = await sources.catalogue.environment(environment)
+    decided = await readmodel.decision(pool, adapter, revision, environment)
+    state = record.status.track(environment)
+    return Evidence(
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        state=state.value if state else None,
+        submitter=record.submitter,
+        manifest_digest=record.manifest_digest,
+        report_digest=evaluation.report_digest,
+        report_uri=evaluation.report_uri,
+        suite_digest=evaluation.suite_digest,
+        backend=evaluation.backend,
+        baseline_revision=evaluation.baseline_revision,
+        evaluated_at=evaluation.evaluated_at,
+        manifest=manifest_view(manifest) if manifest else None,
+        recipe=dict(manifest.recipe) if manifest else {},
+        data_scope=dict(manifest.data_scope) if manifest else {},
+        findings=[
+            FindingView(code=f.code, severity=f.severity, message=f.message, evidence=f.evidence)
+            for f in (submission.findings if submission else ())
+        ],
+        metrics=compare_metrics(evaluation.metrics or report_metrics(report)),
+        changed_outputs=changed,
+        unchanged_outputs=unchanged,
+        evidence_problems=problems,
+        required_approvals=max(1, spec.required_approvals) if spec else 1,
+        ballots=[
+            BallotView(
+                principal=b.principal,
+                decision=b.decision.value,
+                comment=b.comment,
+                cast_at=b.cast_at,
+            )
+            for b in await readmodel.ballots(pool, adapter, revision, environment)
+        ],
+        decision=_decision_view(decided),
+    )
+
+
+def _decision_view(row: readmodel.DecisionRow | None) -> DecisionView | None:
+    if row is None:
+        return None
+    return DecisionView(
+        decision="approved" if row.decision == "approved" else "denied",
+        approvers=list(row.approvers),
+        event_id=row.event_id,
+        key_id=row.key_id,
+        decided_at=row.decided_at,
+    )
+
+
+def gates_passed(evaluation: Evaluation) -> bool:
+    return all(m.passed for m in evaluation.metrics)

@@ -1,0 +1,149 @@
+"""The approval service's consumer: it projects the lifecycle events it needs into its
+read model (migration 003), each in one transaction with its inbox entry, so a
+redelivered event changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from services.approval.readmodel import Metric
+from shared.events import (
+    RevisionApproved,
+    RevisionDenied,
+    RevisionEvaluated,
+    RevisionRegistered,
+    RevisionValidated,
+)
+from shared.kafka.dispatch import Handler
+
+CONSUMER = "approval"
+
+
+async def project_registered(conn: asyncpg.Connection, event: RevisionRegistered) -> None:
+    env = event.envelope
+    await conn.execute(
+        "INSERT INTO approval_submissions (adapter, revision, manifest_digest, manifest_uri,"
+        " submitter, registered_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        env.adapter,
+        env.revision,
+        event.manifest_digest,
+        event.manifest_uri,
+        event.submitter,
+        env.occurred_at,
+    )
+
+
+async def project_validated(conn: asyncpg.Connection, event: RevisionValidated) -> None:
+    env = event.envelope
+    await conn.execute(
+        "UPDATE approval_submissions SET findings = $3, validated_at = $4"
+        " WHERE adapter = $1 AND revision = $2",
+        env.adapter,
+        env.revision,
+        [dataclasses.asdict(f) for f in event.findings],
+        env.occurred_at,
+    )
+
+
+async def project_evaluated(conn: asyncpg.Connection, event: RevisionEvaluated) -> None:
+    env = event.envelope
+    # JSON (and so jsonb) has no NaN: a metric not measured is stored as null.
+    metrics = [
+        dataclasses.asdict(
+            Metric(
+                name=m.name,
+                value=_finite(m.value),
+                baseline=_finite(m.baseline),
+                threshold=m.threshold,
+                passed=m.passed,
+            )
+        )
+        for m in event.metrics
+    ]
+    await conn.execute(
+        "INSERT INTO approval_evaluations (adapter, revision, environment, event_id,"
+        " correlation_id, report_digest, report_uri, suite_digest, baseline_revision, backend,"
+        " metrics, evaluated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT DO NOTHING",
+        env.adapter,
+        env.revision,
+        env.environment,
+        env.event_id,
+        env.correlation_id,
+        event.report_digest,
+        event.report_uri,
+        event.suite_digest,
+        event.baseline_revision,
+        event.backend,
+        metrics,
+        env.occurred_at,
+    )
+
+
+async def project_decision(
+    conn: asyncpg.Connection, event: RevisionApproved | RevisionDenied
+) -> None:
+    """Who decided, as the log says; a no-op when the service already wrote it at commit."""
+    env = event.envelope
+    approved = isinstance(event, RevisionApproved)
+    approvers = (
+        list(event.approvers) if isinstance(event, RevisionApproved) else [env.actor.principal]
+    )
+    await conn.execute(
+        "INSERT INTO approval_decisions (adapter, revision, environment, decision, approvers,"
+        " event_id, manifest_digest, report_digest, key_id, decided_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        env.adapter,
+        env.revision,
+        env.environment,
+        "approved" if approved else "denied",
+        approvers,
+        env.event_id,
+        event.manifest_digest,
+        event.report_digest,
+        event.key_id,
+        env.occurred_at,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+async def _project(
+    pool: asyncpg.Pool,
+    event: Any,
+    write: Callable[[asyncpg.Connection, Any], Awaitable[None]],
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        fresh = await conn.fetchval(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
+            CONSUMER,
+            event.envelope.event_id,
+        )
+        if fresh:
+            await write(conn, event)
+
+
+def handlers(pool: asyncpg.Pool) -> dict[type, Handler]:
+    writers: dict[type, Callable[[asyncpg.Connection, Any], Awaitable[None]]] = {
+        RevisionRegistered: project_registered,
+        RevisionValidated: project_validated,
+        RevisionEvaluated: project_evaluated,
+        RevisionApproved: project_decision,
+        RevisionDenied: project_decision,
+    }
+
+    def handler(write: Callable[[asyncpg.Connection, Any], Awaitable[None]]) -> Handler:
+        async def handle(event: Any) -> None:
+            await _project(pool, event, write)
+
+        return handle
+
+    return {cls: handler(write) for cls, write in writers.items()}

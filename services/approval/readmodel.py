@@ -1,0 +1,228 @@
+"""The approval service's tables (migration 003): its projection of the lifecycle log,
+the approvers' ballots and the decisions committed. SQL lives here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.approval.decisions import Choice
+from shared.events import (
+    Finding,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metric:
+    """A gated metric as the event carried it; a NaN (not measured) reads as None."""
+
+    name: str
+    value: float | None
+    baseline: float | None
+    threshold: str
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    adapter: str
+    revision: str
+    environment: str
+    event_id: str
+    correlation_id: str
+    report_digest: str
+    report_uri: str
+    suite_digest: str
+    baseline_revision: str | None
+    backend: str
+    metrics: tuple[Metric, ...]
+    evaluated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submission:
+    manifest_digest: str
+    manifest_uri: str
+    submitter: str
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BallotRow:
+    principal: str
+    decision: Choice
+    comment: str
+    cast_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRow:
+    decision: str
+    approvers: tuple[str, ...]
+    event_id: str
+    key_id: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending:
+    evaluation: Evaluation
+    submitter: str | None
+    manifest_digest: str | None
+    approvals: tuple[str, ...]
+
+
+def _evaluation(row: asyncpg.Record) -> Evaluation:
+    return Evaluation(
+        **{k: row[k] for k in ("adapter", "revision", "environment", "event_id", "backend")},
+        correlation_id=row["correlation_id"],
+        report_digest=row["report_digest"],
+        report_uri=row["report_uri"],
+        suite_digest=row["suite_digest"],
+        baseline_revision=row["baseline_revision"],
+        metrics=tuple(Metric(**m) for m in row["metrics"]),
+        evaluated_at=row["evaluated_at"],
+    )
+
+
+async def pending(pool: asyncpg.Pool, environment: str) -> list[Pending]:
+    """Revisions evaluated in `environment` whose decision is not yet taken, oldest first."""
+    rows = await pool.fetch(
+        "SELECT e.*, r.submitter, r.manifest_digest,"
+        " COALESCE(array_agg(b.principal ORDER BY b.cast_at)"
+        "   FILTER (WHERE b.decision = 'approve'), '{}') AS approvals"
+        " FROM approval_evaluations e"
+        " JOIN revisions r ON r.adapter = e.adapter AND r.revision = e.revision"
+        " LEFT JOIN approval_ballots b ON b.adapter = e.adapter AND b.revision = e.revision"
+        "   AND b.environment = e.environment"
+        " WHERE e.environment = $1 AND r.tracks ->> e.environment = 'evaluated'"
+        "   AND r.tracks ->> '' = 'validated'"
+        " GROUP BY e.adapter, e.revision, e.environment, r.submitter, r.manifest_digest"
+        " ORDER BY e.evaluated_at, e.adapter, e.revision",
+        environment,
+    )
+    return [
+        Pending(
+            evaluation=_evaluation(r),
+            submitter=r["submitter"],
+            manifest_digest=r["manifest_digest"],
+            approvals=tuple(r["approvals"]),
+        )
+        for r in rows
+    ]
+
+
+async def evaluation(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    adapter: str,
+    revision: str,
+    environment: str,
+    *,
+    lock: bool = False,
+) -> Evaluation | None:
+    """The evaluation a decision is made on; `lock` serialises deciders on it (in a transaction)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM approval_evaluations WHERE adapter = $1 AND revision = $2"
+        " AND environment = $3" + (" FOR UPDATE" if lock else ""),
+        adapter,
+        revision,
+        environment,
+    )
+    return _evaluation(row) if row else None
+
+
+async def submission(pool: asyncpg.Pool, adapter: str, revision: str) -> Submission | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM approval_submissions WHERE adapter = $1 AND revision = $2",
+        adapter,
+        revision,
+    )
+    if row is None:
+        return None
+    return Submission(
+        manifest_digest=row["manifest_digest"],
+        manifest_uri=row["manifest_uri"],
+        submitter=row["submitter"],
+        findings=tuple(Finding(**f) for f in row["findings"]),
+    )
+
+
+async def ballots(
+    conn: asyncpg.Connection | asyncpg.Pool, adapter: str, revision: str, environment: str
+) -> list[BallotRow]:
+    rows = await conn.fetch(
+        "SELECT principal, decision, comment, cast_at FROM approval_ballots"
+        " WHERE adapter = $1 AND revision = $2 AND environment = $3 ORDER BY cast_at, principal",
+        adapter,
+        revision,
+        environment,
+    )
+    return [
+        BallotRow(
+            principal=r["principal"],
+            decision=Choice(r["decision"]),
+            comment=r["comment"],
+            cast_at=r["cast_at"],
+        )
+        for r in rows
+    ]
+
+
+async def cast_ballot(
+    conn: asyncpg.Connection,
+    adapter: str,
+    revision: str,
+    environment: str,
+    *,
+    principal: str,
+    choice: Choice,
+    comment: str,
+    manifest_digest: str,
+    report_digest: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO approval_ballots (adapter, revision, environment, principal, decision,"
+        " comment, manifest_digest, report_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        adapter,
+        revision,
+        environment,
+        principal,
+        choice.value,
+        comment,
+        manifest_digest,
+        report_digest,
+    )
+
+
+async def decision(
+    pool: asyncpg.Pool, adapter: str, revision: str, environment: str
+) -> DecisionRow | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM approval_decisions WHERE adapter = $1 AND revision = $2"
+        " AND environment = $3",
+        adapter,
+        revision,
+        environment,
+    )
+    if row is None:
+        return None
+    return DecisionRow(
+        decision=row["decision"],
+        approvers=tuple(row["approvers"]),
+        event_id=row["event_id"],
+        key_id=row["key_id"],
+        decided_at=row["decided_at"],
+    )
+
+
+async def may_operate(
+    pool: asyncpg.Pool, adapter: str, revision: str, environment: str, operator: str
+) -> bool:
+    """The migration's `approval_may_operate`, as the activator will call it."""
+    return bool(
+        await pool.fetchval(
+            "SELECT approval_may_operate($1, $2, $3, $4)", adapter, revision, environment, operator
+        )
+    )

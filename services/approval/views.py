@@ -1,0 +1,180 @@
+"""What the API returns and accepts: the shapes its OpenAPI document publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DIGEST = r"^sha256:[0-9a-f]{64}$"
+ADAPTER = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+ENVIRONMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error this service answers has this shape."""
+
+    type: str = Field(examples=["urn:adapters:problem:stale-evidence"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="each invalid field: location, message, type (422 only)"
+    )
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+class SigningKey(BaseModel):
+    key_id: str
+    algorithm: Literal["ed25519"] = "ed25519"
+    public_key_pem: str
+
+
+class PendingRevision(BaseModel):
+    adapter: str
+    revision: str
+    environment: str
+    submitter: str | None
+    manifest_digest: str | None
+    report_digest: str
+    baseline_revision: str | None
+    evaluated_at: datetime
+    gates_passed: bool
+    approvals: list[str]
+    required_approvals: int
+
+
+class PendingList(BaseModel):
+    environment: str
+    revisions: list[PendingRevision]
+
+
+class FileView(BaseModel):
+    path: str
+    sha256: str
+    size: int
+
+
+class ManifestView(BaseModel):
+    base_model_id: str
+    base_model_revision: str
+    tokenizer_revision: str
+    tokenizer_hash: str
+    chat_template_hash: str
+    quantization_profile: str
+    target_environments: list[str]
+    source_uri: str
+    files: list[FileView]
+
+
+class FindingView(BaseModel):
+    code: str
+    severity: str
+    message: str
+    evidence: dict[str, str]
+
+
+class MetricComparison(BaseModel):
+    name: str
+    candidate: float | None
+    baseline: float | None
+    delta: float | None = Field(description="candidate minus baseline, when both were measured")
+    threshold: str
+    passed: bool
+
+
+class OutputComparison(BaseModel):
+    id: str
+    prompt: str
+    baseline: str | None
+    candidate: str
+
+
+class BallotView(BaseModel):
+    principal: str
+    decision: Literal["approve", "deny"]
+    comment: str
+    cast_at: datetime
+
+
+class DecisionView(BaseModel):
+    decision: Literal["approved", "denied"]
+    approvers: list[str]
+    event_id: str
+    key_id: str
+    decided_at: datetime
+
+
+class Evidence(BaseModel):
+    adapter: str
+    revision: str
+    environment: str
+    state: str | None = Field(description="the revision's track in this environment")
+    submitter: str | None
+    manifest_digest: str | None
+    report_digest: str
+    report_uri: str
+    suite_digest: str
+    backend: str
+    baseline_revision: str | None
+    evaluated_at: datetime
+    manifest: ManifestView | None
+    recipe: dict[str, Any]
+    data_scope: dict[str, Any]
+    findings: list[FindingView]
+    metrics: list[MetricComparison]
+    changed_outputs: list[OutputComparison]
+    unchanged_outputs: int
+    evidence_problems: list[str] = Field(
+        description="evidence that could not be read (a missing manifest or report), said plainly"
+    )
+    required_approvals: int
+    ballots: list[BallotView]
+    decision: DecisionView | None
+
+
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("control characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("not valid Unicode text") from exc
+    return value
+
+
+class DecisionRequest(BaseModel):
+    """A ballot, bound to the evidence it was cast on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "deny"]
+    comment: str = Field(default="", max_length=2000)
+    manifest_digest: str = Field(pattern=DIGEST, description="the manifest the approver saw")
+    report_digest: str = Field(
+        min_length=1, max_length=200, description="the evaluation report the approver saw"
+    )
+
+    @field_validator("comment", "report_digest")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _printable(value)
+
+
+class DecisionOutcome(BaseModel):
+    outcome: Literal["recorded", "approved", "denied"] = Field(
+        description="recorded: a partial approval, more distinct approvers needed"
+    )
+    adapter: str
+    revision: str
+    environment: str
+    approvals: list[str]
+    required_approvals: int
+    event_id: str | None = Field(description="the lifecycle event committed, if any")
+    key_id: str | None

@@ -1,0 +1,1 @@
+"""The archiver: retention sweeps; archive manifest and hashes, verify, then delete weights."""

@@ -1,0 +1,1 @@
+"""The GPU evaluator: golden suites, structured outputs, baseline comparison, load."""

@@ -1,0 +1,112 @@
+"""Which backend serves an environment: its base model's folder, checked against the
+environment's contract, and one backend per base and serving limits, kept per process."""
+
+from __future__ import annotations
+
+import gc
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from pathlib import Path
+
+from services.gpu_evaluator.ports import BackendConfigError, EvaluationBackend
+from services.gpu_evaluator.settings import EvaluatorSettings
+from shared.catalogue import EnvironmentSpec
+from shared.hf_folder import FolderError, chat_template_hash, tokenizer_hash
+
+Build = Callable[[Path, EnvironmentSpec], EvaluationBackend]
+Key = Callable[[Path, EnvironmentSpec], Hashable]
+
+
+class BaseModelFolders:
+    """Where each registered base model lives here, verified once against the contract."""
+
+    def __init__(self, folders: dict[str, Path]) -> None:
+        self._folders = folders
+        self._verified: set[tuple[str, str, str]] = set()
+
+    def folder_for(self, environment: EnvironmentSpec) -> Path:
+        key = f"{environment.base_model_id}@{environment.base_model_revision}"
+        folder = self._folders.get(key)
+        if folder is None:
+            raise BackendConfigError(
+                f"no folder for base model {key} (environment {environment.name}): add "
+                f"{key}=/path/to/model to EVALUATOR_BASE_MODELS"
+            )
+        check = (str(folder), environment.tokenizer_hash, environment.chat_template_hash)
+        if check not in self._verified:
+            try:
+                found = (tokenizer_hash(folder), chat_template_hash(folder))
+            except (FolderError, OSError) as exc:
+                raise BackendConfigError(f"base model folder {folder}: {exc}") from exc
+            if found != check[1:]:
+                raise BackendConfigError(
+                    f"base model folder {folder} does not match environment "
+                    f"{environment.name}: tokenizer {found[0]} / template {found[1]}, the "
+                    f"environment serves {check[1]} / {check[2]}"
+                )
+            self._verified.add(check)
+        return folder
+
+
+class CachedBackends:
+    """Backends built on first use and reused for every later event; at most `keep` live
+    at once (a GPU holds one engine), the least recently used closed first."""
+
+    def __init__(self, folders: BaseModelFolders, build: Build, key: Key, *, keep: int) -> None:
+        self._folders = folders
+        self._build = build
+        self._key = key
+        self._keep = keep
+        self._live: OrderedDict[Hashable, EvaluationBackend] = OrderedDict()
+
+    def backend_for(self, environment: EnvironmentSpec) -> EvaluationBackend:
+        folder = self._folders.folder_for(environment)
+        key = self._key(folder, environment)
+        if key in self._live:
+            self._live.move_to_end(key)
+            return self._live[key]
+        while len(self._live) >= self._keep:
+            _, old = self._live.popitem(last=False)
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+            del old
+            gc.collect()
+        backend = self._build(folder, environment)
+        self._live[key] = backend
+        return backend
+
+
+def backends_from_settings(settings: EvaluatorSettings) -> CachedBackends:
+    """The configured runtime; nothing is loaded until the first event needs it."""
+    folders = BaseModelFolders(dict(settings.base_models))
+    if settings.backend == "vllm":
+        from services.gpu_evaluator.vllm_backend import build_vllm_backend
+
+        def build_vllm(folder: Path, environment: EnvironmentSpec) -> EvaluationBackend:
+            return build_vllm_backend(
+                folder,
+                environment,
+                gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+                max_model_len=settings.vllm_max_model_len,
+                enforce_eager=settings.vllm_enforce_eager,
+            )
+
+        # The engine's LoRA slots and quantization are the environment's: part of the key.
+        return CachedBackends(
+            folders,
+            build_vllm,
+            lambda f, e: (str(f), e.max_loras, e.max_lora_rank, e.quantization_profile),
+            keep=1,
+        )
+    from services.gpu_evaluator.transformers_backend import TransformersBackend
+
+    def build_transformers(folder: Path, environment: EnvironmentSpec) -> EvaluationBackend:
+        return TransformersBackend(
+            folder,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            max_loaded_adapters=settings.max_loaded_adapters,
+        )
+
+    return CachedBackends(folders, build_transformers, lambda f, e: str(f), keep=2)
