@@ -1,107 +1,235 @@
-"""`make demo`: start the local stack and send an adapter's first event through it.
+"""`make demo`: the local stack and real adapters' journey through it, step by step.
 
-Today's journey: Kafka + PostgreSQL up, topics provisioned, one `AdapterTrained`
-published by the training-cluster client path, read back from the broker and decoded.
-Later stages (registry, validation, evaluation, approval, rollout, archive) extend it.
+Kafka + PostgreSQL start (or are reused), the tiny model kit is built (a real LLaMA-style
+base and PEFT LoRA adapters trained on the CPU), the base and two environments are
+registered, every service runs as its own process, and a good and a broken adapter are
+submitted the way a training cluster would. It ends with the audit: the log verified
+from its first byte. Re-running it is safe: each run's adapters carry the run's id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import asdict
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from shared.codec import Codec  # noqa: E402
-from shared.events import AdapterTrained, BaseModelRef, DataScope, TrainingRecipe  # noqa: E402
-from shared.kafka.producer import make_producer, publish  # noqa: E402
 from shared.kafka.reader import read_topic  # noqa: E402
-from shared.kafka.topics import TRAINED, admin_client, catalogue, provision  # noqa: E402
+from shared.kafka.topics import admin_client, catalogue, provision  # noqa: E402
+
+VAR = REPO / "var"
+DEMO = VAR / "demo"
+SERVICES = ("ingest", "validator")
+ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 
 
-def step(title: str) -> float:
-    print(f"\n==> {title}", flush=True)
-    return time.monotonic()
+class Demo:
+    def __init__(self) -> None:
+        self.run_id = time.strftime("%H%M%S")
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env: dict[str, str] = {}
+
+    def step(self, title: str) -> float:
+        print(f"\n==> {title}", flush=True)
+        return time.monotonic()
+
+    def done(self, started: float, note: str = "") -> None:
+        print(f"    done in {time.monotonic() - started:.1f}s {note}".rstrip(), flush=True)
+
+    def adapterctl(self, *args: str, show: bool = True) -> str:
+        result = subprocess.run(
+            [str(ADAPTERCTL), *args], env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode not in (0, 1):
+            raise SystemExit(f"adapterctl {' '.join(args)} failed:\n{result.stderr}")
+        if show:
+            print("    " + result.stdout.strip().replace("\n", "\n    "))
+        return result.stdout
+
+    def start_infra(self) -> None:
+        t = self.step("Starting Kafka (KRaft) and PostgreSQL with infra/up.sh")
+        subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
+        for line in (VAR / "infra.env").read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.removeprefix("export ").partition("=")
+                self.env[key.strip()] = value.strip().strip("'\"")
+        DEMO.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            **self.env,
+            "PYTHONPATH": str(REPO),
+            "ARTIFACT_ROOT": str(VAR / "artifacts"),
+            "INGEST_ALLOWED_ROOTS": str(VAR / "incoming"),
+            "LOG_FORMAT": "json",
+        }
+        report = provision(admin_client(self.env["KAFKA_BOOTSTRAP_SERVERS"]), catalogue())
+        self.done(t, f"(topics created: {len(report.created)})")
+
+    def build_kit(self) -> Any:
+        t = self.step("Building the tiny model kit (real base + LoRA adapters, CPU)")
+        from shared.modelkit.cache import kit
+
+        built = kit()
+        self.done(t, f"-> {built.root.relative_to(REPO)}")
+        return built
+
+    def register_catalogue(self, built: Any) -> str:
+        t = self.step("Registering the base model and the staging/production environments")
+        revision = built.revisions["main"]
+        base = f"{built.model_ids['main']}@{revision}"
+        self.adapterctl(
+            "base",
+            "register",
+            str(built.base),
+            "--id",
+            built.model_ids["main"],
+            "--revision",
+            revision,
+            "--tokenizer-revision",
+            "tok-1",
+        )
+        self.adapterctl("env", "set", "staging", "--base", base, "--max-lora-rank", "16")
+        self.adapterctl(
+            "env",
+            "set",
+            "production",
+            "--base",
+            base,
+            "--max-lora-rank",
+            "16",
+            "--required-approvals",
+            "2",
+            "--separate-approver-and-operator",
+        )
+        self.done(t)
+        return base
+
+    def start_services(self) -> None:
+        t = self.step(f"Starting the services, each its own process: {', '.join(SERVICES)}")
+        logs = DEMO / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            out = (logs / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.done(t, f"(logs in {logs.relative_to(REPO)})")
+
+    def stage(self, source: Path, name: str, edit: Callable[[Path], None] | None = None) -> Path:
+        folder = VAR / "incoming" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(source, folder)
+        if edit:
+            edit(folder)
+        return folder
+
+    def submit(self, folder: Path, adapter: str, base: str, base_folder: Path) -> None:
+        self.adapterctl(
+            "submit",
+            str(folder),
+            "--base-folder",
+            str(base_folder),
+            "--adapter",
+            adapter,
+            "--base",
+            base,
+            "--tokenizer-revision",
+            "tok-1",
+            "--environment",
+            "staging",
+            "--environment",
+            "production",
+            "--submitter",
+            "trainer-alice",
+        )
+
+    def wait_for(self, adapter: str, wanted: set[str], timeout_s: float = 180) -> list[str]:
+        codec = Codec.from_env()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            names = []
+            for record in read_topic(self.env["KAFKA_BOOTSTRAP_SERVERS"], "adapters.lifecycle.v1"):
+                event = codec.decode(record.value or b"")
+                if event.envelope.adapter == adapter:  # type: ignore[attr-defined]
+                    names.append(type(event).__name__)
+            if wanted & set(names):
+                return names
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise SystemExit(f"{name} stopped; see var/demo/logs/{name}.log")
+            time.sleep(0.5)
+        raise SystemExit(f"{adapter}: none of {wanted} within {timeout_s}s")
+
+    def stop_services(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
-def done(started: float) -> None:
-    print(f"    done in {time.monotonic() - started:.1f}s", flush=True)
-
-
-def load_infra_env() -> dict[str, str]:
-    values = {}
-    for line in (REPO / "var" / "infra.env").read_text().splitlines():
-        if "=" in line:
-            key, _, value = line.removeprefix("export ").partition("=")
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
+def break_rank(folder: Path) -> None:
+    """A trainer's mistake: the config claims another rank than the tensors have."""
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["r"] = 4
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
 
 
 def main() -> int:
-    t = step("Starting Kafka (KRaft) and PostgreSQL with infra/up.sh")
-    subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
-    env = load_infra_env()
-    os.environ.update(env)
-    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
-    done(t)
+    demo = Demo()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        demo.start_infra()
+        built = demo.build_kit()
+        base = demo.register_catalogue(built)
+        demo.start_services()
 
-    t = step("Provisioning topics")
-    report = provision(admin_client(bootstrap), catalogue())
-    print(f"    created: {report.created or 'none (already there)'}")
-    done(t)
+        good = f"support-summarizer-{demo.run_id}"
+        t = demo.step(f"A training cluster submits {good} (a well-trained adapter)")
+        demo.submit(demo.stage(built.good, good), good, base, built.base)
+        events = demo.wait_for(good, {"RevisionValidated", "RevisionRejected"})
+        demo.done(t, f"-> {' -> '.join(events)}")
+        demo.adapterctl("history", good)
 
-    t = step("A training cluster publishes AdapterTrained")
-    event = AdapterTrained(
-        event_id=str(uuid.uuid4()),
-        adapter="support-summarizer",
-        submitter="trainer@cluster-a",
-        submitted_at=datetime.now(UTC),
-        base_model=BaseModelRef(model_id="tiny-llama", revision="sha256:demo-base"),
-        tokenizer_revision="tok-1",
-        tokenizer_hash="sha256:demo-tokenizer",
-        chat_template_hash="sha256:demo-template",
-        quantization_profile="bf16",
-        target_environments=["staging", "production"],
-        recipe=TrainingRecipe(
-            seed=1234,
-            dataset_ids=["tickets-2026-q3"],
-            hyperparameters={"rank": "8", "alpha": "16", "lr": "2e-4"},
-        ),
-        data_scope=DataScope(
-            corpora=["support-tickets"],
-            time_window_start="2026-07-01",
-            time_window_end="2026-09-30",
-            filtering_rules=["pii-scrubbed"],
-        ),
-        artifact_uri="file:///var/adapters/support-summarizer/run-42",
+        broken = f"support-broken-{demo.run_id}"
+        t = demo.step(f"A training cluster submits {broken} (its config lies about the rank)")
+        demo.submit(demo.stage(built.good, broken, break_rank), broken, base, built.base)
+        events = demo.wait_for(broken, {"RevisionRejected", "RevisionValidated"})
+        demo.done(t, f"-> {' -> '.join(events)}")
+        demo.adapterctl("history", broken)
+
+        t = demo.step("The auditor verifies the whole lifecycle log from its first event")
+        demo.adapterctl("audit", "verify")
+        demo.done(t)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the services", flush=True)
+        return 130
+    finally:
+        demo.stop_services()
+
+    print(
+        "\nSummary: the good adapter was registered and validated; the broken one was "
+        "rejected\nwith a finding that names the problem; the audit log verified.\n"
+        "Explore: .venv/bin/adapterctl audit replay | history ADAPTER | audit at ...\n"
+        "Kafka and PostgreSQL are still running. Stop them with: make infra-down"
     )
-    codec = Codec.from_env()
-    delivered = publish(
-        make_producer(bootstrap), TRAINED, key=event.adapter.encode(), value=codec.encode(event)
-    )
-    print(f"    stored at {TRAINED}[{delivered.partition()}]@{delivered.offset()}")
-    done(t)
-
-    t = step("Reading it back from the broker and decoding it")
-    records = [
-        r
-        for r in read_topic(bootstrap, TRAINED)
-        if r.partition == delivered.partition() and r.offset == delivered.offset()
-    ]
-    decoded = codec.decode(records[0].value or b"")
-    assert decoded == event, "the broker returned different bytes"
-    print(json.dumps(asdict(decoded), indent=2, default=str))
-    done(t)
-
-    print("\nThe stack is still running. Stop it with: make infra-down")
     return 0
 
 

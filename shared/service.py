@@ -16,7 +16,8 @@ import structlog
 
 from shared.codec import Codec
 from shared.kafka.app import FaustDeadLetters, attach_consumer, make_app, run_worker
-from shared.kafka.dispatch import Dispatcher, Handler
+from shared.kafka.dispatch import Dispatcher, Handler, PermanentError
+from shared.lifecycle import InvalidTransition
 from shared.logs import configure_logging
 from shared.registry.relay import relay_from_settings
 from shared.registry.store import Registry
@@ -55,7 +56,12 @@ def run_service(
     handlers: dict[type, Handler] = {}
     ready = asyncio.Event()
     dispatcher = Dispatcher(
-        service=name, codec=codec, handlers=handlers, dead_letters=FaustDeadLetters(app)
+        service=name,
+        codec=codec,
+        handlers=handlers,
+        dead_letters=FaustDeadLetters(app),
+        # An illegal transition stays illegal: dead-letter it with the reason, at once.
+        permanent=(PermanentError, InvalidTransition),
     )
     relay_wanted = settings.run_relay if run_relay is None else run_relay
 

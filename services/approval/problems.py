@@ -94,7 +94,7 @@ def install(app: FastAPI, render_page: PageRenderer) -> None:
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [
+        errors: list[dict[str, Any]] = [
             {
                 "location": [str(part) for part in e.get("loc", ())],
                 "message": str(e.get("msg", "")),
@@ -103,7 +103,7 @@ def install(app: FastAPI, render_page: PageRenderer) -> None:
             for e in exc.errors()
         ]
         fields = ", ".join(".".join(e["location"]) for e in errors) or "the request"
-        detail = f"invalid {fields}: " + "; ".join(e["message"] for e in errors)
+        detail = f"invalid {fields}: " + "; ".join(str(e["message"]) for e in errors)
         return await respond(request, ApiProblem(422, "invalid-request", detail, errors=errors))
 
     async def on_http(request: Request, exc: Exception) -> Response:

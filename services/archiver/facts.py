@@ -121,3 +121,14 @@ async def pointers_naming(registry: Registry, adapter: str, revision: str) -> li
         revision,
     )
     return [r["environment"] for r in rows]
+
+
+async def hold_reason(registry: Registry, adapter: str, revision: str) -> str | None:
+    """The reason of the legal hold in force on the revision, if any."""
+    reason: str | None = await registry.pool.fetchval(
+        "SELECT reason FROM legal_holds WHERE adapter = $1 AND revision = $2"
+        " AND released_at IS NULL",
+        adapter,
+        revision,
+    )
+    return reason

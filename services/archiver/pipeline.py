@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.archiver.facts import pointers_naming
+from services.archiver.facts import hold_reason, pointers_naming
 from services.archiver.faults import Crash, no_crash
 from services.archiver.ports import WeightStore
 from shared.artifacts import hash_file
@@ -169,6 +169,10 @@ def weight_problems(store: WeightStore, manifest: Manifest) -> list[str]:
 async def delete_weights(deps: ArchiverDeps, record: RevisionRecord) -> None:
     adapter, revision = record.adapter, record.revision
     bound = log.bind(adapter=adapter, revision=revision)
+    held = await hold_reason(deps.registry, adapter, revision)
+    if held is not None:  # placed after the expiry: the weights stay while it is in force
+        bound.info("deletion_held", reason=held)
+        return
     archived = await manifest_archived(deps.registry.pool, deps.registry.codec, adapter, revision)
     if archived is None:
         raise ArchiveNotVerified(f"{adapter}@{revision} is archived but has no ManifestArchived")

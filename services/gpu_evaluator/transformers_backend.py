@@ -36,6 +36,8 @@ def library_warnings_silenced() -> Iterator[None]:
     """peft 0.21 calls an API transformers 5 deprecated; nothing the evaluator can act on."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        # Evicting the adapter PEFT last activated is intended: names are chosen per call.
+        warnings.filterwarnings("ignore", "Adapter .* was active which is now deleted")
         yield
 
 
@@ -214,7 +216,8 @@ class TransformersBackend:
             victim = next((n for n in self._loaded if n not in needed), None)
             if victim is None:
                 break
-            self._peft.delete_adapter(victim)
+            with library_warnings_silenced():
+                self._peft.delete_adapter(victim)
             del self._loaded[victim]
         return names
 

@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from shared.cli import audit, catalogue, history, principals, submit
+from shared.cli import archive, audit, catalogue, history, principals, retention, submit
 from shared.cli.source import CliError, Reader, Source, read_kafka
+from shared.logs import configure_logging
 from shared.settings import KernelSettings
 
 DESCRIPTION = """\
@@ -66,6 +67,8 @@ def build_parser(settings: KernelSettings) -> argparse.ArgumentParser:
     submit.register(groups, common)
     catalogue.register(groups, common)
     principals.register(groups, common)
+    retention.register(groups, common)
+    archive.register(groups, common)
     return parser
 
 
@@ -77,6 +80,8 @@ def main(
 ) -> int:
     """Run one command; tests pass `reader` (an in-memory log) and `env` for the real ones."""
     settings = KernelSettings.from_env("adapterctl", env)
+    # Logs go to stderr and only when they matter: stdout is for answers scripts parse.
+    configure_logging("adapterctl", fmt=settings.log_format, level="warning")
     parser = build_parser(settings)
     try:
         args = parser.parse_args(argv)

@@ -86,6 +86,8 @@ class Dispatcher:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     counts: Counter[str] = field(default_factory=Counter)
+    # Exceptions that mean "this message can never succeed": dead-lettered without retry.
+    permanent: tuple[type[Exception], ...] = (PermanentError,)
 
     async def dispatch(self, record: RawRecord) -> Outcome:
         bound = log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -111,7 +113,7 @@ class Dispatcher:
             started = time.perf_counter()
             try:
                 await handler(event)
-            except PermanentError as exc:
+            except self.permanent as exc:
                 return await self._dead_letter(record, f"rejected by handler: {exc}", exc, bound)
             except Exception as exc:  # retried, then dead-lettered: never swallowed
                 if attempt == self.retry.attempts:

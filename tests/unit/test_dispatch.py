@@ -129,3 +129,18 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_with_its_last_error
 @pytest.mark.parametrize(("attempt", "delay"), [(1, 0.2), (2, 0.4), (3, 0.8), (6, 5.0), (10, 5.0)])
 def test_backoff_doubles_and_is_capped(attempt: int, delay: float) -> None:
     assert RetryPolicy(first_delay_s=0.2, max_delay_s=5.0).delay(attempt) == pytest.approx(delay)
+
+
+async def test_an_exception_declared_permanent_is_dead_lettered_without_retry() -> None:
+    calls = 0
+
+    async def illegal(event: AdapterTrained) -> None:
+        nonlocal calls
+        calls += 1
+        raise LookupError("revision already decided")
+
+    dispatcher, sink = _dispatcher({AdapterTrained: illegal})
+    dispatcher.permanent = (PermanentError, LookupError)
+    value = Codec.from_env().encode(sample(AdapterTrained))
+    assert await dispatcher.dispatch(_record(value)) is Outcome.dead_lettered
+    assert calls == 1 and sink.sent[0][1]["dlq.error_type"] == "LookupError"

@@ -1,0 +1,29 @@
+"""What the HTTP layer works with, wired once by `main.build` and found on the app's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from services.approval.auth import Lookup
+from services.approval.deciding import Decider
+from services.approval.evidence import EvidenceSources
+from shared.registry.catalogue_store import Catalogue
+from shared.registry.store import Registry
+from shared.signing import Signer
+
+
+@dataclass(frozen=True, slots=True)
+class WebDeps:
+    registry: Registry
+    catalogue: Catalogue
+    decider: Decider
+    sources: EvidenceSources
+    signer: Signer
+    lookup: Lookup
+
+
+def web_deps(request: Request) -> WebDeps:
+    deps: WebDeps = request.app.state.deps
+    return deps

@@ -1,0 +1,147 @@
+"""The approvers' web page: server-rendered HTML, no JavaScript. The login form takes a
+bearer token and keeps it in an HttpOnly, SameSite=Strict cookie; the pending list; one
+revision's evidence beside its baseline; approve and deny as plain HTML forms."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from services.approval.api import evidence_of, pending_list, record_decision
+from services.approval.auth import COOKIE, LoginRequired, Lookup, page_role
+from services.approval.chart import bar_chart
+from services.approval.deps import WebDeps, web_deps
+from services.approval.problems import ApiProblem
+from services.approval.views import ADAPTER, DIGEST, ENVIRONMENT, DecisionRequest
+from shared.cli.principals import Principal, Role
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+Deps = Annotated[WebDeps, Depends(web_deps)]
+EnvironmentName = Annotated[str, Path(pattern=ENVIRONMENT)]
+AdapterName = Annotated[str, Path(pattern=ADAPTER)]
+RevisionId = Annotated[str, Path(pattern=DIGEST)]
+
+
+def short(value: str | None, width: int = 19) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= width else value[:width] + "…"
+
+
+def number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+templates.env.filters["short"] = short
+templates.env.filters["number"] = number
+
+
+def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(HEADERS)
+    return response
+
+
+async def render_problem(request: Request, problem: ApiProblem) -> Response:
+    if problem.status == 401:
+        return RedirectResponse("/login", 303)
+    return page(request, "error.html", problem.status, problem=problem, principal=None)
+
+
+def install(app: FastAPI) -> None:
+    async def on_login_required(_request: Request, _exc: Exception) -> Response:
+        return RedirectResponse("/login", 303)
+
+    app.add_exception_handler(LoginRequired, on_login_required)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    return page(request, "login.html", principal=None, error=None)
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form(max_length=512)]) -> Response:
+    lookup: Lookup = request.app.state.lookup
+    principal = await lookup(token.strip())
+    if principal is None:
+        error = "That token is unknown or revoked."
+        return page(request, "login.html", 401, principal=None, error=error)
+    response = RedirectResponse("/", 303)
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+async def pending_page(
+    request: Request, deps: Deps, principal: Annotated[Principal, Depends(page_role("pending"))]
+) -> Response:
+    environments = [e.name for e in await deps.catalogue.environments()]
+    lists = [await pending_list(deps, name) for name in environments]
+    return page(request, "pending.html", principal=principal, lists=lists)
+
+
+@router.get("/environments/{environment}/revisions/{adapter}/{revision}")
+async def revision_page(
+    request: Request,
+    environment: EnvironmentName,
+    adapter: AdapterName,
+    revision: RevisionId,
+    deps: Deps,
+    principal: Annotated[Principal, Depends(page_role("evidence"))],
+    outcome: str | None = None,
+) -> Response:
+    evidence = await evidence_of(deps, environment, adapter, revision)
+    return page(
+        request,
+        "revision.html",
+        principal=principal,
+        evidence=evidence,
+        chart=Markup(bar_chart(evidence.metrics)),
+        may_decide=principal.role is Role.APPROVER and evidence.state == "evaluated",
+        outcome=outcome if outcome in ("recorded", "approved", "denied") else None,
+    )
+
+
+@router.post("/environments/{environment}/revisions/{adapter}/{revision}/decision")
+async def decide_page(
+    environment: EnvironmentName,
+    adapter: AdapterName,
+    revision: RevisionId,
+    form: Annotated[DecisionRequest, Form()],
+    deps: Deps,
+    principal: Annotated[Principal, Depends(page_role("decide"))],
+) -> Response:
+    outcome = await record_decision(deps, principal, environment, adapter, revision, form)
+    target = f"/environments/{environment}/revisions/{adapter}/{revision}"
+    return RedirectResponse(f"{target}?outcome={outcome.outcome}", 303)

@@ -1,0 +1,79 @@
+"""The archiver's sweep (run by a faust timer) and its reactions to lifecycle events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from services.archiver.facts import pending, read_facts
+from services.archiver.pipeline import ArchiverDeps, complete, expire
+from shared.events import RevisionExpired, RevisionSuperseded
+from shared.kafka.dispatch import Handler
+from shared.lifecycle import State
+from shared.retention import decide_expiry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class SweepReport:
+    expired: list[tuple[str, str]] = field(default_factory=list)
+    finished: dict[tuple[str, str], State | None] = field(default_factory=dict)
+    failed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+async def sweep(deps: ArchiverDeps, adapter: str | None = None) -> SweepReport:
+    """Expire what the policy lets go, then take every expired revision to `deleted`.
+
+    A revision that fails (cold storage down, an archive that does not verify) is logged
+    and left where it stands; the next sweep tries it again, and nothing is deleted
+    without a verified archive.
+    """
+    report = SweepReport()
+    async with deps.lock:
+        facts = await read_facts(deps.registry, adapter)
+        decisions = decide_expiry(
+            facts.revisions, facts.pointers, facts.policies, facts.holds, deps.clock()
+        )
+        for decision in decisions:
+            if await expire(deps, decision):
+                report.expired.append((decision.adapter, decision.revision))
+        for key in await pending(deps.registry, adapter):
+            try:
+                report.finished[key] = await complete(deps, *key)
+            except Exception as exc:  # reported, logged and retried by the next sweep
+                report.failed[key] = f"{type(exc).__name__}: {exc}"
+                log.error(
+                    "revision_archiving_failed", adapter=key[0], revision=key[1], error=repr(exc)
+                )
+    if report.expired or report.finished or report.failed:
+        log.info(
+            "sweep_done",
+            adapter=adapter,
+            expired=len(report.expired),
+            finished=len(report.finished),
+            failed=len(report.failed),
+        )
+    return report
+
+
+async def on_revision_expired(event: RevisionExpired, deps: ArchiverDeps) -> None:
+    """Archive at once rather than at the next tick (errors go to the dispatcher's retries)."""
+    async with deps.lock:
+        await complete(deps, event.envelope.adapter, event.envelope.revision)
+
+
+async def on_revision_superseded(event: RevisionSuperseded, deps: ArchiverDeps) -> None:
+    """A supersession may push an older revision past the policy: sweep that adapter."""
+    await sweep(deps, event.envelope.adapter)
+
+
+def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
+    async def expired(event: RevisionExpired) -> None:
+        await on_revision_expired(event, deps)
+
+    async def superseded(event: RevisionSuperseded) -> None:
+        await on_revision_superseded(event, deps)
+
+    return {RevisionExpired: expired, RevisionSuperseded: superseded}

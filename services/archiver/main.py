@@ -1,0 +1,59 @@
+"""Archiver's composition root: the sweep timer, the lifecycle handlers, their dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from services.archiver.faults import crash_after
+from services.archiver.handlers import handlers, sweep
+from services.archiver.pipeline import ArchiverDeps
+from services.archiver.settings import ArchiverSettings
+from shared.artifacts import LocalArtifactStore
+from shared.coldstore import open_cold_storage
+from shared.kafka.dispatch import Handler
+from shared.service import Kernel, run_service
+
+log = structlog.get_logger(__name__)
+
+
+def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
+    """Sweep once now (to finish what a crashed run left) and then every `interval_s`.
+
+    The app is already running when services build, so the faust timer is started here
+    rather than by the worker (which starts only the tasks declared before it started).
+    """
+
+    async def sweep_once() -> None:
+        try:
+            await sweep(deps)
+        except Exception as exc:  # the registry or storage is down: the next tick retries
+            log.error("sweep_failed", error=repr(exc))
+
+    timer = app.timer(interval_s, name="archiver.sweep")(sweep_once)
+    app.add_future(sweep_once())
+    app.add_future(timer())
+
+
+def run() -> None:
+    settings = ArchiverSettings.from_env()
+
+    async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        deps = ArchiverDeps(
+            registry=kernel.registry,
+            store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
+            cold=open_cold_storage(settings.cold_storage),
+            crash=crash_after(settings.crash_after),
+        )
+        start_sweeps(kernel.app, deps, settings.sweep_interval_s)
+        log.info(
+            "archiver_ready",
+            cold_storage=settings.cold_storage.url,
+            sweep_interval_s=settings.sweep_interval_s,
+        )
+        return handlers(deps)
+
+    run_service("archiver", lambda s: [s.lifecycle_topic], build)

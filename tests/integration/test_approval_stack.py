@@ -1,0 +1,370 @@
+"""The approval service on a private stack (its own database and topics on the session's
+real Kafka and PostgreSQL), as its own process on a free loopback port; the helpers the
+approval tests share, and the smoke tests of that stack itself.
+
+Revisions reach the service the way they will in production: RevisionRegistered,
+RevisionValidated and RevisionEvaluated committed through the registry, published by the
+relay, read back from the lifecycle topic by the service's consumer. The manifest and the
+evaluation report are real blobs in the stack's artifact store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.artifacts import LocalArtifactStore
+from shared.catalogue import EnvironmentSpec
+from shared.codec import Codec
+from shared.events import (
+    Actor,
+    BaseModelRef,
+    Envelope,
+    Finding,
+    MetricResult,
+    RevisionEvaluated,
+    RevisionRegistered,
+    RevisionValidated,
+)
+from shared.manifest import FileEntry, Manifest, revision_digest
+from shared.registry.catalogue_store import Catalogue
+from shared.registry.store import Registry, Step
+from tests.conftest import Infra
+from tests.stack import Stack
+
+STAGING, PRODUCTION = "staging", "production"
+SUBMITTER = "trainer-alice"
+# name -> roles; trainer-alice also approves, so separation of duties has someone to stop.
+PRINCIPALS = {
+    SUBMITTER: ("trainer", "approver"),
+    "bob": ("approver",),
+    "carol": ("approver",),
+    "dave": ("approver",),
+    "olga": ("operator",),
+    "audrey": ("auditor",),
+    "adam": ("admin",),
+}
+ROLES = ("trainer", "approver", "operator", "auditor", "admin")
+# one principal per role, for the role matrix
+AS_ROLE = {
+    "trainer": (SUBMITTER, "trainer"),
+    "approver": ("bob", "approver"),
+    "operator": ("olga", "operator"),
+    "auditor": ("audrey", "auditor"),
+    "admin": ("adam", "admin"),
+}
+METRICS = [
+    MetricResult(name="accuracy", value=0.82, baseline=0.74, threshold=">= 0.70", passed=True),
+    MetricResult(
+        name="latency_p95_ms", value=143.0, baseline=120.0, threshold="<= 180", passed=True
+    ),
+    MetricResult(name="no_op_rate", value=0.05, baseline=None, threshold="<= 0.20", passed=True),
+]
+OUTPUTS = [
+    {
+        "id": "q1",
+        "prompt": "Summarise ticket 812",
+        "baseline": "Printer jam.",
+        "candidate": "Customer reports a paper jam on floor 3; resolved by reseating the tray.",
+    },
+    {
+        "id": "q2",
+        "prompt": "Summarise ticket 815",
+        "baseline": "VPN down.",
+        "candidate": "VPN down.",
+    },
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Seeded:
+    adapter: str
+    revision: str
+    environment: str
+    manifest_digest: str
+    report_digest: str
+
+    @property
+    def api_path(self) -> str:
+        return f"/api/v1/environments/{self.environment}/revisions/{self.adapter}/{self.revision}"
+
+    @property
+    def page_path(self) -> str:
+        return f"/environments/{self.environment}/revisions/{self.adapter}/{self.revision}"
+
+    def ballot(
+        self, decision: str = "approve", comment: str = "", **changes: str
+    ) -> dict[str, str]:
+        body = {
+            "decision": decision,
+            "comment": comment,
+            "manifest_digest": self.manifest_digest,
+            "report_digest": self.report_digest,
+        }
+        return {**body, **changes}
+
+
+@dataclass
+class ApprovalStack:
+    stack: Stack
+    registry: Registry
+    port: int
+    key_path: Path
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, role) -> token
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_key(self) -> Path:
+        return self.key_path.with_name(self.key_path.name + ".pub")
+
+    @property
+    def store(self) -> LocalArtifactStore:
+        return LocalArtifactStore(self.stack.artifacts)
+
+    def token(self, name: str, role: str) -> str:
+        return self.tokens[(name, role)]
+
+    def client(self, name: str | None = None, role: str | None = None) -> httpx.Client:
+        headers = {}
+        if name is not None:
+            headers["Authorization"] = f"Bearer {self.token(name, role or PRINCIPALS[name][0])}"
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def add_principal(self, name: str, role: str) -> str:
+        out = self.stack.adapterctl("principal", "add", name, "--role", role, "--json")
+        token: str = json.loads(out.stdout)["token"]
+        self.tokens[(name, role)] = token
+        return token
+
+    def put_blob(self, data: bytes) -> str:
+        entry = self.store.put_stream(io.BytesIO(data), max_bytes=1 << 20)
+        return entry.sha256
+
+    async def seed(
+        self,
+        adapter: str,
+        environment: str = STAGING,
+        *,
+        submitter: str = SUBMITTER,
+        metrics: list[MetricResult] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+    ) -> Seeded:
+        """A revision registered, validated and evaluated in `environment`, with real blobs."""
+        weights = self.put_blob(f"weights of {adapter}".encode())
+        files = (FileEntry(path="adapter_model.safetensors", sha256=weights, size=20),)
+        revision = revision_digest(files)
+        manifest = Manifest(
+            adapter=adapter,
+            revision=revision,
+            files=files,
+            base_model_id="tiny-llama",
+            base_model_revision="sha256:" + "b" * 64,
+            tokenizer_revision="tok-1",
+            tokenizer_hash="sha256:" + "c" * 64,
+            chat_template_hash="sha256:" + "d" * 64,
+            quantization_profile="bf16",
+            target_environments=(STAGING, PRODUCTION),
+            recipe={"seed": 7, "dataset_ids": ["tickets-q3"]},
+            data_scope={"corpora": ["support-tickets"], "filtering_rules": ["pii-scrubbed"]},
+            submitter=submitter,
+            trained_event_id=str(uuid.uuid4()),
+            source_uri=f"file:///incoming/{adapter}",
+        )
+        manifest_digest = self.store.put_manifest(manifest)
+        report = {"metrics": [], "outputs": OUTPUTS if outputs is None else outputs}
+        report_hex = self.put_blob(json.dumps(report).encode())
+        report_digest = "sha256:" + report_hex
+        service = Actor(principal="svc", role="service")
+        correlation = str(uuid.uuid4())
+
+        def envelope(environment: str = "") -> Envelope:
+            return Envelope(
+                event_id=str(uuid.uuid4()),
+                adapter=adapter,
+                revision=revision,
+                environment=environment,
+                occurred_at=datetime.now(UTC),
+                actor=service,
+                correlation_id=correlation,
+            )
+
+        events = [
+            RevisionRegistered(
+                envelope=envelope(),
+                manifest_digest=manifest_digest,
+                manifest_uri=f"store://manifests/{manifest_digest}",
+                base_model=BaseModelRef(model_id="tiny-llama", revision="sha256:" + "b" * 64),
+                tokenizer_revision="tok-1",
+                tokenizer_hash=manifest.tokenizer_hash,
+                chat_template_hash=manifest.chat_template_hash,
+                quantization_profile="bf16",
+                target_environments=[STAGING, PRODUCTION],
+                submitter=submitter,
+                file_count=1,
+                total_bytes=20,
+                trained_event_id=manifest.trained_event_id,
+            ),
+            RevisionValidated(
+                envelope=envelope(),
+                findings=[Finding(code="rank_padded", severity="warning", message="rank 8 < 16")],
+                checked_environments=[STAGING, PRODUCTION],
+            ),
+            RevisionEvaluated(
+                envelope=envelope(environment),
+                report_digest=report_digest,
+                report_uri=f"store://blobs/sha256/{report_hex}",
+                suite_digest="sha256:" + hashlib.sha256(b"suite").hexdigest(),
+                baseline_revision="sha256:" + "9" * 64,
+                backend="transformers",
+                metrics=METRICS if metrics is None else metrics,
+            ),
+        ]
+        await self.registry.commit([Step(e) for e in events])
+        return Seeded(adapter, revision, environment, manifest_digest, report_digest)
+
+    async def evaluate_also_in(self, seeded: Seeded, environment: str) -> Seeded:
+        """The same revision evaluated in a second environment, on the same report."""
+        event = RevisionEvaluated(
+            envelope=Envelope(
+                event_id=str(uuid.uuid4()),
+                adapter=seeded.adapter,
+                revision=seeded.revision,
+                environment=environment,
+                occurred_at=datetime.now(UTC),
+                actor=Actor(principal="svc", role="service"),
+                correlation_id=str(uuid.uuid4()),
+            ),
+            report_digest=seeded.report_digest,
+            report_uri="store://blobs/" + seeded.report_digest,
+            suite_digest="sha256:" + "e" * 64,
+            backend="transformers",
+            metrics=METRICS,
+        )
+        await self.registry.commit([Step(event)])
+        return Seeded(
+            seeded.adapter,
+            seeded.revision,
+            environment,
+            seeded.manifest_digest,
+            seeded.report_digest,
+        )
+
+    def wait_pending(self, seeded: Seeded, timeout_s: float = 60) -> None:
+        """Until the service's consumer has projected the evaluation and lists it."""
+        deadline = time.monotonic() + timeout_s
+        with self.client("audrey") as client:
+            while time.monotonic() < deadline:
+                listed = client.get(f"/api/v1/environments/{seeded.environment}/pending").json()
+                if any(
+                    r["revision"] == seeded.revision and r["adapter"] == seeded.adapter
+                    for r in listed.get("revisions", [])
+                ):
+                    return
+                assert self.stack.processes["approval"].poll() is None, self.stack.log_of(
+                    "approval"
+                )
+                time.sleep(0.2)
+        raise AssertionError(f"{seeded.adapter} never listed:\n{self.stack.log_of('approval')}")
+
+    def events_of(self, adapter: str) -> list[Any]:
+        return self.stack.events(adapter)
+
+
+def environment(name: str, required_approvals: int, approver_may_operate: bool) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        name=name,
+        base_model_id="tiny-llama",
+        base_model_revision="sha256:" + "b" * 64,
+        tokenizer_hash="sha256:" + "c" * 64,
+        chat_template_hash="sha256:" + "d" * 64,
+        required_approvals=required_approvals,
+        approver_may_operate=approver_may_operate,
+    )
+
+
+async def start_approval_stack(infra: Infra, root: Path) -> ApprovalStack:
+    stack = Stack(infra, root)
+    await stack.create()
+    registry = await Registry.connect(stack.database_url, Codec.from_env())
+    catalogue = Catalogue(registry.pool)
+    await catalogue.put_environment(environment(STAGING, 1, True))
+    await catalogue.put_environment(environment(PRODUCTION, 2, False))
+    approval = ApprovalStack(stack, registry, free_port(), root / "keys" / "signing.key")
+    for name, roles in PRINCIPALS.items():
+        for role in roles:
+            approval.add_principal(name, role)
+    stack.start(
+        "approval",
+        APPROVAL_HTTP_PORT=str(approval.port),
+        APPROVAL_SIGNING_KEY=str(approval.key_path),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(approval.base_url + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        process = stack.processes["approval"]
+        assert process.poll() is None, f"approval died:\n{stack.log_of('approval')}"
+        assert time.monotonic() < deadline, f"approval never served:\n{stack.log_of('approval')}"
+        time.sleep(0.2)
+    return approval
+
+
+async def stop_approval_stack(approval: ApprovalStack) -> None:
+    approval.stack.stop()
+    await approval.registry.close()
+
+
+@pytest.fixture(scope="module")
+async def approval(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApprovalStack]:
+    started = await start_approval_stack(infra, tmp_path_factory.mktemp("approval"))
+    yield started
+    await stop_approval_stack(started)
+
+
+# --- the stack's own smoke tests ------------------------------------------------------------
+
+
+def test_the_service_serves_its_openapi_document_and_health_without_a_token(
+    approval: ApprovalStack,
+) -> None:
+    document = httpx.get(approval.base_url + "/openapi.json").json()
+    assert document["info"]["title"] == "Adapter approval service"
+    assert "/api/v1/environments/{environment}/pending" in document["paths"]
+    assert httpx.get(approval.base_url + "/healthz").json() == {"status": "ok"}
+
+
+def test_the_signing_key_is_created_private_and_its_public_half_exported(
+    approval: ApprovalStack,
+) -> None:
+    assert approval.key_path.stat().st_mode & 0o777 == 0o600
+    with approval.client("audrey") as client:
+        served = client.get("/api/v1/signing-key").json()
+    assert served["public_key_pem"] == approval.public_key.read_text()
+    assert served["key_id"].startswith("sha256:")

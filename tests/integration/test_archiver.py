@@ -1,0 +1,422 @@
+"""Retention against the real registry: what stays addressable, what is archived and deleted,
+legal holds, and the refusal to roll back to an archived revision.
+
+The sweep and pipeline run in-process on a private database and artifact store; the
+archiver as its own process is tested in test_archiver_process.py."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.archiver.handlers import sweep
+from services.archiver.pipeline import ArchiverDeps, complete, expire
+from shared.artifacts import LocalArtifactStore
+from shared.codec import Codec
+from shared.coldstore import ColdStorage, DirectoryColdStorage
+from shared.coldstore.evidence import manifest_archived, revision_events
+from shared.coldstore.record import parse_record, record_files, verify_record
+from shared.coldstore.weights import check_weights
+from shared.events import (
+    ManifestArchived,
+    RevisionActivated,
+    RevisionApproved,
+    RevisionEvaluated,
+    RevisionExpired,
+    RevisionRegistered,
+    RevisionRejected,
+    RevisionRolledBack,
+    RevisionSuperseded,
+    RevisionValidated,
+    WeightsDeleted,
+)
+from shared.lifecycle import InvalidTransition, State
+from shared.manifest import FileEntry, Manifest, revision_digest
+from shared.registry.store import Registry, Step
+from shared.retention import RetentionPolicy, RollbackRefused, check_rollback_target
+from shared.retention import decide_expiry as decide
+from tests.conftest import Infra
+from tests.factories import lifecycle
+from tests.stack import Stack
+
+
+@dataclass
+class World:
+    """A private registry, artifact store and cold storage, and the revisions put into them."""
+
+    stack: Stack
+    registry: Registry
+    store: LocalArtifactStore
+    cold: ColdStorage
+    contents: dict[str, dict[str, bytes]] = field(default_factory=dict)  # revision -> files
+
+    def deps(self, *, days_later: float = 0, cold: ColdStorage | None = None) -> ArchiverDeps:
+        later = timedelta(days=days_later)
+        return ArchiverDeps(
+            registry=self.registry,
+            store=self.store,
+            cold=cold or self.cold,
+            clock=lambda: datetime.now(UTC) + later,
+        )
+
+    async def add(self, adapter: str, *, rejected: bool = False) -> str:
+        """Store a revision's files and manifest, register it, and validate (or reject) it."""
+        n = len(self.contents)
+        contents = {
+            "adapter_config.json": f'{{"r": 8, "n": {n}}}'.encode(),
+            "adapter_model.safetensors": hashlib.sha256(f"{adapter}{n}".encode()).digest() * 64,
+        }
+        files = []
+        for path, data in contents.items():
+            entry = self.store.put_stream(io.BytesIO(data), max_bytes=1 << 20)
+            files.append(FileEntry(path=path, sha256=entry.sha256, size=entry.size))
+        manifest = Manifest(
+            adapter=adapter,
+            revision=revision_digest(files),
+            files=tuple(files),
+            base_model_id="tiny-llama",
+            base_model_revision="sha256:" + "b" * 64,
+            tokenizer_revision="tok-1",
+            tokenizer_hash="sha256:" + "1" * 64,
+            chat_template_hash="sha256:" + "2" * 64,
+            quantization_profile="bf16",
+            submitter="trainer-alice",
+            trained_event_id=str(uuid.uuid4()),
+            source_uri=f"file:///incoming/{adapter}",
+        )
+        self.store.put_manifest(manifest)
+        self.store.materialize(manifest)
+        revision = manifest.revision
+        self.contents[revision] = contents
+        verdict = RevisionRejected if rejected else RevisionValidated
+        await self.commit(
+            lifecycle(RevisionRegistered, adapter, revision, manifest_digest=manifest.digest),
+            lifecycle(verdict, adapter, revision),
+        )
+        return revision
+
+    async def commit(self, *events: Any) -> None:
+        await self.registry.commit([Step(e) for e in events])
+
+    async def activate(self, adapter: str, revision: str, env: str) -> None:
+        """Evaluate, approve and activate `revision`, superseding the active one."""
+        before = (await self.registry.pointer(adapter, env)).active
+        await self.commit(
+            lifecycle(RevisionEvaluated, adapter, revision, env),
+            lifecycle(RevisionApproved, adapter, revision, env),
+        )
+        events = [lifecycle(RevisionActivated, adapter, revision, env, previous_revision=before)]
+        if before:
+            events.append(
+                lifecycle(RevisionSuperseded, adapter, before, env, superseded_by=revision)
+            )
+        await self.commit(*events)
+
+    async def rollback_to(self, adapter: str, target: str, env: str) -> None:
+        """What the activator does: check the target, then one compare-and-set commit."""
+        await check_rollback_target(self.registry, adapter, target, env)
+        active = (await self.registry.pointer(adapter, env)).active
+        assert active is not None
+        current = await self.registry.revision(adapter, active)
+        wanted = await self.registry.revision(adapter, target)
+        assert current is not None and wanted is not None
+        await self.registry.commit(
+            [
+                Step(
+                    lifecycle(
+                        RevisionRolledBack, adapter, active, env, restored_revision=target
+                    ),
+                    current.version,
+                ),
+                Step(lifecycle(RevisionActivated, adapter, target, env), wanted.version),
+            ]
+        )
+
+    async def set_policy(self, env: str, keep: int, min_age_days: int = 0) -> None:
+        policy = RetentionPolicy(environment=env, keep_superseded=keep, min_age_days=min_age_days)
+        await self.registry.pool.execute(
+            "INSERT INTO retention_policies (environment, adapter, keep_superseded, min_age_days,"
+            " set_by) VALUES ($1, $2, $3, $4, 'test')",
+            policy.environment,
+            policy.adapter,
+            policy.keep_superseded,
+            policy.min_age_days,
+        )
+
+    async def state(self, adapter: str, revision: str) -> State | None:
+        record = await self.registry.revision(adapter, revision)
+        return record.status.revision_track if record else None
+
+    def weights_present(self, adapter: str, revision: str) -> bool:
+        folder = self.store.root / "revisions" / adapter / revision.removeprefix("sha256:")
+        blobs = [
+            self.store.blob_path(hashlib.sha256(d).hexdigest())
+            for d in self.contents[revision].values()
+        ]
+        return folder.is_dir() and all(b.exists() for b in blobs)
+
+    def weights_gone(self, adapter: str, revision: str) -> bool:
+        folder = self.store.root / "revisions" / adapter / revision.removeprefix("sha256:")
+        blobs = [
+            self.store.blob_path(hashlib.sha256(d).hexdigest())
+            for d in self.contents[revision].values()
+        ]
+        return not folder.exists() and not any(b.exists() for b in blobs)
+
+    async def archive_of(self, adapter: str, revision: str) -> dict[str, Any]:
+        """The revision's archive record, read back through its ManifestArchived and verified."""
+        archived = await manifest_archived(self.registry.pool, self.registry.codec, adapter, revision)
+        assert archived is not None, f"{adapter}@{revision} has no ManifestArchived"
+        data = self.cold.read(archived.archive_uri)
+        problems = verify_record(
+            data, digest=archived.archive_digest, adapter=adapter, revision=revision
+        )
+        assert problems == [], problems
+        return parse_record(data)
+
+    async def event_types(self, adapter: str, revision: str) -> list[str]:
+        events = await revision_events(self.registry.pool, self.registry.codec, adapter, revision)
+        return [type(e).__name__ for e in events]
+
+
+async def make_world(stack: Stack, root: Path) -> World:
+    registry = await Registry.connect(stack.database_url, Codec.from_env(), max_size=10)
+    return World(
+        stack, registry, LocalArtifactStore(stack.artifacts), DirectoryColdStorage(root / "cold")
+    )
+
+
+@pytest.fixture(scope="module")
+async def world(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    stack = Stack(infra, tmp_path_factory.mktemp("archiver"))
+    await stack.create()
+    world = await make_world(stack, stack.root)
+    yield world
+    await world.registry.close()
+
+
+async def test_a_sequence_of_activations_leaves_exactly_the_policys_revisions_addressable(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("summarizer"), unique("prod")
+    await world.set_policy(env, keep=2)
+    revisions = [await world.add(adapter) for _ in range(6)]
+    for revision in revisions:
+        await world.activate(adapter, revision, env)
+
+    report = await sweep(world.deps(), adapter)
+
+    expected_gone, kept = revisions[:3], revisions[3:]
+    assert sorted(report.expired) == sorted((adapter, r) for r in expected_gone)
+    assert report.failed == {}
+    pointer = await world.registry.pointer(adapter, env)
+    assert (pointer.active, pointer.rollback_target) == (revisions[5], revisions[4])
+    for revision in kept:
+        assert await world.state(adapter, revision) is State.VALIDATED
+        assert world.weights_present(adapter, revision)
+    for revision in expected_gone:
+        assert await world.state(adapter, revision) is State.DELETED
+        assert world.weights_gone(adapter, revision)
+        assert (await world.event_types(adapter, revision))[-3:] == [
+            "RevisionExpired",
+            "ManifestArchived",
+            "WeightsDeleted",
+        ]
+        record = await world.archive_of(adapter, revision)
+        folder = world.stack.root / "restored" / revision
+        for name, data in world.contents[revision].items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        assert check_weights(record_files(record), folder).ok
+        [evaluation] = record["evaluations"]
+        [decision] = record["decisions"]
+        assert evaluation["environment"] == decision["environment"] == env
+        assert decision["signature"].startswith("ed25519:")
+
+
+async def test_each_archive_names_its_revisions_chain_head_and_the_deletion_its_real_totals(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("heads"), unique("prod")
+    await world.set_policy(env, keep=0)
+    old, new = await world.add(adapter), await world.add(adapter)
+    await world.activate(adapter, old, env)
+    await world.activate(adapter, new, env)
+    await world.activate(adapter, await world.add(adapter), env)  # `old` is no longer named
+
+    await sweep(world.deps(), adapter)
+
+    events = await revision_events(world.registry.pool, world.registry.codec, adapter, old)
+    expired = next(e for e in events if isinstance(e, RevisionExpired))
+    archived = next(e for e in events if isinstance(e, ManifestArchived))
+    deleted = next(e for e in events if isinstance(e, WeightsDeleted))
+    record = await world.archive_of(adapter, old)
+    assert record["chain_head"] == {
+        "seq": expired.envelope.seq,
+        "hash": expired.envelope.hash,
+        "event_id": expired.envelope.event_id,
+    }
+    assert archived.envelope.causation_id == expired.envelope.event_id
+    assert deleted.envelope.correlation_id == expired.envelope.event_id
+    sizes = [len(d) for d in world.contents[old].values()]
+    assert (deleted.file_count, deleted.bytes_freed) == (len(sizes), sum(sizes))
+
+
+async def test_nothing_expires_before_the_minimum_age_and_a_second_sweep_changes_nothing(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("young"), unique("prod")
+    await world.set_policy(env, keep=0, min_age_days=7)
+    first, second, third = [await world.add(adapter) for _ in range(3)]
+    for revision in (first, second, third):
+        await world.activate(adapter, revision, env)
+
+    assert (await sweep(world.deps(days_later=6), adapter)).expired == []
+    assert await world.state(adapter, first) is State.VALIDATED
+    assert (await sweep(world.deps(days_later=8), adapter)).expired == [(adapter, first)]
+    rows = await world.registry.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE adapter = $1", adapter
+    )
+    again = await sweep(world.deps(days_later=8), adapter)
+    assert again.expired == [] and again.finished == {}
+    assert await world.registry.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE adapter = $1", adapter
+    ) == rows
+
+
+async def test_a_rejected_revision_expires_and_its_archive_keeps_its_manifest(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("rejected"), unique("prod")
+    await world.set_policy(env, keep=0)
+    revision = await world.add(adapter, rejected=True)
+    await sweep(world.deps(), adapter)
+    assert await world.state(adapter, revision) is State.DELETED
+    record = await world.archive_of(adapter, revision)
+    assert record["manifest"]["revision"] == revision and record["evaluations"] == []
+
+
+async def test_a_revision_under_legal_hold_is_never_expired_until_the_hold_is_released(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("held"), unique("prod")
+    await world.set_policy(env, keep=0)
+    held, middle, active = [await world.add(adapter) for _ in range(3)]
+    for revision in (held, middle, active):
+        await world.activate(adapter, revision, env)
+    world.stack.adapterctl(
+        "retention", "hold", held, "--adapter", adapter, "--reason", "litigation 4711"
+    )
+
+    for days in (0, 400, 4000):
+        await sweep(world.deps(days_later=days), adapter)
+        assert await world.state(adapter, held) is State.VALIDATED
+        assert world.weights_present(adapter, held)
+    assert await world.state(adapter, middle) is State.VALIDATED  # the rollback target
+
+    world.stack.adapterctl("retention", "release", held, "--adapter", adapter)
+    await sweep(world.deps(), adapter)
+    assert await world.state(adapter, held) is State.DELETED
+
+
+async def test_a_hold_placed_after_the_expiry_keeps_the_weights_until_it_is_released(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("late-hold"), unique("prod")
+    await world.set_policy(env, keep=0)
+    revision = await world.add(adapter)
+    record = await world.registry.revision(adapter, revision)
+    assert record is not None
+    facts_decision = decide_one(adapter, revision, record.version)
+    assert await expire(world.deps(), facts_decision)
+    world.stack.adapterctl("retention", "hold", revision, "--adapter", adapter, "--reason", "audit")
+
+    assert await complete(world.deps(), adapter, revision) is State.ARCHIVED
+    assert world.weights_present(adapter, revision)
+    await world.archive_of(adapter, revision)  # the archive itself was written and verified
+
+    world.stack.adapterctl("retention", "release", revision, "--adapter", adapter)
+    assert await complete(world.deps(), adapter, revision) is State.DELETED
+    assert world.weights_gone(adapter, revision)
+
+
+def decide_one(adapter: str, revision: str, version: int) -> Any:
+    from shared.retention import ExpiryDecision
+
+    return ExpiryDecision(adapter=adapter, revision=revision, version=version, reason="test")
+
+
+async def test_two_archivers_finishing_the_same_revision_write_one_archive_and_one_deletion(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    import asyncio
+
+    adapter = unique("twins")
+    revision = await world.add(adapter)
+    record = await world.registry.revision(adapter, revision)
+    assert record is not None
+    assert await expire(world.deps(), decide_one(adapter, revision, record.version))
+
+    results = await asyncio.gather(
+        complete(world.deps(), adapter, revision),
+        complete(world.deps(), adapter, revision),
+        return_exceptions=True,
+    )
+
+    assert await world.state(adapter, revision) is State.DELETED, results
+    types = await world.event_types(adapter, revision)
+    assert types.count("ManifestArchived") == 1 and types.count("WeightsDeleted") == 1
+    archives = list((world.stack.root / "cold" / adapter).iterdir())
+    assert len(archives) == 1
+
+
+async def test_rolling_back_to_an_archived_revision_is_refused_with_a_message_that_says_so(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("no-return"), unique("prod")
+    await world.set_policy(env, keep=0)
+    first, second, third = [await world.add(adapter) for _ in range(3)]
+    for revision in (first, second, third):
+        await world.activate(adapter, revision, env)
+    await sweep(world.deps(), adapter)
+    assert await world.state(adapter, first) is State.DELETED
+
+    with pytest.raises(RollbackRefused, match="archived and its weights were deleted") as refused:
+        await world.rollback_to(adapter, first, env)
+    assert f"adapterctl archive show {first} --adapter {adapter}" in str(refused.value)
+    # The registry refuses on its own too: an expired revision never serves or is pointed at.
+    with pytest.raises(InvalidTransition, match="revision track is validated, not deleted"):
+        await world.commit(lifecycle(RevisionActivated, adapter, first, env))
+    pointer = await world.registry.pointer(adapter, env)
+    assert first not in (pointer.active, pointer.canary, pointer.rollback_target)
+    await world.rollback_to(adapter, second, env)  # the rollback target is still there
+    assert (await world.registry.pointer(adapter, env)).active == second
+
+
+async def test_an_expired_revision_is_cleared_from_every_pointer_and_cannot_be_restored(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, prod, staging = unique("cleared"), unique("prod"), unique("staging")
+    revision = await world.add(adapter)
+    await world.activate(adapter, revision, staging)
+    await world.activate(adapter, await world.add(adapter), staging)
+    assert (await world.registry.pointer(adapter, staging)).rollback_target == revision
+    record = await world.registry.revision(adapter, revision)
+    assert record is not None
+    # An expiry decided on a stale view (the policy would keep a rollback target).
+    assert await expire(world.deps(), decide_one(adapter, revision, record.version))
+
+    assert (await world.registry.pointer(adapter, staging)).rollback_target is None
+    with pytest.raises(RollbackRefused, match="expired under the retention policy"):
+        await world.rollback_to(adapter, revision, staging)
+    with pytest.raises(InvalidTransition):
+        await world.commit(lifecycle(RevisionEvaluated, adapter, revision, prod))
+    assert decide([], {}, [], set(), datetime.now(UTC)) == []
