@@ -65,7 +65,6 @@ def run_service(
     )
     relay_wanted = settings.run_relay if run_relay is None else run_relay
 
-    @app.task
     async def start() -> None:
         registry = await Registry.connect(settings.database_url, codec)
         kernel = Kernel(settings=settings, codec=codec, registry=registry, app=app)
@@ -75,6 +74,8 @@ def run_service(
         if relay_wanted:
             # Any instance may lead the relay; the others stand by on the advisory lock.
             await relay_from_settings(settings).run(asyncio.Event())
+
+    app.task(start)
 
     attach_consumer(app, consumed, dispatcher, name=f"{name}.consumer", ready=ready)
     sys.argv = [sys.argv[0], "worker"]

@@ -19,7 +19,7 @@ from tests.integration.test_approval_stack import (
     SUBMITTER,
     ApprovalStack,
     Seeded,
-    approval,  # noqa: F401 (the module's fixture)
+    approval_fixture,  # noqa: F401 (gives this module its own stack)
 )
 
 PROBLEM = "application/problem+json"
@@ -44,7 +44,7 @@ PAGE_MATRIX: list[tuple[str, str, str, set[str], int]] = [
 
 
 @pytest.fixture(scope="module")
-async def matrix_revision(approval: ApprovalStack) -> Seeded:  # noqa: F811
+async def matrix_revision(approval: ApprovalStack) -> Seeded:
     seeded = await approval.seed(f"matrix-{approval.stack.token}")
     approval.wait_pending(seeded)
     return seeded
@@ -73,7 +73,7 @@ def _assert_problem(response: httpx.Response, status: int, slug: str) -> dict[st
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("name", "method", "template", "allowed", "status"), API_MATRIX)
 def test_every_api_operation_answers_each_role_as_the_policy_says(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
     role: str,
     name: str,
@@ -93,7 +93,7 @@ def test_every_api_operation_answers_each_role_as_the_policy_says(
 @pytest.mark.parametrize(("name", "method", "template", "allowed", "status"), API_MATRIX)
 @pytest.mark.parametrize("credentials", ["none", "unknown token", "basic auth"])
 def test_every_api_operation_answers_401_to_a_caller_without_a_valid_token(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
     credentials: str,
     name: str,
@@ -114,7 +114,7 @@ def test_every_api_operation_answers_401_to_a_caller_without_a_valid_token(
 
 
 def test_an_anonymous_caller_gets_401_before_its_malformed_body_is_even_read(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
 ) -> None:
     with httpx.Client(base_url=approval.base_url) as client:
@@ -129,7 +129,7 @@ def test_an_anonymous_caller_gets_401_before_its_malformed_body_is_even_read(
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("name", "method", "template", "allowed", "status"), PAGE_MATRIX)
 def test_every_page_answers_each_role_as_the_policy_says(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
     role: str,
     name: str,
@@ -148,7 +148,7 @@ def test_every_page_answers_each_role_as_the_policy_says(
 
 @pytest.mark.parametrize(("name", "method", "template", "allowed", "status"), PAGE_MATRIX)
 def test_every_page_sends_a_visitor_without_a_session_to_the_login_form(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
     name: str,
     method: str,
@@ -162,7 +162,7 @@ def test_every_page_sends_a_visitor_without_a_session_to_the_login_form(
 
 
 def test_logging_in_sets_an_http_only_strict_cookie_and_a_bad_token_is_refused(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
 ) -> None:
     with httpx.Client(base_url=approval.base_url) as client:
         refused = client.post("/login", data={"token": "apt_wrong"})
@@ -174,7 +174,7 @@ def test_logging_in_sets_an_http_only_strict_cookie_and_a_bad_token_is_refused(
 
 
 def test_a_form_posted_from_another_origin_is_refused(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
 ) -> None:
     token = approval.token("bob", "approver")
@@ -187,7 +187,7 @@ def test_a_form_posted_from_another_origin_is_refused(
     assert response.status_code == 403 and "evil.example" in response.text
 
 
-def test_a_revoked_token_is_refused_from_then_on(approval: ApprovalStack) -> None:  # noqa: F811
+def test_a_revoked_token_is_refused_from_then_on(approval: ApprovalStack) -> None:
     approval.add_principal("rita", "auditor")
     with approval.client("rita", "auditor") as client:
         assert client.get("/api/v1/me").json() == {"name": "rita", "role": "auditor"}
@@ -197,14 +197,14 @@ def test_a_revoked_token_is_refused_from_then_on(approval: ApprovalStack) -> Non
     assert "rita" in listed and "auditor" in listed
 
 
-def test_the_principal_list_never_shows_a_token(approval: ApprovalStack) -> None:  # noqa: F811
+def test_the_principal_list_never_shows_a_token(approval: ApprovalStack) -> None:
     listed = approval.stack.adapterctl("principal", "list", "--json").stdout
     assert all(token not in listed for token in approval.tokens.values())
     assert "token" not in listed
 
 
 async def test_the_submitter_cannot_approve_their_own_revision_even_as_an_approver(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("own"), submitter=SUBMITTER)
@@ -223,7 +223,7 @@ async def test_the_submitter_cannot_approve_their_own_revision_even_as_an_approv
 
 
 async def test_production_needs_two_distinct_approvers_and_the_event_names_both(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("twice"), PRODUCTION)
@@ -267,7 +267,7 @@ async def test_production_needs_two_distinct_approvers_and_the_event_names_both(
 
 
 async def test_an_approver_of_a_revision_may_not_operate_it_where_the_policy_says_so(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("operate"), PRODUCTION)
@@ -300,7 +300,7 @@ async def test_an_approver_of_a_revision_may_not_operate_it_where_the_policy_say
 
 
 async def test_a_decision_on_another_manifest_or_report_than_the_current_one_is_refused(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("stale"))
@@ -316,7 +316,7 @@ async def test_a_decision_on_another_manifest_or_report_than_the_current_one_is_
 
 
 async def test_one_denial_decides_and_a_later_ballot_finds_the_decision_taken(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("deny"), PRODUCTION)
@@ -335,7 +335,7 @@ async def test_one_denial_decides_and_a_later_ballot_finds_the_decision_taken(
 
 
 async def test_the_evidence_compares_the_candidate_with_its_baseline(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     unique: Callable[[str], str],
 ) -> None:
     seeded = await approval.seed(unique("evidence"))
@@ -355,7 +355,7 @@ async def test_the_evidence_compares_the_candidate_with_its_baseline(
 
 
 async def test_unknown_targets_answer_404_and_malformed_ones_422(
-    approval: ApprovalStack,  # noqa: F811
+    approval: ApprovalStack,
     matrix_revision: Seeded,
 ) -> None:
     unknown = "sha256:" + "f" * 64

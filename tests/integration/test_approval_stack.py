@@ -339,10 +339,11 @@ async def stop_approval_stack(approval: ApprovalStack) -> None:
     await approval.registry.close()
 
 
-@pytest.fixture(scope="module")
-async def approval(
+@pytest.fixture(scope="module", name="approval")
+async def approval_fixture(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApprovalStack]:
+    """The approval stack of one test module (import `approval_fixture` to use it there)."""
     started = await start_approval_stack(infra, tmp_path_factory.mktemp("approval"))
     yield started
     await stop_approval_stack(started)
