@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DIGEST = r"^sha256:[0-9a-f]{64}$"
 ADAPTER = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 ENVIRONMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+REPORT_DIGEST = r"^[A-Za-z0-9._:+/=-]{1,200}$"
+NO_NUL = r"^[^\x00]*$"
 
 
 class Problem(BaseModel):
@@ -139,9 +141,8 @@ class Evidence(BaseModel):
     decision: DecisionView | None
 
 
-def _printable(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise ValueError("control characters are not allowed")
+def _storable(value: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates (the pattern covers NUL)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -155,16 +156,16 @@ class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "deny"]
-    comment: str = Field(default="", max_length=2000)
+    comment: str = Field(default="", max_length=2000, pattern=NO_NUL)
     manifest_digest: str = Field(pattern=DIGEST, description="the manifest the approver saw")
     report_digest: str = Field(
-        min_length=1, max_length=200, description="the evaluation report the approver saw"
+        pattern=REPORT_DIGEST, description="the evaluation report the approver saw"
     )
 
-    @field_validator("comment", "report_digest")
+    @field_validator("comment")
     @classmethod
     def _text(cls, value: str) -> str:
-        return _printable(value)
+        return _storable(value)
 
 
 class DecisionOutcome(BaseModel):

@@ -110,7 +110,19 @@ async def evaluate_in(
     try:
         manifest = deps.store.get_manifest(str(record.manifest_digest))
         candidate = AdapterRef(adapter, revision, deps.store.materialize(manifest))
-        plan = Plan(suite=suite, candidate=candidate, baseline=baseline, load=profile)
+    except (StoreError, ValueError, OSError) as exc:
+        finding = Finding(code="artifact_unreadable", severity="error", message=str(exc)[:1000])
+        return _failed(
+            event,
+            environment,
+            deps,
+            cause=f"artifact unreadable: {exc}"[:1000],
+            suite_digest=suite.digest,
+            baseline=baseline,
+            findings=[finding],
+        )
+    plan = Plan(suite=suite, candidate=candidate, baseline=baseline, load=profile)
+    try:
         run = await asyncio.to_thread(run_evaluation, backend, plan)
     except BackendUnavailable:
         raise  # nothing was judged: retried, then dead-lettered
