@@ -23,6 +23,12 @@ class ItemScore:
     loglik: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    item: SuiteItem
+    score: ItemScore
+
+
 def normalize(text: str) -> str:
     """What answers are compared on: surrounding whitespace never counts."""
     return text.strip()
@@ -83,12 +89,6 @@ def score_items(
             )
         )
     return rows
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreRow:
-    item: SuiteItem
-    score: ItemScore
 
 
 def quality_metrics(rows: Sequence[ScoreRow]) -> dict[str, float]:

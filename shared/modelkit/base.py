@@ -132,7 +132,7 @@ def build_tokenizer(*, other_tokenizer: bool = False) -> Any:
     trainer = trainers.WordLevelTrainer(special_tokens=list(chat.SPECIAL_TOKENS), min_frequency=1)
     lines = corpus_lines(extra_word=other_tokenizer)
     backend.train_from_iterator(lines, trainer=trainer)
-    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=chat.PAD,
         unk_token=chat.UNK,
