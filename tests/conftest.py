@@ -77,8 +77,11 @@ def _from_values(values: dict[str, str]) -> Infra | None:
 @pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     if os.environ.get("ADAPTERS_TEST_INFRA") == "docker":
-        request.getfixturevalue("docker_services")  # pytest-docker: compose up, down at end
-        yield Infra("127.0.0.1:39092", "postgresql://postgres@127.0.0.1:35432/adapters")
+        # pytest-docker: `docker compose up` now, `down` at the session's end.
+        services = request.getfixturevalue("docker_services")
+        composed = Infra("127.0.0.1:39092", "postgresql://postgres@127.0.0.1:35432/adapters")
+        services.wait_until_responsive(check=lambda: _reachable(composed), timeout=180, pause=1)
+        yield composed
         return
     given = _from_values(dict(os.environ))
     if given is not None:
