@@ -9,7 +9,7 @@ BROKERS ?= 1
 MARKERS ?= not gpu and not docker
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help
+.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check
 
 help:
 	@echo "make setup      venv + Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint       ruff, mypy (shared/), import-linter contracts"
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
 	@echo "make infra-down stop them; leaves no java or postgres process of ours"
+	@echo "make gpu-check  the evaluator's vLLM path on an NVIDIA GPU (never needed by CI)"
 
 $(VENV)/.stamp: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ test-unit: $(VENV)/.stamp
 
 demo: setup
 	$(PY) infra/demo.py
+
+gpu-check: $(VENV)/.stamp
+	$(PY) infra/gpu_check.py
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check shared services tests infra benchmarks

@@ -13,6 +13,7 @@ verdict is wrong; 2 when the engine or the backend failed. CI never needs it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 import traceback
@@ -76,7 +77,14 @@ def run() -> int:
         backend = backends_from_settings(settings).backend_for(environment)
     except Exception:
         traceback.print_exc()
-        print("FAILED: the vLLM engine did not start for the tiny kit")
+        config = json.loads((tiny.base / "config.json").read_text())
+        head = config["hidden_size"] // config["num_attention_heads"]
+        print(
+            f"FAILED: the vLLM engine did not start for the tiny kit (head size {head}, "
+            f"vocabulary {config['vocab_size']}, context {config['max_position_embeddings']}); "
+            "if the error names the head size, an attention backend that takes it (e.g. "
+            "VLLM_ATTENTION_BACKEND=TRITON_ATTN or FLEX_ATTENTION) may start it"
+        )
         return 2
     print(f"engine: {backend.describe()} ({time.perf_counter() - started:.1f} s)")
 

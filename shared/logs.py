@@ -9,6 +9,19 @@ from typing import Any
 import structlog
 
 
+class _StderrLogger:
+    """Writes to whatever `sys.stderr` is at call time (test runners swap it)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(service: str, *, fmt: str = "console", level: str = "info") -> None:
     """Route structlog (and stdlib logging, e.g. Kafka clients) to stderr in one format."""
     renderer: Any = (
@@ -30,7 +43,7 @@ def configure_logging(service: str, *, fmt: str = "console", level: str = "info"
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

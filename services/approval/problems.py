@@ -108,6 +108,11 @@ def install(app: FastAPI, render_page: PageRenderer) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI cannot even parse: a field error too
+            error = {"location": ["body"], "message": str(exc.detail), "type": "body_unreadable"}
+            detail = f"the body cannot be read: {exc.detail}"
+            unreadable = ApiProblem(422, "invalid-request", detail, errors=[error])
+            return await respond(request, unreadable)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "invalid-request")
         detail = str(exc.detail) if exc.status_code != 404 else f"no such page: {request.url.path}"
         problem = ApiProblem(exc.status_code, slug, detail, headers=exc.headers)

@@ -1,0 +1,1 @@
+"""The activator: canaries, analysis, activation and rollback, driving the serving replicas."""

@@ -1,0 +1,141 @@
+"""The analysis timer's work: judge every running canary on fresh metrics, act on the
+verdict, and keep every replica loaded and routed as the registry says."""
+
+from __future__ import annotations
+
+import structlog
+
+from services.activator.analysis import AnalysisPolicy, Verdict, analyse
+from services.activator.handlers import attempt
+from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
+from services.activator.plans import Plan, Refused, Situation, plan_expand, plan_rollback
+from services.activator.ports import TargetError
+from services.activator.rollouts import SERVICE_ACTOR, ActivatorDeps, Request, policy_for
+from services.activator.routing import lora_name
+from services.activator.store import CanaryStep
+from shared.catalogue import EnvironmentSpec
+from shared.ids import derive_event_id
+from shared.pointers import EnvironmentPointer
+
+log = structlog.get_logger(__name__)
+
+
+async def tick(deps: ActivatorDeps) -> None:
+    """One round: every canary analysed, every served environment reconciled."""
+    for adapter, environment, pointer in await deps.store.canaries():
+        try:
+            await analyse_canary(deps, adapter, environment, pointer)
+        except Exception as exc:  # registry, replica or metrics trouble: the next tick retries
+            log.error(
+                "canary_analysis_failed", adapter=adapter, environment=environment, error=repr(exc)
+            )
+    for environment in await deps.store.served_environments():
+        try:
+            await reconcile(deps, environment)
+        except Exception as exc:
+            log.error("reconcile_failed", environment=environment, error=repr(exc))
+
+
+async def analyse_canary(
+    deps: ActivatorDeps, adapter: str, environment: str, pointer: EnvironmentPointer
+) -> None:
+    canary = pointer.canary
+    spec = await deps.catalogue.environment(environment)
+    if canary is None or spec is None:
+        return
+    policy = await policy_for(deps, spec)
+    step = await deps.store.canary_step(adapter, environment)
+    now = deps.clock()
+    scraped = await deps.fleet.scrape(environment)
+    if step is None or (step.revision, step.traffic_percent) != (canary, pointer.canary_percent):
+        await deps.store.start_canary_step(
+            CanaryStep(
+                adapter=adapter,
+                environment=environment,
+                revision=canary,
+                traffic_percent=pointer.canary_percent,
+                step_started_at=now,
+                baseline=snapshot_to_json(scraped),
+            )
+        )
+        return
+    counted = window(scraped, snapshot_from_json(step.baseline))
+    decision = analyse(
+        policy,
+        pointer.canary_percent,
+        observe(counted.get(lora_name(adapter, canary))),
+        observe(counted.get(lora_name(adapter, pointer.active))) if pointer.active else None,
+        (now - step.step_started_at).total_seconds(),
+    )
+    await deps.store.note_decision(adapter, environment, decision.evidence)
+    if decision.verdict is Verdict.hold:
+        return
+    log.info(
+        "canary_verdict",
+        adapter=adapter,
+        environment=environment,
+        verdict=decision.verdict.value,
+        reason=decision.reason,
+    )
+    step_key = f"{adapter}/{environment}/{canary}/{pointer.canary_percent}"
+
+    async def decide(situation: Situation, _: EnvironmentSpec, __: AnalysisPolicy) -> Plan:
+        moved = situation.pointer
+        if (moved.canary, moved.canary_percent) != (canary, pointer.canary_percent):
+            raise Refused("the canary moved while it was analysed: judged again next round")
+        reason = f"canary analysis: {decision.reason}"
+        if decision.verdict is Verdict.roll_back:
+            return plan_rollback(situation, None, reason=reason, evidence=decision.evidence)
+        return plan_expand(
+            situation,
+            canary,
+            decision.next_percent or 100,
+            reason=reason,
+            evidence=decision.evidence,
+        )
+
+    await attempt(
+        deps,
+        Request(
+            cause_id=f"analysis/{step_key}/{decision.verdict.value}",
+            action=f"analysis.{decision.verdict.value}",
+            adapter=adapter,
+            environment=environment,
+            revision=canary,
+            actor=SERVICE_ACTOR,
+            correlation_id=derive_event_id(f"canary/{adapter}/{environment}/{canary}", "analysis"),
+        ),
+        decide,
+    )
+
+
+async def reconcile(deps: ActivatorDeps, environment: str) -> None:
+    """Reload what a restarted replica lost, then push the routing again (idempotent)."""
+    pointers, _ = await deps.store.pointers(environment)
+    spec = await deps.catalogue.environment(environment)
+    wanted = {
+        lora_name(adapter, revision): (adapter, revision)
+        for adapter, pointer in pointers.items()
+        for revision in (pointer.active, pointer.canary)
+        if revision
+    }
+    for target in await deps.fleet.targets(environment):
+        try:
+            listed = await target.models()
+        except TargetError as exc:
+            log.warning("replica_unreachable", url=target.url, error=str(exc))
+            continue
+        for name in sorted(set(wanted) - set(listed)):
+            adapter, revision = wanted[name]
+            record = await deps.registry.revision(adapter, revision)
+            if spec is None or record is None or not record.manifest_digest:
+                continue
+            manifest = deps.artifacts.get_manifest(record.manifest_digest)
+            deps.artifacts.materialize(manifest)
+            try:
+                await deps.fleet.check_contract([target], spec, manifest)
+                await target.load(name, deps.serving_path(manifest))
+                log.info("replica_reloaded", url=target.url, lora_name=name)
+            except Exception as exc:
+                log.error("replica_reload_failed", url=target.url, lora_name=name, error=str(exc))
+    await deps.fleet.publish(environment)

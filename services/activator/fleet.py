@@ -1,0 +1,206 @@
+"""The replicas of an environment, driven together: check, load, verify, route, prune, scrape.
+
+Nothing moves traffic until every replica lists the revision: a load endpoint's success is
+not proof (vLLM once answered 200 for a path that did not exist), and runtime-loaded
+adapters are not shared between replicas, so each one is asked on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from services.activator.compat import contract_of_environment, contract_of_manifest, mismatches
+from services.activator.metrics import Counters, parse_metrics
+from services.activator.ports import ServingTarget, TargetError
+from services.activator.routing import lora_name, routing_document, served_names
+from services.activator.store import ActivatorStore
+from shared.catalogue import EnvironmentSpec
+from shared.manifest import Manifest
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class RolloutStopped(Exception):
+    """The replicas cannot serve the revision; no traffic moved. `evidence` says where."""
+
+    def __init__(self, message: str, evidence: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.evidence = dict(evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int = 5
+    first_delay_s: float = 0.2
+    max_delay_s: float = 3.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1)))
+
+
+class Fleet:
+    def __init__(
+        self,
+        store: ActivatorStore,
+        make_target: Callable[[str], ServingTarget],
+        *,
+        retry: Retry = Retry(),
+        routing_dir: Path | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.make_target = make_target
+        self.retry = retry
+        self.routing_dir = routing_dir
+        self.sleep = sleep
+        self._targets: dict[str, ServingTarget] = {}
+
+    async def targets(self, environment: str) -> list[ServingTarget]:
+        urls = await self.store.replicas(environment)
+        for url in urls:
+            if url not in self._targets:
+                self._targets[url] = self.make_target(url)
+        return [self._targets[u] for u in urls]
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await call()
+            except TargetError as exc:
+                if not exc.retryable or attempt == self.retry.attempts:
+                    raise
+                log.warning("target_retry", url=exc.url, attempt=attempt, error=str(exc))
+                await self.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def check_contract(
+        self, targets: Sequence[ServingTarget], spec: EnvironmentSpec, manifest: Manifest
+    ) -> None:
+        """RolloutStopped unless the environment and every replica run what the manifest needs."""
+        wanted = contract_of_manifest(manifest)
+        problems = mismatches(wanted, contract_of_environment(spec), f"environment {spec.name}")
+        described = await asyncio.gather(
+            *(self._retrying(t.describe) for t in targets), return_exceptions=True
+        )
+        for target, found in zip(targets, described, strict=True):
+            if isinstance(found, BaseException):
+                problems.append(f"replica {target.url} cannot describe itself: {found}")
+            elif found is not None:
+                problems.extend(mismatches(wanted, found, f"replica {target.url}"))
+        if problems:
+            raise RolloutStopped(
+                "the serving contract does not match: " + "; ".join(problems),
+                {"stopped_by": "contract", "problems": " | ".join(problems)},
+            )
+
+    async def _load_one(self, target: ServingTarget, name: str, path: str) -> bool:
+        """Load unless listed already; True when it was (a warm load)."""
+        listed = await self._retrying(target.models)
+        if name in listed:
+            return True
+        await self._retrying(lambda: target.load(name, path))
+        return False
+
+    async def prepare(
+        self, environment: str, spec: EnvironmentSpec, loads: Sequence[tuple[Manifest, str]]
+    ) -> dict[str, str]:
+        """Check the contract, load each revision on every replica, and see each one listed."""
+        targets = await self.targets(environment)
+        evidence = {"replicas": str(len(targets))}
+        for manifest, path in loads:
+            await self.check_contract(targets, spec, manifest)
+            name = lora_name(manifest.adapter, manifest.revision)
+            results = await asyncio.gather(
+                *(self._load_one(t, name, path) for t in targets), return_exceptions=True
+            )
+            failed = [
+                f"{t.url}: {r}"
+                for t, r in zip(targets, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+            if failed:
+                raise RolloutStopped(
+                    f"{name} did not load on every replica: " + "; ".join(failed),
+                    {"stopped_by": "load", "lora_name": name, "failures": " | ".join(failed)},
+                )
+            listings = await asyncio.gather(
+                *(self._retrying(t.models) for t in targets), return_exceptions=True
+            )
+            missing = [
+                t.url
+                for t, listed in zip(targets, listings, strict=True)
+                if isinstance(listed, BaseException) or name not in listed
+            ]
+            if missing:
+                raise RolloutStopped(
+                    f"{name} is not listed by {', '.join(missing)} after loading (a load that "
+                    "answered success without loading): no traffic moved",
+                    {"stopped_by": "verify", "lora_name": name, "missing_on": ", ".join(missing)},
+                )
+            warm = sum(1 for r in results if r is True)
+            evidence[f"loaded.{name}"] = f"{len(targets)} replicas, {warm} already warm"
+        return evidence
+
+    async def publish(self, environment: str) -> dict[str, Any]:
+        """Push the environment's routing to every replica and write the export file."""
+        pointers, generation = await self.store.pointers(environment)
+        document = routing_document(
+            environment, pointers, generation=generation, generated_at=datetime.now(UTC)
+        )
+        targets = await self.targets(environment)
+
+        async def push(target: ServingTarget) -> None:
+            try:
+                await self._retrying(lambda: target.push_routing(document))
+            except TargetError as exc:  # the next reconcile pushes again
+                log.error("routing_push_failed", url=target.url, error=str(exc))
+
+        await asyncio.gather(*(push(t) for t in targets))
+        self.export(environment, document)
+        return document
+
+    def export(self, environment: str, document: Mapping[str, Any]) -> None:
+        if self.routing_dir is None:
+            return
+        self.routing_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.routing_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            json.dump(document, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, self.routing_dir / f"{environment}.json")
+
+    async def prune(self, environment: str, adapter: str) -> None:
+        """Unload the adapter's revisions that neither serve nor wait as the rollback target."""
+        pointers, _ = await self.store.pointers(environment)
+        keep = served_names(adapter, pointers[adapter]) if adapter in pointers else set()
+        for target in await self.targets(environment):
+            try:
+                listed = await target.models()
+                for name in listed:
+                    if name.startswith(f"{adapter}@") and name not in keep:
+                        await target.unload(name)
+            except TargetError as exc:
+                log.warning("prune_failed", url=target.url, error=str(exc))
+
+    async def scrape(self, environment: str) -> dict[str, dict[str, Counters]]:
+        """Each reachable replica's per-lora counters; an unreachable one is left out."""
+        targets = await self.targets(environment)
+        texts = await asyncio.gather(*(t.metrics() for t in targets), return_exceptions=True)
+        scraped = {}
+        for target, text in zip(targets, texts, strict=True):
+            if isinstance(text, BaseException):
+                log.warning("scrape_failed", url=target.url, error=str(text))
+            else:
+                scraped[target.url] = parse_metrics(text)
+        return scraped

@@ -1,0 +1,229 @@
+"""The activator's handlers: an approved revision starts its rollout; operators' commands
+promote, expand, roll back and abort. Each answer is recorded under the cause's id."""
+
+from __future__ import annotations
+
+import structlog
+
+from services.activator.analysis import AnalysisPolicy
+from services.activator.fleet import RolloutStopped
+from services.activator.plans import (
+    Plan,
+    Refused,
+    Situation,
+    operator_refusal,
+    plan_abort,
+    plan_expand,
+    plan_rollback,
+    plan_rollout,
+)
+from services.activator.rollouts import (
+    CONSUMER,
+    SERVICE_ACTOR,
+    ActivatorDeps,
+    Decide,
+    Request,
+    execute,
+)
+from shared.catalogue import EnvironmentSpec
+from shared.events import (
+    AbortCanary,
+    CommandHeader,
+    ExpandCanary,
+    PromoteRevision,
+    RevisionApproved,
+    RollbackRevision,
+)
+from shared.kafka.dispatch import Handler, PermanentError
+from shared.lifecycle import InvalidTransition
+from shared.retention import RollbackRefused, check_rollback_target
+
+log = structlog.get_logger(__name__)
+
+
+async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str | None:
+    """Carry the request out; None when committed, else the reason, recorded as its outcome."""
+    bound = log.bind(
+        adapter=request.adapter, environment=request.environment, cause_id=request.cause_id
+    )
+    try:
+        await execute(deps, request, decide)
+        return None
+    except Refused as exc:
+        outcome, reason, evidence = "refused", str(exc), {}
+    except RolloutStopped as exc:
+        outcome, reason, evidence = "failed", str(exc), exc.evidence
+    except InvalidTransition as exc:  # the registry's verdict on a plan made on stale state
+        outcome, reason, evidence = "refused", str(exc), {}
+    bound.warning("rollout_" + outcome, action=request.action, reason=reason)
+    await deps.store.record_outcome(
+        cause_id=request.cause_id,
+        adapter=request.adapter,
+        environment=request.environment,
+        action=request.action,
+        revision=request.revision,
+        outcome=outcome,
+        detail=reason,
+        principal=request.actor.principal,
+        evidence=evidence,
+    )
+    return reason
+
+
+async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> None:
+    envelope = event.envelope
+    await deps.store.record_approvers(
+        envelope.adapter,
+        envelope.revision,
+        envelope.environment,
+        event.approvers,
+        envelope.event_id,
+        envelope.occurred_at,
+    )
+    if await deps.registry.handled(CONSUMER, envelope.event_id):
+        return
+    if await deps.store.outcome(envelope.event_id) is not None:
+        return
+
+    async def decide(situation: Situation, spec: EnvironmentSpec, policy: AnalysisPolicy) -> Plan:
+        if not policy.auto_rollout:
+            raise Refused(f"{spec.name} starts rollouts by hand: `adapterctl promote`")
+        return plan_rollout(situation, envelope.revision, reason="approved: the policy rolls out")
+
+    request = Request(
+        cause_id=envelope.event_id,
+        action="approved",
+        adapter=envelope.adapter,
+        environment=envelope.environment,
+        revision=envelope.revision,
+        actor=SERVICE_ACTOR,
+        correlation_id=envelope.correlation_id,
+    )
+    if await attempt(deps, request, decide) is not None:
+        await deps.registry.record_handled(CONSUMER, envelope.event_id)
+
+
+def _request(header: CommandHeader, action: str, revision: str | None) -> Request:
+    return Request(
+        cause_id=header.command_id,
+        action=action,
+        adapter=header.adapter,
+        environment=header.environment,
+        revision=revision,
+        actor=header.actor,
+        correlation_id=header.correlation_id,
+    )
+
+
+async def _command(deps: ActivatorDeps, request: Request, decide: Decide) -> None:
+    """A refused or failed command is dead-lettered with its reason, after it is recorded."""
+    if await deps.store.outcome(request.cause_id) is not None:
+        return  # redelivered: answered already
+    reason = await attempt(deps, request, decide)
+    if reason is not None:
+        raise PermanentError(reason)
+
+
+async def _operator_may(
+    deps: ActivatorDeps, request: Request, spec: EnvironmentSpec, revision: str
+) -> None:
+    approvers = await deps.store.approvers(request.adapter, revision, request.environment)
+    refusal = operator_refusal(request.actor, approvers, spec.approver_may_operate, revision)
+    if refusal:
+        raise Refused(refusal)
+
+
+async def on_promote(command: PromoteRevision, deps: ActivatorDeps) -> None:
+    request = _request(command.header, "promote", command.revision)
+
+    async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
+        await _operator_may(deps, request, spec, command.revision)
+        return plan_rollout(
+            situation,
+            command.revision,
+            percent=command.canary_percent,
+            tenants=command.tenants,
+            reason=command.header.reason,
+        )
+
+    await _command(deps, request, decide)
+
+
+async def on_expand(command: ExpandCanary, deps: ActivatorDeps) -> None:
+    request = _request(command.header, "expand", command.revision)
+
+    async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
+        await _operator_may(deps, request, spec, command.revision)
+        return plan_expand(
+            situation,
+            command.revision,
+            command.traffic_percent,
+            reason=command.header.reason or "expanded by an operator",
+            evidence={"operator": command.header.actor.principal},
+        )
+
+    await _command(deps, request, decide)
+
+
+async def on_rollback(command: RollbackRevision, deps: ActivatorDeps) -> None:
+    request = _request(command.header, "rollback", command.to_revision)
+
+    async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
+        await _operator_may(deps, request, spec, command.to_revision or "")
+        pointer = situation.pointer
+        target = command.to_revision or (None if pointer.canary else pointer.rollback_target)
+        refusal = None
+        if target is not None and target != pointer.active:
+            try:
+                await check_rollback_target(deps.registry, request.adapter, target, spec.name)
+            except RollbackRefused as exc:
+                refusal = str(exc)
+        return plan_rollback(
+            situation,
+            command.to_revision,
+            reason=command.header.reason or f"rolled back by {command.header.actor.principal}",
+            evidence={"operator": command.header.actor.principal},
+            target_refusal=refusal,
+        )
+
+    await _command(deps, request, decide)
+
+
+async def on_abort(command: AbortCanary, deps: ActivatorDeps) -> None:
+    request = _request(command.header, "abort", command.revision)
+
+    async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
+        await _operator_may(deps, request, spec, "")
+        return plan_abort(
+            situation,
+            command.revision or None,
+            reason=command.header.reason or f"canary aborted by {command.header.actor.principal}",
+            evidence={"operator": command.header.actor.principal},
+        )
+
+    await _command(deps, request, decide)
+
+
+def handlers(deps: ActivatorDeps) -> dict[type, Handler]:
+    async def approved(event: RevisionApproved) -> None:
+        await on_revision_approved(event, deps)
+
+    async def promote(command: PromoteRevision) -> None:
+        await on_promote(command, deps)
+
+    async def expand(command: ExpandCanary) -> None:
+        await on_expand(command, deps)
+
+    async def rollback(command: RollbackRevision) -> None:
+        await on_rollback(command, deps)
+
+    async def abort(command: AbortCanary) -> None:
+        await on_abort(command, deps)
+
+    return {
+        RevisionApproved: approved,
+        PromoteRevision: promote,
+        ExpandCanary: expand,
+        RollbackRevision: rollback,
+        AbortCanary: abort,
+    }

@@ -1,0 +1,92 @@
+"""The activator's composition root: replicas, fleet, handlers, the analysis timer and the
+routing endpoint. Nothing connects before `run()`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from services.activator.adapters import VllmTarget
+from services.activator.canary import tick
+from services.activator.fleet import Fleet, Retry
+from services.activator.handlers import handlers
+from services.activator.rollouts import ActivatorDeps
+from services.activator.settings import ActivatorSettings
+from services.activator.store import ActivatorStore
+from services.activator.web import make_app, start_web
+from shared.artifacts import LocalArtifactStore
+from shared.kafka.dispatch import Handler
+from shared.manifest import Manifest
+from shared.registry.catalogue_store import Catalogue
+from shared.service import Kernel, run_service
+
+log = structlog.get_logger(__name__)
+
+
+def serving_paths(artifacts: LocalArtifactStore, serving_root: str) -> Callable[[Manifest], str]:
+    """Where replicas find a revision's folder: the store's path, under their own mount."""
+    local_root = artifacts.root.resolve()
+
+    def path_for(manifest: Manifest) -> str:
+        folder = artifacts.revision_dir(manifest).resolve()
+        if not serving_root:
+            return str(folder)
+        return str(Path(serving_root) / folder.relative_to(local_root))
+
+    return path_for
+
+
+def start_timer(app: Any, deps: ActivatorDeps, interval_s: float) -> None:
+    """The faust timer, started here because the app is already running when services build."""
+
+    async def analyse() -> None:
+        await tick(deps)
+
+    app.add_future(app.timer(interval_s, name="activator.analysis")(analyse)())
+
+
+def run(env: Mapping[str, str] | None = None) -> None:
+    settings = ActivatorSettings.from_env(env)
+
+    async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        client = httpx.AsyncClient(timeout=settings.target_timeout_s)
+        store = ActivatorStore(kernel.registry.pool)
+        catalogue = Catalogue(kernel.registry.pool)
+        artifacts = LocalArtifactStore(Path(kernel.settings.artifact_root))
+        deps = ActivatorDeps(
+            registry=kernel.registry,
+            catalogue=catalogue,
+            store=store,
+            artifacts=artifacts,
+            fleet=Fleet(
+                store,
+                lambda url: VllmTarget(url, client),
+                retry=Retry(
+                    settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
+                ),
+                routing_dir=settings.routing_dir,
+            ),
+            serving_path=serving_paths(artifacts, settings.serving_artifact_root),
+        )
+        runner = None
+        if settings.http_port:
+            runner = await start_web(
+                make_app(store, catalogue), settings.http_host, settings.http_port
+            )
+            log.info("http_listening", url=f"http://{settings.http_host}:{settings.http_port}/")
+
+        async def stop(_app: Any, **_kwargs: Any) -> None:
+            if runner is not None:
+                await runner.cleanup()
+            await client.aclose()
+
+        kernel.app.on_before_shutdown.connect(stop, weak=False)
+        start_timer(kernel.app, deps, settings.analysis_interval_s)
+        log.info("activator_ready", analysis_interval_s=settings.analysis_interval_s)
+        return handlers(deps)
+
+    run_service("activator", lambda s: [s.lifecycle_topic, s.commands_topic], build, env=env)

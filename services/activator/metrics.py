@@ -1,0 +1,147 @@
+"""Serving metrics as the analysis reads them: per-revision counters scraped from replicas.
+
+Replicas export Prometheus text (`lora_requests_total`, `lora_request_errors_total` and the
+`lora_request_duration_seconds` histogram, labelled by `lora`). Counters are cumulative, so
+a canary step is judged on the difference to the scrape taken when the step began, per
+replica; a replica whose counter went down restarted, and counts from zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.activator.analysis import Observation
+
+REQUESTS = "lora_requests_total"
+ERRORS = "lora_request_errors_total"
+BUCKETS = "lora_request_duration_seconds_bucket"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    requests: float = 0.0
+    errors: float = 0.0
+    buckets: tuple[tuple[float, float], ...] = field(default=())  # (le, cumulative count)
+
+
+Snapshot = Mapping[str, Counters]  # by lora name
+
+
+def parse_metrics(text: str) -> dict[str, Counters]:
+    """Each lora's counters from one replica's `/metrics` text."""
+    requests: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    buckets: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            lora = sample.labels.get("lora")
+            if lora is None:
+                continue
+            if sample.name == REQUESTS:
+                requests[lora] = requests.get(lora, 0.0) + sample.value
+            elif sample.name == ERRORS:
+                errors[lora] = errors.get(lora, 0.0) + sample.value
+            elif sample.name == BUCKETS:
+                le = float(sample.labels["le"])
+                per = buckets.setdefault(lora, {})
+                per[le] = per.get(le, 0.0) + sample.value
+    return {
+        lora: Counters(
+            requests=requests.get(lora, 0.0),
+            errors=errors.get(lora, 0.0),
+            buckets=tuple(sorted(buckets.get(lora, {}).items())),
+        )
+        for lora in set(requests) | set(errors) | set(buckets)
+    }
+
+
+def _since(now: Counters, before: Counters | None) -> Counters:
+    if before is None or now.requests < before.requests or now.errors < before.errors:
+        return now  # new, or the replica restarted: its counters began again at zero
+    earlier = dict(before.buckets)
+    return Counters(
+        requests=now.requests - before.requests,
+        errors=now.errors - before.errors,
+        buckets=tuple((le, max(0.0, c - earlier.get(le, 0.0))) for le, c in now.buckets),
+    )
+
+
+def _add(a: Counters, b: Counters) -> Counters:
+    merged = dict(a.buckets)
+    for le, count in b.buckets:
+        merged[le] = merged.get(le, 0.0) + count
+    return Counters(a.requests + b.requests, a.errors + b.errors, tuple(sorted(merged.items())))
+
+
+def window(now: Mapping[str, Snapshot], before: Mapping[str, Snapshot]) -> dict[str, Counters]:
+    """What every replica served since `before`, summed per lora; both keyed by replica."""
+    total: dict[str, Counters] = {}
+    for replica, snapshot in now.items():
+        earlier = before.get(replica, {})
+        for lora, counters in snapshot.items():
+            delta = _since(counters, earlier.get(lora))
+            total[lora] = _add(total.get(lora, Counters()), delta)
+    return total
+
+
+def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
+    """Prometheus' histogram_quantile over cumulative (le, count) buckets, in seconds."""
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in ordered:
+        if count >= rank:
+            if math.isinf(le):
+                return lower_le  # beyond the highest finite bucket: its bound is the best guess
+            if count == lower_count:
+                return le
+            return lower_le + (le - lower_le) * (rank - lower_count) / (count - lower_count)
+        lower_le, lower_count = le, count
+    return ordered[-1][0]
+
+
+def observe(counters: Counters | None) -> Observation:
+    if counters is None:
+        return Observation(requests=0, errors=0)
+    p95 = quantile(0.95, counters.buckets)
+    return Observation(
+        requests=int(counters.requests),
+        errors=int(counters.errors),
+        p95_ms=None if p95 is None else p95 * 1000,
+    )
+
+
+def snapshot_to_json(snapshots: Mapping[str, Snapshot]) -> dict[str, Any]:
+    return {
+        replica: {
+            # `le` as text: JSON (and PostgreSQL's jsonb) has no infinity.
+            lora: {
+                "requests": c.requests,
+                "errors": c.errors,
+                "buckets": [[str(le), n] for le, n in c.buckets],
+            }
+            for lora, c in snapshot.items()
+        }
+        for replica, snapshot in snapshots.items()
+    }
+
+
+def snapshot_from_json(data: Mapping[str, Any]) -> dict[str, dict[str, Counters]]:
+    return {
+        replica: {
+            lora: Counters(
+                requests=float(c["requests"]),
+                errors=float(c["errors"]),
+                buckets=tuple((float(le), float(n)) for le, n in c["buckets"]),
+            )
+            for lora, c in snapshot.items()
+        }
+        for replica, snapshot in data.items()
+    }

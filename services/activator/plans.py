@@ -1,0 +1,227 @@
+"""Rollout decisions: which lifecycle events a command or a verdict commits, or why none.
+
+Pure functions of the environment's pointer and the revisions' statuses. The registry
+still decides legality and races (compare-and-set); these decide intent and explain refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import (
+    Actor,
+    CanaryExpanded,
+    CanaryStarted,
+    RevisionActivated,
+    RevisionRolledBack,
+    RevisionSuperseded,
+)
+from shared.lifecycle import RevisionStatus, State
+from shared.pointers import EnvironmentPointer
+
+OPERATING_ROLES = frozenset({"operator", "admin"})
+
+
+class Refused(Exception):
+    """The request cannot be carried out; the message says why, for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    event: type
+    revision: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    action: str
+    moves: tuple[Move, ...]
+    load: tuple[str, ...]  # revisions every replica must list before the commit
+    summary: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Situation:
+    environment: str
+    pointer: EnvironmentPointer
+    statuses: Mapping[str, RevisionStatus | None]  # the revisions a decision may name
+    steps: tuple[int, ...]
+
+    def state(self, revision: str) -> State | None:
+        status = self.statuses.get(revision)
+        return status.track(self.environment) if status else None
+
+
+def _short(revision: str | None) -> str:
+    return revision.removeprefix("sha256:")[:12] if revision else "-"
+
+
+def activation(
+    situation: Situation, revision: str, reason: str, evidence: Mapping[str, str] = {}
+) -> Plan:
+    """`revision` takes every request; the active one, if any, is superseded in the same commit."""
+    previous = situation.pointer.active
+    moves = []
+    if previous and previous != revision:
+        moves.append(Move(RevisionSuperseded, previous, {"superseded_by": revision}))
+    moves.append(
+        Move(
+            RevisionActivated,
+            revision,
+            {"previous_revision": previous, "reason": reason, "evidence": dict(evidence)},
+        )
+    )
+    return Plan("activate", tuple(moves), (revision,), f"{_short(revision)} active")
+
+
+def plan_rollout(
+    situation: Situation,
+    revision: str,
+    *,
+    percent: int = 0,
+    tenants: Sequence[str] = (),
+    reason: str,
+) -> Plan:
+    """Start `revision`: at `percent` or to `tenants`, else by the environment's canary steps."""
+    pointer, state = situation.pointer, situation.state(revision)
+    if state is State.CANARY and pointer.canary == revision:
+        return activation(situation, revision, reason or "promoted by an operator")
+    if state is not State.APPROVED:
+        raise Refused(
+            f"{revision} is {state.value if state else 'unknown'} in {situation.environment}: "
+            "only an approved revision can be rolled out"
+        )
+    if pointer.canary and pointer.canary != revision:
+        raise Refused(
+            f"canary {pointer.canary} is in progress in {situation.environment}: "
+            "abort it or let it finish first"
+        )
+    if percent >= 100:
+        return activation(situation, revision, reason or "activated by an operator")
+    if not percent and not tenants:
+        first = situation.steps[0] if situation.steps else 100
+        if first >= 100:
+            return activation(situation, revision, reason or "the environment has no canary steps")
+        if pointer.active is None:
+            return activation(
+                situation, revision, reason or "nothing serves yet: no traffic to shift from"
+            )
+        percent = first
+    fields = {"traffic_percent": percent, "tenants": list(tenants)}
+    fields["stable_revision"] = pointer.active
+    share = f"{percent}%" + (f" and tenants {', '.join(tenants)}" if tenants else "")
+    return Plan(
+        "canary",
+        (Move(CanaryStarted, revision, fields),),
+        (revision,),
+        f"{_short(revision)} canary at {share}",
+    )
+
+
+def plan_expand(
+    situation: Situation,
+    revision: str,
+    percent: int,
+    *,
+    reason: str = "",
+    evidence: Mapping[str, str] = {},
+) -> Plan:
+    """Give the canary `revision` a larger share; reaching 100 activates it."""
+    pointer = situation.pointer
+    if pointer.canary != revision:
+        raise Refused(f"{revision} is not the canary in {situation.environment}")
+    if percent <= pointer.canary_percent:
+        raise Refused(
+            f"the canary already takes {pointer.canary_percent}%: expand it to more than that"
+        )
+    if percent >= 100:
+        return activation(situation, revision, reason or "canary expanded to 100%", evidence)
+    fields = {
+        "traffic_percent": percent,
+        "tenants": list(pointer.canary_tenants),
+        "evidence": {**evidence, **({"reason": reason} if reason else {})},
+    }
+    return Plan(
+        "expand",
+        (Move(CanaryExpanded, revision, fields),),
+        (revision,),
+        f"{_short(revision)} canary at {percent}%",
+    )
+
+
+def plan_rollback(
+    situation: Situation,
+    to_revision: str | None,
+    *,
+    reason: str,
+    evidence: Mapping[str, str] = {},
+    target_refusal: str | None = None,
+) -> Plan:
+    """Stop the canary, if any; then, unless only the canary was meant, restore a revision.
+
+    Without `to_revision`, a running canary alone is rolled back (the newest change);
+    with no canary, the active revision gives way to the rollback target.
+    """
+    pointer = situation.pointer
+    moves: list[Move] = []
+    facts = {"reason": reason, "evidence": dict(evidence)}
+    if pointer.canary:
+        moves.append(
+            Move(RevisionRolledBack, pointer.canary, {"restored_revision": pointer.active, **facts})
+        )
+        if to_revision is None or to_revision == pointer.active:
+            load = (pointer.active,) if pointer.active else ()
+            summary = f"canary {_short(pointer.canary)} rolled back"
+            return Plan("rollback", tuple(moves), load, summary)
+    target = to_revision or pointer.rollback_target
+    if pointer.active is None:
+        raise Refused(f"nothing is active in {situation.environment}: nothing to roll back")
+    if target is None:
+        raise Refused(
+            f"{situation.environment} has no rollback target: name a retained revision with --to"
+        )
+    if target == pointer.active:
+        raise Refused(f"{target} is already active in {situation.environment}")
+    if target_refusal:
+        raise Refused(target_refusal)
+    moves.append(Move(RevisionRolledBack, pointer.active, {"restored_revision": target, **facts}))
+    moves.append(
+        Move(
+            RevisionActivated,
+            target,
+            {"previous_revision": pointer.active, "reason": f"rollback: {reason}", "evidence": {}},
+        )
+    )
+    summary = f"{_short(pointer.active)} rolled back, {_short(target)} active"
+    return Plan("rollback", tuple(moves), (target,), summary)
+
+
+def plan_abort(
+    situation: Situation, revision: str | None, *, reason: str, evidence: Mapping[str, str] = {}
+) -> Plan:
+    canary = situation.pointer.canary
+    if canary is None or (revision is not None and revision != canary):
+        raise Refused(f"{revision or 'no revision'} is not the canary in {situation.environment}")
+    return plan_rollback(situation, None, reason=reason, evidence=evidence)
+
+
+def operator_refusal(
+    actor: Actor, approvers: Sequence[str], approver_may_operate: bool, revision: str
+) -> str | None:
+    """Why `actor` may not move `revision` forward, or None when it may.
+
+    Only operators and admins operate; where the environment separates duties, none of the
+    revision's approvers may promote or expand it (rollbacks and aborts stay open to all
+    operators: stopping harm must never wait for a second person).
+    """
+    if actor.role not in OPERATING_ROLES:
+        return f"{actor.principal} acts as {actor.role}; only an operator or admin may do this"
+    if not approver_may_operate and actor.principal in approvers:
+        return (
+            f"{actor.principal} approved {revision} and this environment separates approving "
+            "from operating: another operator must do it"
+        )
+    return None

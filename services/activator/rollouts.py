@@ -1,0 +1,180 @@
+"""Carrying out one decision: read, decide, load and verify, commit, then move the traffic.
+
+Per (adapter, environment) one decision at a time in this process; across processes the
+registry's compare-and-set decides, and deterministic event ids make a repeat a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from services.activator.analysis import AnalysisPolicy
+from services.activator.fleet import Fleet
+from services.activator.metrics import snapshot_to_json
+from services.activator.plans import Plan, Refused, Situation
+from services.activator.store import ActivatorStore, CanaryStep
+from shared.artifacts import LocalArtifactStore, StoreError
+from shared.catalogue import EnvironmentSpec
+from shared.events import Actor, Envelope
+from shared.ids import derive_event_id
+from shared.manifest import Manifest
+from shared.registry.catalogue_store import Catalogue
+from shared.registry.store import Committed, Registry, RevisionRecord, Step
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "activator"
+SERVICE_ACTOR = Actor(principal="activator", role="service")
+
+Decide = Callable[[Situation, EnvironmentSpec, AnalysisPolicy], Awaitable[Plan]]
+
+
+@dataclass
+class ActivatorDeps:
+    registry: Registry
+    catalogue: Catalogue
+    store: ActivatorStore
+    artifacts: LocalArtifactStore
+    fleet: Fleet
+    serving_path: Callable[[Manifest], str]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, adapter: str, environment: str) -> asyncio.Lock:
+        return self.locks.setdefault((adapter, environment), asyncio.Lock())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """Who asks what about which adapter, and the id that makes the answer idempotent."""
+
+    cause_id: str
+    action: str
+    adapter: str
+    environment: str
+    revision: str | None
+    actor: Actor
+    correlation_id: str
+
+
+async def policy_for(deps: ActivatorDeps, spec: EnvironmentSpec) -> AnalysisPolicy:
+    settings = await deps.store.analysis_settings(spec.name)
+    return AnalysisPolicy.from_settings(spec.canary_steps, settings)
+
+
+def _manifest(deps: ActivatorDeps, record: RevisionRecord | None, revision: str) -> Manifest:
+    if record is None or not record.manifest_digest:
+        raise Refused(f"{revision} has no manifest in the registry: it cannot be served")
+    try:
+        return deps.artifacts.get_manifest(record.manifest_digest)
+    except (StoreError, ValueError) as exc:
+        raise Refused(f"the manifest of {revision} cannot be read: {exc}") from exc
+
+
+def _version(record: RevisionRecord | None) -> int | None:
+    return record.version if record else None
+
+
+def _events(request: Request, plan: Plan, fleet_evidence: dict[str, str]) -> list[Any]:
+    events = []
+    for move in plan.moves:
+        fields = dict(move.fields)
+        if "evidence" in fields:
+            fields["evidence"] = {**fleet_evidence, **fields["evidence"]}
+        envelope = Envelope(
+            event_id=derive_event_id(
+                request.cause_id, f"{move.event.__name__}:{move.revision}", request.environment
+            ),
+            adapter=request.adapter,
+            revision=move.revision,
+            environment=request.environment,
+            occurred_at=datetime.now(UTC),
+            actor=request.actor,
+            causation_id=request.cause_id,
+            correlation_id=request.correlation_id,
+        )
+        events.append(move.event(envelope=envelope, **fields))
+    return events
+
+
+async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Committed:
+    """Decide under the lock, make every replica ready, commit, then route and prune.
+
+    Raises Refused or RolloutStopped (nothing committed, no traffic moved); registry errors
+    (a concurrent transition) propagate so the caller retries on fresh state.
+    """
+    adapter, environment = request.adapter, request.environment
+    async with deps.lock(adapter, environment):
+        spec = await deps.catalogue.environment(environment)
+        if spec is None:
+            raise Refused(f"environment {environment!r} is not in the catalogue")
+        pointer = await deps.registry.pointer(adapter, environment)
+        named = {request.revision, pointer.active, pointer.canary, pointer.rollback_target}
+        records = {r: await deps.registry.revision(adapter, r) for r in named if r}
+        policy = await policy_for(deps, spec)
+        situation = Situation(
+            environment=environment,
+            pointer=pointer,
+            statuses={r: rec.status if rec else None for r, rec in records.items()},
+            steps=policy.steps,
+        )
+        plan = await decide(situation, spec, policy)
+        loads = []
+        for revision in plan.load:
+            manifest = _manifest(deps, records.get(revision), revision)
+            deps.artifacts.materialize(manifest)
+            loads.append((manifest, deps.serving_path(manifest)))
+        evidence = await deps.fleet.prepare(environment, spec, loads)
+        steps = [
+            Step(e, expected_version=_version(records.get(e.envelope.revision)))
+            for e in _events(request, plan, evidence)
+        ]
+        committed = await deps.registry.commit(steps, inbox=(CONSUMER, request.cause_id))
+        await after_commit(deps, adapter, environment)
+    log.info(
+        "rollout_committed",
+        adapter=adapter,
+        environment=environment,
+        action=plan.action,
+        summary=plan.summary,
+        duplicate=committed.duplicate,
+    )
+    await deps.store.record_outcome(
+        cause_id=request.cause_id,
+        adapter=adapter,
+        environment=environment,
+        action=request.action,
+        revision=request.revision,
+        outcome="committed",
+        detail=plan.summary,
+        principal=request.actor.principal,
+        evidence=evidence,
+    )
+    return committed
+
+
+async def after_commit(deps: ActivatorDeps, adapter: str, environment: str) -> None:
+    """Traffic follows the registry: route every replica, start the canary step, unload the rest."""
+    await deps.fleet.publish(environment)
+    pointer = await deps.registry.pointer(adapter, environment)
+    if pointer.canary:
+        baseline = await deps.fleet.scrape(environment)
+        await deps.store.start_canary_step(
+            CanaryStep(
+                adapter=adapter,
+                environment=environment,
+                revision=pointer.canary,
+                traffic_percent=pointer.canary_percent,
+                step_started_at=deps.clock(),
+                baseline=snapshot_to_json(baseline),
+            )
+        )
+    else:
+        await deps.store.end_canary(adapter, environment)
+    await deps.fleet.prune(environment, adapter)
