@@ -9,7 +9,7 @@ BROKERS ?= 1
 MARKERS ?= not gpu and not docker
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check
+.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check bench
 
 help:
 	@echo "make setup      venv + Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint       ruff, mypy (shared/), import-linter contracts"
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
 	@echo "make infra-down stop them; leaves no java or postgres process of ours"
+	@echo "make bench      every benchmark -> benchmarks/results.json and RESULTS.md"
 	@echo "make gpu-check  the evaluator's vLLM path on an NVIDIA GPU (never needed by CI)"
 
 $(VENV)/.stamp: pyproject.toml
@@ -40,6 +41,11 @@ test-unit: $(VENV)/.stamp
 
 demo: setup
 	$(PY) infra/demo.py
+
+# Benchmarks need the local stack: figures are ratios against baselines from the same run.
+bench: setup
+	BROKERS=$(BROKERS) infra/up.sh
+	$(PY) -m benchmarks.run_all
 
 gpu-check: $(VENV)/.stamp
 	$(PY) infra/gpu_check.py
