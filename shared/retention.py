@@ -101,15 +101,7 @@ def decide_expiry(
     ranks = _superseded_ranks(facts)
     decisions = []
     for fact in facts:
-        if fact.status.revision_track not in EXPIRABLE:
-            continue
-        if any(s in SERVING for s in fact.status.environment_tracks.values()):
-            continue
-        if any(
-            a == fact.adapter and pointer_names(p, fact.revision) for (a, _), p in pointers.items()
-        ):
-            continue
-        if (fact.adapter, fact.revision) in holds:
+        if _protected(fact, pointers, holds):
             continue
         governing = _governing(fact, policies)
         if governing is None:
@@ -117,14 +109,12 @@ def decide_expiry(
         min_age = max(p.min_age_days for p in governing.values())
         if now - fact.registered_at < timedelta(days=min_age):
             continue
-        kept = [
-            environment
+        key = (fact.adapter, fact.revision)
+        if any(
+            ranks.get((*key, environment), policy.keep_superseded) < policy.keep_superseded
             for environment, policy in governing.items()
-            if ranks.get((fact.adapter, fact.revision, environment), policy.keep_superseded)
-            < policy.keep_superseded
-        ]
-        if kept:
-            continue
+        ):
+            continue  # among the newest superseded that an environment keeps
         decisions.append(
             ExpiryDecision(
                 adapter=fact.adapter,
@@ -135,6 +125,20 @@ def decide_expiry(
             )
         )
     return decisions
+
+
+def _protected(
+    fact: RevisionFacts,
+    pointers: Mapping[tuple[str, str], EnvironmentPointer],
+    holds: Collection[tuple[str, str]],
+) -> bool:
+    """Kept whatever the policy: cannot expire, serves, is pointed at, or is held."""
+    if fact.status.revision_track not in EXPIRABLE:
+        return True
+    if any(s in SERVING for s in fact.status.environment_tracks.values()):
+        return True
+    named = (pointer_names(p, fact.revision) for (a, _), p in pointers.items() if a == fact.adapter)
+    return any(named) or (fact.adapter, fact.revision) in holds
 
 
 def _governing(

@@ -4,8 +4,8 @@ The rules, in order (`analyse` applies them; nothing else decides):
 
 - the error-rate limit is the larger of `max_error_rate` and the stable revision's rate
   plus `error_rate_margin`, so a canary is never blamed for errors the stable one has too;
-- the canary is rolled back as soon as its breach is certain: more errors than the limit
-  allows in `min_samples` requests, or, once it has `min_samples`, a rate above the limit;
+- the canary is rolled back as soon as its breach is certain: before `min_samples`, more
+  errors than the limit allows in `min_samples` requests; from then on, a rate above it;
 - with `min_samples`, its p95 latency must stay under `max_p95_ms` (when set) and, when the
   stable revision also has `min_samples`, under both `max_p95_ratio` times and
   `min_p95_delta_ms` above the stable p95 (the slack keeps millisecond noise from failing it);
@@ -78,7 +78,7 @@ class AnalysisPolicy:
                 parsed[name] = str(value).lower() in ("1", "true", "yes")
             else:
                 parsed[name] = float(str(value))
-        return cls(steps=tuple(s for s in steps if s > 0), **parsed)  # type: ignore[arg-type]
+        return cls(steps=tuple(steps), **parsed)  # type: ignore[arg-type]
 
     def next_step(self, percent: int) -> int | None:
         """The first step above `percent`, or None when none is left."""
@@ -136,11 +136,11 @@ def analyse(
             facts["next_percent"] = str(next_percent)
         return Decision(verdict=verdict, reason=reason, next_percent=next_percent, evidence=facts)
 
-    if canary.errors > policy.min_samples * error_limit:
+    if canary.requests < policy.min_samples and canary.errors > policy.min_samples * error_limit:
         return decide(
             Verdict.roll_back,
-            f"{canary.errors} errors: more than {_fmt(error_limit)} of {policy.min_samples} "
-            "requests can allow",
+            f"{canary.errors} errors: more than an error rate of {_fmt(error_limit)} allows in "
+            f"{policy.min_samples} requests",
         )
     if canary.requests < policy.min_samples:
         return decide(

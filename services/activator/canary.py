@@ -119,12 +119,14 @@ async def reconcile(deps: ActivatorDeps, environment: str) -> None:
         for revision in (pointer.active, pointer.canary)
         if revision
     }
+    reachable = []
     for target in await deps.fleet.targets(environment):
         try:
             listed = await target.models()
         except TargetError as exc:
             log.warning("replica_unreachable", url=target.url, error=str(exc))
             continue
+        reachable.append(target)
         for name in sorted(set(wanted) - set(listed)):
             adapter, revision = wanted[name]
             record = await deps.registry.revision(adapter, revision)
@@ -138,4 +140,4 @@ async def reconcile(deps: ActivatorDeps, environment: str) -> None:
                 log.info("replica_reloaded", url=target.url, lora_name=name)
             except Exception as exc:
                 log.error("replica_reload_failed", url=target.url, lora_name=name, error=str(exc))
-    await deps.fleet.publish(environment)
+    await deps.fleet.publish(environment, reachable)

@@ -134,12 +134,14 @@ class Fleet:
                     f"{name} did not load on every replica: " + "; ".join(failed),
                     {"stopped_by": "load", "lora_name": name, "failures": " | ".join(failed)},
                 )
+            # A replica that listed the name before any load has proved it; ask the others.
+            cold = [t for t, warm in zip(targets, results, strict=True) if warm is not True]
             listings = await asyncio.gather(
-                *(self._retrying(t.models) for t in targets), return_exceptions=True
+                *(self._retrying(t.models) for t in cold), return_exceptions=True
             )
             missing = [
                 t.url
-                for t, listed in zip(targets, listings, strict=True)
+                for t, listed in zip(cold, listings, strict=True)
                 if isinstance(listed, BaseException) or name not in listed
             ]
             if missing:
@@ -152,13 +154,16 @@ class Fleet:
             evidence[f"loaded.{name}"] = f"{len(targets)} replicas, {warm} already warm"
         return evidence
 
-    async def publish(self, environment: str) -> dict[str, Any]:
-        """Push the environment's routing to every replica and write the export file."""
+    async def publish(
+        self, environment: str, targets: Sequence[ServingTarget] | None = None
+    ) -> dict[str, Any]:
+        """Push the environment's routing to its replicas (or `targets`) and write the export."""
         pointers, generation = await self.store.pointers(environment)
         document = routing_document(
             environment, pointers, generation=generation, generated_at=datetime.now(UTC)
         )
-        targets = await self.targets(environment)
+        if targets is None:
+            targets = await self.targets(environment)
 
         async def push(target: ServingTarget) -> None:
             try:

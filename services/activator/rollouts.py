@@ -7,6 +7,7 @@ registry's compare-and-set decides, and deterministic event ids make a repeat a 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,6 +111,7 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
     (a concurrent transition) propagate so the caller retries on fresh state.
     """
     adapter, environment = request.adapter, request.environment
+    started = time.perf_counter()
     async with deps.lock(adapter, environment):
         spec = await deps.catalogue.environment(environment)
         if spec is None:
@@ -130,12 +132,15 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
             manifest = _manifest(deps, records.get(revision), revision)
             deps.artifacts.materialize(manifest)
             loads.append((manifest, deps.serving_path(manifest)))
+        decided = time.perf_counter()
         evidence = await deps.fleet.prepare(environment, spec, loads)
+        prepared = time.perf_counter()
         steps = [
             Step(e, expected_version=_version(records.get(e.envelope.revision)))
             for e in _events(request, plan, evidence)
         ]
         committed = await deps.registry.commit(steps, inbox=(CONSUMER, request.cause_id))
+        done = time.perf_counter()
         await after_commit(deps, adapter, environment)
     log.info(
         "rollout_committed",
@@ -144,6 +149,10 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
         action=plan.action,
         summary=plan.summary,
         duplicate=committed.duplicate,
+        decide_ms=round((decided - started) * 1000, 1),
+        prepare_ms=round((prepared - decided) * 1000, 1),
+        commit_ms=round((done - prepared) * 1000, 1),
+        route_ms=round((time.perf_counter() - done) * 1000, 1),
     )
     await deps.store.record_outcome(
         cause_id=request.cause_id,

@@ -11,7 +11,8 @@ log still names every approver and the projection records the decision from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -44,6 +45,11 @@ class Decider:
     registry: Registry
     catalogue: Catalogue
     signer: Signer
+    # One ballot at a time per process: a ballot holds one pooled connection (the row lock)
+    # while the registry's commit takes a second, so unbounded concurrent ballots could
+    # exhaust the pool and wait on each other forever. Ballots are rare; other processes
+    # are serialised by the row lock.
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,31 @@ async def cast(
     if spec is None:
         raise UnknownTarget(f"environment {environment!r} is not in the catalogue")
     required = max(1, spec.required_approvals)
+    async with decider.serial:
+        decided = await _cast(decider, principal, adapter, revision, environment, ballot, required)
+    log.info(
+        "ballot_cast",
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        principal=principal.name,
+        choice=ballot.choice.value,
+        outcome=decided.verdict.outcome.value,
+        approvals=list(decided.verdict.approvers),
+        required=required,
+    )
+    return decided
+
+
+async def _cast(
+    decider: Decider,
+    principal: Principal,
+    adapter: str,
+    revision: str,
+    environment: str,
+    ballot: Ballot,
+    required: int,
+) -> Decided:
     async with decider.registry.pool.acquire() as conn, conn.transaction():
         evaluation = await readmodel.evaluation(conn, adapter, revision, environment, lock=True)
         record = await decider.registry.revision(adapter, revision)
@@ -111,17 +142,6 @@ async def cast(
             assert isinstance(sealed, RevisionApproved | RevisionDenied)
             event = sealed
             await project_decision(conn, event)
-    log.info(
-        "ballot_cast",
-        adapter=adapter,
-        revision=revision,
-        environment=environment,
-        principal=principal.name,
-        choice=ballot.choice.value,
-        outcome=verdict.outcome.value,
-        approvals=list(verdict.approvers),
-        required=required,
-    )
     return Decided(verdict=verdict, required_approvals=required, event=event)
 
 

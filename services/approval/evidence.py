@@ -2,13 +2,13 @@
 validator's findings, and the evaluation compared with the baseline, metric by metric and
 output by output.
 
-The evaluation report is a JSON blob in the artifact store under the event's
-`report_digest` (`sha256:<hex>` of its bytes). From it this module reads `outputs` (or
-`items`): a list of objects with `id`, `prompt` (text, or chat messages with `content`),
-`candidate` and `baseline` (text, or an object with `text`). Outputs whose candidate text
-differs from the baseline's are shown; a report without them shows none. The gated
-metrics come from the RevisionEvaluated event itself (the report's `metrics` when the
-event has none).
+The evaluation report (`adapters.evaluation_report.v1`, written by the evaluator) is a JSON
+blob in the artifact store under the event's `report_digest` (`sha256:` and the hex SHA-256
+of its bytes). From it this module reads `items` (each with `id`, `prompt` as chat turns,
+and `candidate`, `baseline`, `base` objects holding the `output` text) and `metrics`
+(`{"candidate": {...}, "baseline": {...}}`). The gated metrics come from the
+RevisionEvaluated event itself (the report's `gates` when the event has none); the
+report's other metrics are shown beside them, ungated.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from services.approval import readmodel
 from services.approval.readmodel import Evaluation, Metric
@@ -68,10 +68,10 @@ def compare_metrics(metrics: Sequence[Metric]) -> list[MetricComparison]:
     return rows
 
 
-def report_metrics(report: Mapping[str, Any]) -> list[Metric]:
-    """The report's own `metrics`, for an event that carried none; malformed rows are skipped."""
+def report_gates(report: Mapping[str, Any]) -> list[Metric]:
+    """The report's own gate verdicts, for an event that carried none; bad rows skipped."""
     found = []
-    for item in report.get("metrics") or []:
+    for item in report.get("gates") or []:
         if isinstance(item, Mapping) and isinstance(item.get("name"), str):
             found.append(
                 Metric(
@@ -85,25 +85,56 @@ def report_metrics(report: Mapping[str, Any]) -> list[Metric]:
     return found
 
 
+def ungated_metrics(report: Mapping[str, Any], gated: Sequence[str]) -> list[MetricComparison]:
+    """The report's measured metrics that no gate judged, candidate beside baseline."""
+    measured = report.get("metrics")
+    if not isinstance(measured, Mapping):
+        return []
+    candidate = measured.get("candidate") if isinstance(measured.get("candidate"), Mapping) else {}
+    baseline = measured.get("baseline") if isinstance(measured.get("baseline"), Mapping) else {}
+    rows = []
+    for name in sorted(set(candidate or {}) | set(baseline or {})):
+        if name in gated or not isinstance(name, str):
+            continue
+        value, before = _number((candidate or {}).get(name)), _number((baseline or {}).get(name))
+        rows.append(
+            MetricComparison(
+                name=name,
+                candidate=value,
+                baseline=before,
+                delta=value - before if value is not None and before is not None else None,
+                threshold="",
+                passed=True,
+                gated=False,
+            )
+        )
+    return rows
+
+
 def compare_outputs(report: Mapping[str, Any]) -> tuple[list[OutputComparison], int]:
-    """(outputs the candidate changed against the baseline, how many it left unchanged)."""
-    items = report.get("outputs") or report.get("items") or []
+    """(outputs the candidate changed, how many it left unchanged), each against the
+    baseline's output, or the base model's where the environment has no baseline yet."""
+    items = report.get("items") or report.get("outputs") or []
     changed, unchanged = [], 0
     for index, item in enumerate(items if isinstance(items, list) else []):
         if not isinstance(item, Mapping):
             continue
-        candidate = _text(item.get("candidate", item.get("output")))
+        candidate = _text(item.get("candidate"))
         if candidate is None:
-            continue
-        baseline = _text(item.get("baseline"))
-        if baseline == candidate:
+            continue  # an item scored without generating (a log-likelihood item)
+        reference: Literal["baseline", "base"] = "baseline"
+        against = _text(item.get("baseline"))
+        if against is None and _text(item.get("base")) is not None:
+            reference, against = "base", _text(item.get("base"))
+        if against == candidate:
             unchanged += 1
             continue
         changed.append(
             OutputComparison(
                 id=str(item.get("id", index)),
-                prompt=_text(item.get("prompt")) or "",
-                baseline=baseline,
+                prompt=_prompt(item.get("prompt")),
+                reference=reference,
+                baseline=against,
                 candidate=candidate,
             )
         )
@@ -114,11 +145,15 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        return _text(value.get("text", value.get("content")))
-    if isinstance(value, list):  # chat messages
-        parts = [_text(v) for v in value]
-        return "\n".join(p for p in parts if p is not None)
+        return _text(value.get("output", value.get("text")))
     return None
+
+
+def _prompt(value: Any) -> str:
+    if isinstance(value, list):  # chat turns
+        turns = [t for t in value if isinstance(t, Mapping)]
+        return "\n".join(f"{t.get('role', '?')}: {t.get('content', '')}" for t in turns)
+    return value if isinstance(value, str) else ""
 
 
 def _number(value: Any) -> float | None:
@@ -186,6 +221,7 @@ async def gather(
     except EvidenceUnreadable as exc:
         problems.append(str(exc))
     changed, unchanged = compare_outputs(report)
+    gated = compare_metrics(evaluation.metrics or report_gates(report))
     submission = await readmodel.submission(pool, adapter, revision)
     spec = await sources.catalogue.environment(environment)
     decided = await readmodel.decision(pool, adapter, revision, environment)
@@ -210,7 +246,7 @@ async def gather(
             FindingView(code=f.code, severity=f.severity, message=f.message, evidence=f.evidence)
             for f in (submission.findings if submission else ())
         ],
-        metrics=compare_metrics(evaluation.metrics or report_metrics(report)),
+        metrics=[*gated, *ungated_metrics(report, [m.name for m in gated])],
         changed_outputs=changed,
         unchanged_outputs=unchanged,
         evidence_problems=problems,

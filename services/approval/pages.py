@@ -4,6 +4,7 @@ revision's evidence beside its baseline; approve and deny as plain HTML forms.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -48,7 +49,13 @@ def number(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
+def shown(value: object) -> str:
+    """A recipe or data-scope value as JSON, so lists and numbers read as they were written."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 templates.env.filters["short"] = short
+templates.env.filters["shown"] = shown
 templates.env.filters["number"] = number
 
 

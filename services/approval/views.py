@@ -87,14 +87,19 @@ class MetricComparison(BaseModel):
     candidate: float | None
     baseline: float | None
     delta: float | None = Field(description="candidate minus baseline, when both were measured")
-    threshold: str
+    threshold: str = Field(description="the gate's bounds; empty for an ungated metric")
     passed: bool
+    gated: bool = True
 
 
 class OutputComparison(BaseModel):
     id: str
     prompt: str
-    baseline: str | None
+    reference: Literal["baseline", "base"] = Field(
+        description="what the candidate is compared with: the baseline revision's output, or "
+        "the base model's where the environment has no baseline yet"
+    )
+    baseline: str | None = Field(description="the reference's output")
     candidate: str
 
 

@@ -4,7 +4,8 @@ Every step starts from the registry's state, so a process killed between any two
 resumes where it stopped: an `expired` revision is archived again (the record is built
 from immutable facts, so the bytes, digest and URI are the same and write-once storage
 accepts them), an `archived` one has its archive read back and verified again before any
-weight is deleted, and deletion is idempotent.
+weight is deleted, and deletion is idempotent. A legal hold placed after the expiry keeps
+the weights (the archive is still written) until it is released.
 """
 
 from __future__ import annotations

@@ -6,7 +6,16 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from shared.cli import archive, audit, catalogue, history, principals, retention, submit
+from shared.cli import (
+    archive,
+    audit,
+    catalogue,
+    history,
+    principals,
+    retention,
+    rollout,
+    submit,
+)
 from shared.cli.source import CliError, Reader, Source, read_kafka
 from shared.logs import configure_logging
 from shared.settings import KernelSettings
@@ -69,6 +78,7 @@ def build_parser(settings: KernelSettings) -> argparse.ArgumentParser:
     principals.register(groups, common)
     retention.register(groups, common)
     archive.register(groups, common)
+    rollout.register(groups, common, commands_topic=settings.commands_topic)
     return parser
 
 

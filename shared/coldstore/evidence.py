@@ -9,19 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from shared.codec import Codec
-from shared.events import ManifestArchived
+from shared.events import Event, ManifestArchived
 from shared.lifecycle import LifecycleEvent
 
 
 async def revision_events(
-    conn: Any, codec: Codec, adapter: str, revision: str, *, types: tuple[type, ...] = ()
+    conn: Any,
+    codec: Codec,
+    adapter: str,
+    revision: str,
+    *,
+    types: tuple[type[Event], ...] = (),
 ) -> list[LifecycleEvent]:
     """Every event of `adapter@revision` (or only those of `types`), in seq order.
 
     `conn` is an asyncpg connection or pool. The revision is inside each payload, so the
     adapter's events are decoded and filtered here.
     """
-    names = [t.SCHEMA for t in types]  # type: ignore[attr-defined]
+    names = [t.SCHEMA for t in types]
     rows = await conn.fetch(
         "SELECT payload FROM outbox WHERE adapter = $1"
         " AND (cardinality($2::text[]) = 0 OR event_type = ANY($2::text[])) ORDER BY seq",

@@ -102,6 +102,16 @@ def _flipped(signature: str) -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
+def test_the_signing_key_is_created_private_and_its_public_half_exported(
+    approval: ApprovalStack,
+) -> None:
+    assert approval.key_path.stat().st_mode & 0o777 == 0o600
+    with approval.client("audrey") as client:
+        served = client.get("/api/v1/signing-key").json()
+    assert served["public_key_pem"] == approval.public_key.read_text()
+    assert served["key_id"].startswith("sha256:")
+
+
 def test_every_decision_on_the_real_topic_verifies_against_the_services_public_key(
     approval: ApprovalStack,
     decided: Decided,

@@ -1,6 +1,6 @@
 """The approval service on a private stack (its own database and topics on the session's
-real Kafka and PostgreSQL), as its own process on a free loopback port; the helpers the
-approval tests share, and the smoke tests of that stack itself.
+real Kafka and PostgreSQL), as its own process on a free loopback port: the fixture and
+helpers every approval test module shares (each module gets its own stack).
 
 Revisions reach the service the way they will in production: RevisionRegistered,
 RevisionValidated and RevisionEvaluated committed through the registry, published by the
@@ -72,20 +72,45 @@ METRICS = [
     ),
     MetricResult(name="no_op_rate", value=0.05, baseline=None, threshold="<= 0.20", passed=True),
 ]
-OUTPUTS = [
+# Items as the evaluator's report writes them (adapters.evaluation_report.v1).
+ITEMS = [
     {
         "id": "q1",
-        "prompt": "Summarise ticket 812",
-        "baseline": "Printer jam.",
-        "candidate": "Customer reports a paper jam on floor 3; resolved by reseating the tray.",
+        "prompt": [{"role": "user", "content": "Summarise ticket 812"}],
+        "base": {"output": "Ticket 812."},
+        "baseline": {"output": "Printer jam.", "passed": True},
+        "candidate": {
+            "output": "Customer reports a paper jam on floor 3; resolved by reseating the tray.",
+            "passed": True,
+        },
     },
     {
         "id": "q2",
-        "prompt": "Summarise ticket 815",
-        "baseline": "VPN down.",
-        "candidate": "VPN down.",
+        "prompt": [{"role": "user", "content": "Summarise ticket 815"}],
+        "baseline": {"output": "VPN down."},
+        "candidate": {"output": "VPN down."},
     },
+    {"id": "q3", "prompt": [{"role": "user", "content": "Rate it"}], "candidate": {}},
 ]
+REPORT_METRICS = {
+    "candidate": {"accuracy": 0.82, "tokens_per_s": 41.5},
+    "baseline": {"accuracy": 0.74, "tokens_per_s": 44.0},
+}
+
+
+PROBLEM = "application/problem+json"
+STALE = "sha256:" + "0" * 64  # a digest no evidence has
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """`response` is an RFC 9457 problem of `status` and type `slug`; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:adapters:problem:{slug}", body
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert body["instance"] == response.request.url.path
+    return body
 
 
 def free_port() -> int:
@@ -129,6 +154,7 @@ class ApprovalStack:
     registry: Registry
     port: int
     key_path: Path
+    process: Any = None  # the service process serving `port`
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, role) -> token
 
     @property
@@ -169,7 +195,7 @@ class ApprovalStack:
         *,
         submitter: str = SUBMITTER,
         metrics: list[MetricResult] | None = None,
-        outputs: list[dict[str, Any]] | None = None,
+        items: list[dict[str, Any]] | None = None,
     ) -> Seeded:
         """A revision registered, validated and evaluated in `environment`, with real blobs."""
         weights = self.put_blob(f"weights of {adapter}".encode())
@@ -193,22 +219,17 @@ class ApprovalStack:
             source_uri=f"file:///incoming/{adapter}",
         )
         manifest_digest = self.store.put_manifest(manifest)
-        report = {"metrics": [], "outputs": OUTPUTS if outputs is None else outputs}
+        report = {
+            "schema": "adapters.evaluation_report.v1",
+            "metrics": REPORT_METRICS,
+            "items": ITEMS if items is None else items,
+        }
         report_hex = self.put_blob(json.dumps(report).encode())
         report_digest = "sha256:" + report_hex
-        service = Actor(principal="svc", role="service")
         correlation = str(uuid.uuid4())
 
         def envelope(environment: str = "") -> Envelope:
-            return Envelope(
-                event_id=str(uuid.uuid4()),
-                adapter=adapter,
-                revision=revision,
-                environment=environment,
-                occurred_at=datetime.now(UTC),
-                actor=service,
-                correlation_id=correlation,
-            )
+            return _envelope(adapter, revision, environment, correlation)
 
         events = [
             RevisionRegistered(
@@ -247,15 +268,7 @@ class ApprovalStack:
     async def evaluate_also_in(self, seeded: Seeded, environment: str) -> Seeded:
         """The same revision evaluated in a second environment, on the same report."""
         event = RevisionEvaluated(
-            envelope=Envelope(
-                event_id=str(uuid.uuid4()),
-                adapter=seeded.adapter,
-                revision=seeded.revision,
-                environment=environment,
-                occurred_at=datetime.now(UTC),
-                actor=Actor(principal="svc", role="service"),
-                correlation_id=str(uuid.uuid4()),
-            ),
+            envelope=_envelope(seeded.adapter, seeded.revision, environment, str(uuid.uuid4())),
             report_digest=seeded.report_digest,
             report_uri="store://blobs/" + seeded.report_digest,
             suite_digest="sha256:" + "e" * 64,
@@ -292,6 +305,18 @@ class ApprovalStack:
         return self.stack.events(adapter)
 
 
+def _envelope(adapter: str, revision: str, environment: str, correlation: str) -> Envelope:
+    return Envelope(
+        event_id=str(uuid.uuid4()),
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        occurred_at=datetime.now(UTC),
+        actor=Actor(principal="svc", role="service"),
+        correlation_id=correlation,
+    )
+
+
 def environment(name: str, required_approvals: int, approver_may_operate: bool) -> EnvironmentSpec:
     return EnvironmentSpec(
         name=name,
@@ -315,7 +340,7 @@ async def start_approval_stack(infra: Infra, root: Path) -> ApprovalStack:
     for name, roles in PRINCIPALS.items():
         for role in roles:
             approval.add_principal(name, role)
-    stack.start(
+    approval.process = stack.start(
         "approval",
         APPROVAL_HTTP_PORT=str(approval.port),
         APPROVAL_SIGNING_KEY=str(approval.key_path),
@@ -349,23 +374,10 @@ async def approval_fixture(
     await stop_approval_stack(started)
 
 
-# --- the stack's own smoke tests ------------------------------------------------------------
-
-
-def test_the_service_serves_its_openapi_document_and_health_without_a_token(
+def test_the_stack_serves_health_and_the_openapi_document_without_a_token(
     approval: ApprovalStack,
 ) -> None:
     document = httpx.get(approval.base_url + "/openapi.json").json()
     assert document["info"]["title"] == "Adapter approval service"
     assert "/api/v1/environments/{environment}/pending" in document["paths"]
     assert httpx.get(approval.base_url + "/healthz").json() == {"status": "ok"}
-
-
-def test_the_signing_key_is_created_private_and_its_public_half_exported(
-    approval: ApprovalStack,
-) -> None:
-    assert approval.key_path.stat().st_mode & 0o777 == 0o600
-    with approval.client("audrey") as client:
-        served = client.get("/api/v1/signing-key").json()
-    assert served["public_key_pem"] == approval.public_key.read_text()
-    assert served["key_id"].startswith("sha256:")

@@ -2,11 +2,11 @@
 legal holds, and the refusal to roll back to an archived revision.
 
 The sweep and pipeline run in-process on a private database and artifact store; the
-archiver as its own process is tested in test_archiver_process.py."""
+archiver as its own process is tested in test_archiver_process.py, races in
+test_archiver_race.py, and what must stop a deletion in test_archiver_safety.py."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import uuid
@@ -39,13 +39,12 @@ from shared.events import (
     RevisionValidated,
     WeightsDeleted,
 )
-from shared.lifecycle import InvalidTransition, State
+from shared.lifecycle import State
 from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.registry.store import Registry, Step
 from shared.retention import (
     ExpiryDecision,
     RetentionPolicy,
-    RollbackRefused,
     check_rollback_target,
 )
 from tests.conftest import Infra
@@ -361,67 +360,3 @@ async def test_a_hold_placed_after_the_expiry_keeps_the_weights_until_it_is_rele
     world.stack.adapterctl("retention", "release", revision, "--adapter", adapter)
     assert await complete(world.deps(), adapter, revision) is State.DELETED
     assert world.weights_gone(adapter, revision)
-
-
-async def test_two_archivers_finishing_the_same_revision_write_one_archive_and_one_deletion(
-    world: World, unique: Callable[[str], str]
-) -> None:
-    adapter = unique("twins")
-    revision = await world.add(adapter)
-    record = await world.registry.revision(adapter, revision)
-    assert record is not None
-    assert await expire(world.deps(), decide_one(adapter, revision, record.version))
-
-    results = await asyncio.gather(
-        complete(world.deps(), adapter, revision),
-        complete(world.deps(), adapter, revision),
-        return_exceptions=True,
-    )
-
-    assert await world.state(adapter, revision) is State.DELETED, results
-    types = await world.event_types(adapter, revision)
-    assert types.count("ManifestArchived") == 1 and types.count("WeightsDeleted") == 1
-    archives = list((world.stack.root / "cold" / adapter).iterdir())
-    assert len(archives) == 1
-
-
-async def test_rolling_back_to_an_archived_revision_is_refused_with_a_message_that_says_so(
-    world: World, unique: Callable[[str], str]
-) -> None:
-    adapter, env = unique("no-return"), unique("prod")
-    await world.set_policy(env, keep=0)
-    first, second, third = [await world.add(adapter) for _ in range(3)]
-    for revision in (first, second, third):
-        await world.activate(adapter, revision, env)
-    await sweep(world.deps(), adapter)
-    assert await world.state(adapter, first) is State.DELETED
-
-    with pytest.raises(RollbackRefused, match="archived and its weights were deleted") as refused:
-        await world.rollback_to(adapter, first, env)
-    assert f"adapterctl archive show {first} --adapter {adapter}" in str(refused.value)
-    # The registry refuses on its own too: an expired revision never serves or is pointed at.
-    with pytest.raises(InvalidTransition, match="revision track is validated, not deleted"):
-        await world.commit(lifecycle(RevisionActivated, adapter, first, env))
-    pointer = await world.registry.pointer(adapter, env)
-    assert first not in (pointer.active, pointer.canary, pointer.rollback_target)
-    await world.rollback_to(adapter, second, env)  # the rollback target is still there
-    assert (await world.registry.pointer(adapter, env)).active == second
-
-
-async def test_an_expiry_decided_before_the_revision_became_the_rollback_target_loses(
-    world: World, unique: Callable[[str], str]
-) -> None:
-    adapter, env = unique("stale"), unique("prod")
-    await world.set_policy(env, keep=0)
-    first, second, third = [await world.add(adapter) for _ in range(3)]
-    for revision in (first, second, third):
-        await world.activate(adapter, revision, env)
-    stale = await world.registry.revision(adapter, first)
-    assert stale is not None  # a sweep reads `first`: superseded, named by no pointer
-    await world.rollback_to(adapter, first, env)  # meanwhile an operator restores it ...
-    await world.activate(adapter, await world.add(adapter), env)  # ... and moves on
-
-    assert (await world.registry.pointer(adapter, env)).rollback_target == first
-    assert not await expire(world.deps(), decide_one(adapter, first, stale.version))
-    assert await world.state(adapter, first) is State.VALIDATED
-    assert world.weights_present(adapter, first)

@@ -7,6 +7,7 @@ to crash by `ARCHIVER_CRASH_AFTER`, which ends it with `os._exit` after that ste
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -43,10 +44,14 @@ async def world(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
 
 
 def _start(world: World, **extra: str) -> subprocess.Popen[bytes]:
+    # A restarted worker joins the consumer group only once the crashed member's session
+    # has expired (faust's default: 60 s); faust reads these two from the environment.
     return world.stack.start(
         "archiver",
         COLD_STORAGE_URL=str(world.stack.root / "cold"),
         ARCHIVER_SWEEP_INTERVAL_S="1",
+        BROKER_SESSION_TIMEOUT="8",
+        BROKER_HEARTBEAT_INTERVAL="1",
         **extra,
     )
 
@@ -119,22 +124,35 @@ async def test_an_archiver_killed_after_each_step_finishes_correctly_on_restart(
         assert world.weights_present(adapter, kept)
 
 
-async def test_adapterctl_shows_an_archive_and_checks_resupplied_weights_against_it(
+async def test_the_timer_applies_a_policy_set_while_running_and_adapterctl_reads_the_archive(
     world: World, unique: Callable[[str], str]
 ) -> None:
     adapter, env = unique("cli"), unique("prod")
-    world.stack.adapterctl(
-        "retention", "set", "--environment", env, "--adapter", adapter,
-        "--keep-superseded", "0", "--min-age-days", "0",
-    )  # fmt: skip
     old, target, active = [await world.add(adapter) for _ in range(3)]
     for revision in (old, target, active):
         await world.activate(adapter, revision, env)
+    log = world.stack.root / "archiver.log"
+    seen = log.stat().st_size if log.exists() else 0
     _start(world)
     try:
+        deadline = time.monotonic() + 90
+        while "archiver_ready" not in log.read_text()[seen:]:
+            assert time.monotonic() < deadline, world.stack.log_of("archiver")
+            time.sleep(0.2)
+        time.sleep(2)  # two ticks: without a policy for the environment nothing expires
+        assert await world.state(adapter, old) is State.VALIDATED
+        # A policy is no lifecycle event: only the timer's next sweep can act on it.
+        world.stack.adapterctl(
+            "retention", "set", "--environment", env, "--adapter", adapter,
+            "--keep-superseded", "0", "--min-age-days", "0",
+        )  # fmt: skip
         await _wait_for_state(world, adapter, old, State.DELETED)
     finally:
         world.stack.stop()
+    sweeps = [
+        json.loads(line) for line in log.read_text()[seen:].splitlines() if "sweep_done" in line
+    ]
+    assert any(s["adapter"] is None and s["expired"] == 1 for s in sweeps), sweeps
 
     shown = world.stack.adapterctl("archive", "show", old, "--adapter", adapter)
     assert "verified    yes" in shown.stdout and "adapter_model.safetensors" in shown.stdout

@@ -1,0 +1,1 @@
+"""A small serving target speaking vLLM's LoRA endpoints, on transformers + PEFT (CPU)."""

@@ -1,0 +1,109 @@
+"""One base model with any number of LoRA revisions loaded beside it (PEFT), on the CPU.
+
+Generation runs one request at a time under a lock: PEFT switches the active adapter on
+the shared model, which is not safe to do from two threads at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.modelkit.evaluate import load, peft_warnings_silenced
+
+
+class LoadRefused(Exception):
+    """The adapter cannot be loaded (missing path, not a PEFT folder, name taken)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Engine:
+    def __init__(self, base_folder: Path, *, threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.base_folder = base_folder
+        self._model, self.tokenizer = load(base_folder)
+        self._peft: Any = None
+        self._slots: dict[str, str] = {}  # lora name -> PEFT adapter name
+        self._paths: dict[str, str] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def loaded(self) -> Mapping[str, str]:
+        return dict(self._paths)
+
+    def load(self, name: str, path: str) -> None:
+        folder = Path(path)
+        if not (folder / "adapter_config.json").is_file():
+            raise LoadRefused(f"no LoRA adapter at {path!r} (adapter_config.json missing)", 404)
+        with self._lock:
+            if name in self._slots:
+                raise LoadRefused(f"The lora adapter '{name}' has already been loaded.", 400)
+            slot = f"lora{self._next}"  # PEFT names are module keys: no dots, no '@'
+            self._next += 1
+            with peft_warnings_silenced():
+                if self._peft is None:
+                    from peft import PeftModel
+
+                    self._peft = PeftModel.from_pretrained(self._model, folder, adapter_name=slot)
+                else:
+                    self._peft.load_adapter(folder, adapter_name=slot)
+            self._peft.eval()
+            self._slots[name], self._paths[name] = slot, path
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            slot = self._slots.pop(name, None)
+            if slot is None:
+                return False
+            self._paths.pop(name)
+            self._peft.delete_adapter(slot)
+            return True
+
+    def generate(self, lora: str | None, texts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+        """Greedy continuations of raw `texts` by the base, or with the named LoRA."""
+        import torch
+
+        with self._lock:
+            batch = self.tokenizer(
+                list(texts),
+                add_special_tokens=False,
+                padding=True,
+                padding_side="left",
+                return_tensors="pt",
+            )
+            model: Any = self._model
+            if lora is not None:
+                if lora not in self._slots:
+                    raise KeyError(lora)
+                self._peft.set_adapter(self._slots[lora])
+                model = self._peft
+            with torch.no_grad():
+                if lora is None and self._peft is not None:
+                    with self._peft.disable_adapter():
+                        out = self._peft.generate(**batch, **self._options(max_new_tokens))
+                else:
+                    out = model.generate(**batch, **self._options(max_new_tokens))
+            new = out[:, batch["input_ids"].shape[1] :]
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            return [text.strip() for text in decoded]
+
+    def _options(self, max_new_tokens: int) -> dict[str, Any]:
+        return {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+        }
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
+        text = self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+        )
+        return str(text)

@@ -1,0 +1,244 @@
+"""Driving a fleet of replicas: the contract is checked before any load, every replica must
+list the revision before traffic moves, loads retry with backoff and fail clearly.
+
+The replicas are fakes of a remote vLLM fleet (outside our bounded context); the vLLM HTTP
+client itself is tested against recorded vLLM answers in test_activator_vllm_target.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.activator.compat import ServingContract
+from services.activator.fleet import Fleet, Retry, RolloutStopped
+from services.activator.ports import TargetError
+from services.activator.routing import lora_name
+from shared.catalogue import EnvironmentSpec
+from shared.manifest import FileEntry, Manifest
+from shared.pointers import EnvironmentPointer
+
+BASE = ServingContract(
+    base_model_id="tiny",
+    base_model_revision="sha256:" + "b" * 64,
+    tokenizer_hash="sha256:" + "c" * 64,
+    chat_template_hash="sha256:" + "d" * 64,
+    quantization_profile="bf16",
+)
+SPEC = EnvironmentSpec(
+    name="prod",
+    base_model_id=BASE.base_model_id,
+    base_model_revision=BASE.base_model_revision,
+    tokenizer_hash=BASE.tokenizer_hash,
+    chat_template_hash=BASE.chat_template_hash,
+)
+
+
+def manifest(revision: str = "sha256:" + "1" * 64, **overrides: Any) -> Manifest:
+    fields: dict[str, Any] = {
+        "adapter": "chat",
+        "revision": revision,
+        "files": (FileEntry(path="adapter_model.safetensors", sha256="e" * 64, size=1),),
+        "base_model_id": BASE.base_model_id,
+        "base_model_revision": BASE.base_model_revision,
+        "tokenizer_revision": "tok-1",
+        "tokenizer_hash": BASE.tokenizer_hash,
+        "chat_template_hash": BASE.chat_template_hash,
+        "quantization_profile": "bf16",
+        "submitter": "alice",
+        "trained_event_id": "t",
+        "source_uri": "file:///x",
+    }
+    return Manifest(**{**fields, **overrides})
+
+
+class FakeReplica:
+    """A vLLM replica: `silent` answers loads without loading; `failures` fail the next loads."""
+
+    def __init__(self, url: str, *, contract: ServingContract | None = BASE) -> None:
+        self.url = url
+        self.contract = contract
+        self.loaded: dict[str, str] = {}
+        self.silent = False
+        self.failures: list[TargetError] = []
+        self.load_calls = 0
+        self.routing: Mapping[str, Any] | None = None
+
+    async def describe(self) -> ServingContract | None:
+        return self.contract
+
+    async def models(self) -> Mapping[str, str]:
+        return dict(self.loaded)
+
+    async def load(self, lora_name: str, lora_path: str) -> None:
+        self.load_calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if not self.silent:
+            self.loaded[lora_name] = lora_path
+
+    async def unload(self, lora_name: str) -> None:
+        self.loaded.pop(lora_name, None)
+
+    async def push_routing(self, document: Mapping[str, Any]) -> bool:
+        self.routing = document
+        return True
+
+    async def metrics(self) -> str:
+        return ""
+
+
+class FakeStore:
+    def __init__(self, urls: list[str], pointers: dict[str, EnvironmentPointer] | None = None):
+        self.urls = urls
+        self._pointers = pointers or {}
+
+    async def replicas(self, environment: str) -> list[str]:
+        return self.urls
+
+    async def pointers(self, environment: str) -> tuple[dict[str, EnvironmentPointer], int]:
+        return self._pointers, 7
+
+
+def fleet_of(*replicas: FakeReplica, pointers: Any = None, routing: Path | None = None) -> Fleet:
+    by_url = {r.url: r for r in replicas}
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    fleet = Fleet(
+        FakeStore(list(by_url), pointers),  # type: ignore[arg-type]
+        by_url.__getitem__,
+        retry=Retry(attempts=4, first_delay_s=0.5, max_delay_s=1.0),
+        routing_dir=routing,
+        sleep=sleep,
+    )
+    fleet.slept = slept  # type: ignore[attr-defined]
+    return fleet
+
+
+async def test_every_replica_loads_the_revision_under_its_digest_qualified_name() -> None:
+    one, two = FakeReplica("http://r1"), FakeReplica("http://r2")
+    wanted = manifest()
+
+    evidence = await fleet_of(one, two).prepare("prod", SPEC, [(wanted, "/store/chat/1")])
+
+    name = lora_name("chat", wanted.revision)
+    assert name == "chat@" + "1" * 16
+    assert one.loaded == two.loaded == {name: "/store/chat/1"}
+    assert evidence[f"loaded.{name}"] == "2 replicas, 0 already warm"
+
+
+async def test_a_revision_listed_already_is_not_loaded_again() -> None:
+    replica = FakeReplica("http://r1")
+    replica.loaded[lora_name("chat", manifest().revision)] = "/store"
+
+    evidence = await fleet_of(replica).prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert replica.load_calls == 0
+    assert evidence["loaded.chat@" + "1" * 16] == "1 replicas, 1 already warm"
+
+
+@pytest.mark.parametrize(
+    ("changed", "where"),
+    [
+        ({"tokenizer_hash": "sha256:" + "f" * 64}, "tokenizer_hash"),
+        ({"chat_template_hash": "sha256:" + "f" * 64}, "chat_template_hash"),
+        ({"base_model_revision": "sha256:" + "f" * 64}, "base_model_revision"),
+        ({"quantization_profile": "int4-awq"}, "quantization_profile"),
+    ],
+)
+async def test_a_manifest_the_replicas_cannot_serve_stops_before_any_load(
+    changed: dict[str, str], where: str
+) -> None:
+    replica = FakeReplica("http://r1")
+
+    with pytest.raises(RolloutStopped) as stopped:
+        await fleet_of(replica).prepare("prod", SPEC, [(manifest(**changed), "/store")])
+
+    assert replica.load_calls == 0
+    assert f"replica http://r1: {where} is" in str(stopped.value)
+    assert f"environment prod: {where} is" in str(stopped.value)
+    assert stopped.value.evidence["stopped_by"] == "contract"
+
+
+async def test_a_replica_running_another_base_stops_the_rollout_even_if_the_spec_matches() -> None:
+    other = FakeReplica("http://r2", contract=dataclasses.replace(BASE, base_model_id="big"))
+    plain_vllm = FakeReplica("http://r1", contract=None)  # no /info: the spec alone is checked
+
+    with pytest.raises(RolloutStopped, match="replica http://r2: base_model_id is big"):
+        await fleet_of(plain_vllm, other).prepare("prod", SPEC, [(manifest(), "/store")])
+    assert plain_vllm.load_calls == other.load_calls == 0
+
+
+async def test_a_load_answered_with_success_but_not_listed_stops_the_rollout() -> None:
+    good, silent = FakeReplica("http://r1"), FakeReplica("http://r2")
+    silent.silent = True
+
+    with pytest.raises(RolloutStopped, match="not listed by http://r2") as stopped:
+        await fleet_of(good, silent).prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert stopped.value.evidence["stopped_by"] == "verify"
+
+
+async def test_a_transient_load_failure_is_retried_with_backoff() -> None:
+    replica = FakeReplica("http://r1")
+    replica.failures = [TargetError("http://r1", "503", retryable=True)] * 2
+    fleet = fleet_of(replica)
+
+    await fleet.prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert replica.load_calls == 3
+    assert fleet.slept == [0.5, 1.0]  # type: ignore[attr-defined]
+
+
+async def test_a_load_that_keeps_failing_or_is_refused_fails_clearly() -> None:
+    flaky, refused = FakeReplica("http://r1"), FakeReplica("http://r2")
+    flaky.failures = [TargetError("http://r1", "answered 500", retryable=True)] * 9
+    refused.failures = [TargetError("http://r2", "answered 404: no such path", retryable=False)]
+
+    with pytest.raises(RolloutStopped) as stopped:
+        await fleet_of(flaky, refused).prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert (flaky.load_calls, refused.load_calls) == (4, 1)
+    assert "http://r1: http://r1: answered 500" in str(stopped.value)
+    assert "no such path" in stopped.value.evidence["failures"]
+
+
+async def test_publishing_routes_every_replica_and_writes_the_export(tmp_path: Path) -> None:
+    one, two = FakeReplica("http://r1"), FakeReplica("http://r2")
+    new, old = "sha256:" + "1" * 64, "sha256:" + "0" * 64
+    pointers = {"chat": EnvironmentPointer(active=old, canary=new, canary_percent=10)}
+
+    document = await fleet_of(one, two, pointers=pointers, routing=tmp_path).publish("prod")
+
+    assert one.routing == two.routing == document
+    assert document["generation"] == 7
+    assert document["adapters"]["chat"]["weights"] == {
+        lora_name("chat", old): 90,
+        lora_name("chat", new): 10,
+    }
+    assert json.loads((tmp_path / "prod.json").read_text()) == document
+
+
+async def test_pruning_unloads_only_what_neither_serves_nor_waits_as_the_target() -> None:
+    replica = FakeReplica("http://r1")
+    active, target, stale = ("sha256:" + c * 64 for c in "123")
+    for revision in (active, target, stale):
+        replica.loaded[lora_name("chat", revision)] = "/x"
+    replica.loaded["other@" + "9" * 16] = "/y"
+    pointers = {"chat": EnvironmentPointer(active=active, rollback_target=target)}
+
+    await fleet_of(replica, pointers=pointers).prune("prod", "chat")
+
+    assert set(replica.loaded) == {
+        lora_name("chat", active),
+        lora_name("chat", target),
+        "other@" + "9" * 16,
+    }

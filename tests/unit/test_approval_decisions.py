@@ -1,0 +1,159 @@
+"""Which ballots count and what they decide: every rule of `decide`, one row each."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from services.approval.decisions import (
+    Ballot,
+    Choice,
+    Outcome,
+    Reason,
+    Refused,
+    Situation,
+    Verdict,
+    decide,
+)
+from shared.lifecycle import State
+
+MANIFEST, REPORT = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+AWAITING = Situation(
+    state=State.EVALUATED,
+    revision_state=State.VALIDATED,
+    submitter="alice",
+    manifest_digest=MANIFEST,
+    report_digest=REPORT,
+    required_approvals=1,
+)
+
+
+def ballot(principal: str = "bob", choice: Choice = Choice.APPROVE, **changes: Any) -> Ballot:
+    values: dict[str, Any] = {
+        "principal": principal,
+        "choice": choice,
+        "manifest_digest": MANIFEST,
+        "report_digest": REPORT,
+    }
+    return Ballot(**(values | changes))
+
+
+def situation(**changes: Any) -> Situation:
+    return dataclasses.replace(AWAITING, **changes)
+
+
+@pytest.mark.parametrize(
+    ("given", "cast", "expected"),
+    [
+        (situation(), ballot(), Verdict(outcome=Outcome.APPROVED, approvers=("bob",))),
+        (
+            situation(required_approvals=2),
+            ballot(),
+            Verdict(outcome=Outcome.RECORDED, approvers=("bob",)),
+        ),
+        (
+            situation(required_approvals=2, approvals=("carol",)),
+            ballot(),
+            Verdict(outcome=Outcome.APPROVED, approvers=("carol", "bob")),
+        ),
+        (
+            situation(required_approvals=3, approvals=("carol",)),
+            ballot(),
+            Verdict(outcome=Outcome.RECORDED, approvers=("carol", "bob")),
+        ),
+        (
+            situation(required_approvals=2, approvals=("carol",)),
+            ballot(choice=Choice.DENY),
+            Verdict(outcome=Outcome.DENIED, approvers=("bob",)),
+        ),
+        (
+            situation(required_approvals=0),
+            ballot(),
+            Verdict(outcome=Outcome.APPROVED, approvers=("bob",)),
+        ),
+        (
+            situation(submitter=None),
+            ballot(),
+            Verdict(outcome=Outcome.APPROVED, approvers=("bob",)),
+        ),
+    ],
+    ids=[
+        "one-approval-needed-approves",
+        "first-of-two-is-recorded",
+        "second-distinct-approves-naming-both-in-order",
+        "second-of-three-is-recorded",
+        "one-denial-decides-despite-earlier-approvals",
+        "a-policy-of-zero-still-needs-one",
+        "an-unknown-submitter-stops-nobody",
+    ],
+)
+def test_a_ballot_that_counts_yields_its_verdict(
+    given: Situation, cast: Ballot, expected: Verdict
+) -> None:
+    assert decide(given, cast) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "cast", "reason"),
+    [
+        (situation(), ballot("alice"), Reason.SEPARATION_OF_DUTIES),
+        (situation(), ballot("alice", Choice.DENY), Reason.SEPARATION_OF_DUTIES),
+        (situation(), ballot(report_digest="sha256:old"), Reason.STALE_EVIDENCE),
+        (situation(), ballot(manifest_digest="sha256:old"), Reason.STALE_EVIDENCE),
+        (
+            situation(required_approvals=2, approvals=("bob",)),
+            ballot(),
+            Reason.ALREADY_APPROVED,
+        ),
+        (
+            situation(required_approvals=2, approvals=("bob",)),
+            ballot(choice=Choice.DENY),
+            Reason.ALREADY_APPROVED,
+        ),
+        (situation(state=State.APPROVED), ballot(), Reason.ALREADY_DECIDED),
+        (situation(state=State.DENIED), ballot(), Reason.ALREADY_DECIDED),
+        (situation(state=State.ACTIVE), ballot(), Reason.ALREADY_DECIDED),
+        (situation(state=State.VALIDATED), ballot(), Reason.NOT_AWAITING),
+        (situation(state=State.EVALUATION_FAILED), ballot(), Reason.NOT_AWAITING),
+        (situation(state=None), ballot(), Reason.NOT_AWAITING),
+        (situation(revision_state=State.EXPIRED), ballot(), Reason.NOT_AWAITING),
+        (situation(report_digest=None), ballot(), Reason.NOT_AWAITING),
+    ],
+    ids=[
+        "submitter-approving",
+        "submitter-denying",
+        "stale-report",
+        "stale-manifest",
+        "same-approver-twice",
+        "same-approver-turning-to-deny",
+        "already-approved",
+        "already-denied",
+        "already-active",
+        "not-yet-evaluated",
+        "evaluation-failed",
+        "environment-never-started",
+        "revision-expired",
+        "evaluation-not-yet-projected",
+    ],
+)
+def test_a_ballot_that_cannot_count_is_refused_with_its_reason(
+    given: Situation, cast: Ballot, reason: Reason
+) -> None:
+    with pytest.raises(Refused) as refused:
+        decide(given, cast)
+    assert refused.value.reason is reason
+    assert refused.value.message
+
+
+def test_separation_of_duties_is_judged_before_the_evidence_is() -> None:
+    with pytest.raises(Refused) as refused:
+        decide(situation(), ballot("alice", report_digest="sha256:old"))
+    assert refused.value.reason is Reason.SEPARATION_OF_DUTIES
+
+
+def test_a_stale_refusal_names_both_the_current_and_the_named_digest() -> None:
+    with pytest.raises(Refused) as refused:
+        decide(situation(), ballot(report_digest="sha256:old"))
+    assert REPORT in refused.value.message and "sha256:old" in refused.value.message

@@ -1,0 +1,182 @@
+"""The HTTP layer without a database: authentication before anything else, the role
+check, and one RFC 9457 problem format for every refusal the layer itself makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from services.approval.app import create_app
+from services.approval.auth import POLICY
+from services.approval.deps import WebDeps
+from shared.cli.principals import Principal, Role
+from shared.signing import Signer
+
+TOKENS = {f"apt_{role.value}": Principal(f"{role.value}-1", role) for role in Role}
+PATH = "/api/v1/environments/staging/revisions/summarizer/sha256:" + "a" * 64
+PROBLEM = "application/problem+json"
+
+
+async def _lookup(token: str) -> Principal | None:
+    return TOKENS.get(token)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    unused: Any = None  # the routes under test never reach the registry
+    deps = WebDeps(
+        registry=unused,
+        catalogue=unused,
+        decider=unused,
+        sources=unused,
+        signer=Signer(Ed25519PrivateKey.generate()),
+        lookup=_lookup,
+    )
+    with TestClient(create_app(deps), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _as(role: Role) -> dict[str, str]:
+    return {"Authorization": f"Bearer apt_{role.value}"}
+
+
+def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["type"] == "urn:adapters:problem:" + slug
+    assert {"title", "status", "detail", "instance"} <= set(body)
+    return body
+
+
+def test_the_policy_lets_only_approvers_decide_and_keeps_trainers_from_reading() -> None:
+    assert POLICY["decide"] == {Role.APPROVER}
+    assert Role.TRAINER not in POLICY["pending"] | POLICY["evidence"]
+    assert POLICY["me"] == set(Role)
+
+
+def test_a_request_without_a_token_is_401_with_a_bearer_challenge(client: TestClient) -> None:
+    response = client.get("/api/v1/me")
+    _problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == 'Bearer realm="approval"'
+    unknown = client.get("/api/v1/me", headers={"Authorization": "Bearer nope"})
+    assert "unknown or revoked" in _problem(unknown, 401, "unauthenticated")["detail"]
+    assert 'error="invalid_token"' in unknown.headers["www-authenticate"]
+
+
+def test_an_unknown_route_under_the_api_is_401_anonymously_and_404_with_a_token(
+    client: TestClient,
+) -> None:
+    _problem(client.get("/api/v1/nowhere"), 401, "unauthenticated")
+    _problem(client.get("/api/v1/nowhere", headers=_as(Role.AUDITOR)), 404, "not-found")
+
+
+def test_a_role_the_operation_does_not_allow_is_403_before_any_lookup(client: TestClient) -> None:
+    body = _problem(
+        client.get("/api/v1/environments/staging/pending", headers=_as(Role.TRAINER)),
+        403,
+        "forbidden-role",
+    )
+    assert "trainer-1 acts as trainer" in body["detail"]
+    _problem(
+        client.post(PATH + "/decisions", json={}, headers=_as(Role.ADMIN)), 403, "forbidden-role"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"decision", "manifest_digest", "report_digest"}),
+        (
+            {"decision": "maybe", "manifest_digest": "x", "report_digest": "y", "z": 1},
+            {"decision", "manifest_digest", "z"},
+        ),
+        (
+            {
+                "decision": "approve",
+                "manifest_digest": "sha256:" + "0" * 64,
+                "report_digest": "has spaces",
+            },
+            {"report_digest"},
+        ),
+        (
+            {
+                "decision": "approve",
+                "manifest_digest": "sha256:" + "0" * 64,
+                "report_digest": "r",
+                "comment": "x" * 2001,
+            },
+            {"comment"},
+        ),
+    ],
+)
+def test_an_invalid_decision_body_is_422_naming_each_field(
+    client: TestClient, body: dict[str, Any], fields: set[str]
+) -> None:
+    response = client.post(PATH + "/decisions", json=body, headers=_as(Role.APPROVER))
+    errors = _problem(response, 422, "invalid-request")["errors"]
+    assert {e["location"][-1] for e in errors} == fields
+
+
+def test_a_body_that_is_not_json_at_all_is_422_too(client: TestClient) -> None:
+    for content in (b"{not json", b"\xff\xfe\x00"):
+        response = client.post(
+            PATH + "/decisions",
+            content=content,
+            headers={**_as(Role.APPROVER), "content-type": "application/json"},
+        )
+        _problem(response, 422, "invalid-request")
+
+
+def test_a_malformed_path_is_422_naming_the_parameter(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/environments/staging/revisions/Bad Name/sha256:zz", headers=_as(Role.AUDITOR)
+    )
+    errors = _problem(response, 422, "invalid-request")["errors"]
+    assert {tuple(e["location"]) for e in errors} == {("path", "adapter"), ("path", "revision")}
+
+
+def test_an_undocumented_method_is_405_as_a_problem_with_its_allow_header(
+    client: TestClient,
+) -> None:
+    response = client.delete("/api/v1/me", headers=_as(Role.AUDITOR))
+    _problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == "GET"
+
+
+def test_who_am_i_and_the_signing_key_answer_every_role(client: TestClient) -> None:
+    for role in Role:
+        assert client.get("/api/v1/me", headers=_as(role)).json() == {
+            "name": f"{role.value}-1",
+            "role": role.value,
+        }
+    key = client.get("/api/v1/signing-key", headers=_as(Role.TRAINER)).json()
+    assert key["algorithm"] == "ed25519" and "BEGIN PUBLIC KEY" in key["public_key_pem"]
+
+
+def test_pages_send_a_visitor_without_a_session_to_log_in_and_run_no_script(
+    client: TestClient,
+) -> None:
+    assert client.get("/").headers["location"] == "/login"
+    login = client.get("/login")
+    assert login.status_code == 200 and "<script" not in login.text
+    assert "default-src 'none'" in login.headers["content-security-policy"]
+    refused = client.post("/login", data={"token": "nope"})
+    assert refused.status_code == 401 and "unknown or revoked" in refused.text
+
+
+def test_a_page_for_a_role_that_may_not_see_it_is_a_403_page(client: TestClient) -> None:
+    client.cookies.set("approval_session", "apt_trainer")
+    response = client.get("/")
+    assert response.status_code == 403 and "text/html" in response.headers["content-type"]
+    assert "acts as trainer" in response.text
+
+
+def test_the_openapi_document_is_served_without_a_token(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert "Problem" in document["components"]["schemas"]
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
