@@ -30,6 +30,10 @@ $(VENV)/.stamp: pyproject.toml
 setup: $(VENV)/.stamp
 	infra/kafka/fetch.sh
 	@command -v /usr/lib/postgresql/15/bin/initdb >/dev/null || infra/postgres/install.sh
+	@# The approval page's browser test drives Debian's chromium, never a downloaded browser.
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+		echo "chromium is not installed: the browser test will be skipped (marker: browser)"
 
 # The test session starts the infrastructure itself (tests/conftest.py runs infra/up.sh)
 # and stops what it started, so `make test` alone is honest on a fresh machine.

@@ -112,7 +112,7 @@ def page_role(operation: str) -> Callable[..., Awaitable[Principal]]:
 def refuse_cross_site(request: Request) -> None:
     """The cookie is SameSite=Strict; a form posted from another origin is refused too."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
         raise ApiProblem(403, "cross-site-request", f"a form from {origin} may not post here")
 
 

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from services.approval.api import evidence_of, pending_list, record_decision
-from services.approval.auth import COOKIE, LoginRequired, Lookup, page_role
+from services.approval.auth import COOKIE, LoginRequired, Lookup, page_role, refuse_cross_site
 from services.approval.chart import bar_chart
 from services.approval.deps import WebDeps, web_deps
 from services.approval.problems import ApiProblem
@@ -27,7 +27,7 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make form posts say Origin: null
     "Cache-Control": "no-store",
 }
 
@@ -85,6 +85,7 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request, token: Annotated[str, Form(max_length=512)]) -> Response:
+    refuse_cross_site(request)
     lookup: Lookup = request.app.state.lookup
     principal = await lookup(token.strip())
     if principal is None:

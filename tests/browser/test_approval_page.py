@@ -52,6 +52,7 @@ async def test_an_approver_logs_in_compares_and_approves_and_the_lifecycle_advan
         cookie = next(c for c in await context.cookies() if c["name"] == "approval_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
+        await page.screenshot(path=str(ARTIFACTS / "approval-pending.png"), full_page=True)
         await page.click(f"tr:has-text('{seeded.adapter}') a")
         await page.wait_for_selector("svg.chart")
         text = await page.inner_text("main")

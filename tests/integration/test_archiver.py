@@ -7,8 +7,10 @@ test_archiver_race.py, and what must stop a deletion in test_archiver_safety.py.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -360,3 +362,41 @@ async def test_a_hold_placed_after_the_expiry_keeps_the_weights_until_it_is_rele
     world.stack.adapterctl("retention", "release", revision, "--adapter", adapter)
     assert await complete(world.deps(), adapter, revision) is State.DELETED
     assert world.weights_gone(adapter, revision)
+
+
+async def test_adapterctl_manages_policies_and_holds_and_says_why_it_refuses(
+    world: World, unique: Callable[[str], str]
+) -> None:
+    adapter, env = unique("ctl"), unique("prod")
+    ctl = world.stack.adapterctl
+    ctl("retention", "set", "--environment", env, "--keep-superseded", "2", "--min-age-days", "9")
+    ctl("retention", "set", "--environment", env, "--keep-superseded", "3", "--min-age-days", "30")
+    ctl("retention", "set", "--environment", env, "--adapter", adapter,
+        "--keep-superseded", "5", "--min-age-days", "90")  # fmt: skip
+    revision = await world.add(adapter)
+    ctl("retention", "hold", revision, "--adapter", adapter, "--reason", "case 17", "--by", "lee")
+
+    shown = ctl("retention", "show", "--environment", env, "--json")
+    policies = json.loads(shown.stdout)["policies"]
+    assert {(p["adapter"], p["keep_superseded"], p["min_age_days"]) for p in policies} == {
+        ("", 3, 30),
+        (adapter, 5, 90),
+    }
+    [hold] = [h for h in json.loads(shown.stdout)["holds"] if h["adapter"] == adapter]
+    assert (hold["revision"], hold["reason"], hold["placed_by"]) == (revision, "case 17", "lee")
+
+    again = ctl("retention", "hold", revision, "--adapter", adapter, "--reason", "x", check=False)
+    assert again.returncode == 2 and "already under a legal hold" in again.stderr
+    unknown = ctl("retention", "hold", "sha256:nope", "--adapter", adapter, "--reason", "x",
+                  check=False)  # fmt: skip
+    assert unknown.returncode == 2 and "is not a registered revision" in unknown.stderr
+    ctl("retention", "release", revision, "--adapter", adapter, "--reason", "case closed")
+    twice = ctl("retention", "release", revision, "--adapter", adapter, check=False)
+    assert twice.returncode == 2 and "is not under a legal hold" in twice.stderr
+    released = await world.registry.pool.fetchrow(
+        "SELECT released_by, release_reason FROM legal_holds WHERE adapter = $1", adapter
+    )
+    assert tuple(released) == (getpass.getuser(), "case closed")
+    negative = ctl("retention", "set", "--environment", env, "--keep-superseded", "-1",
+                   "--min-age-days", "0", check=False)  # fmt: skip
+    assert negative.returncode == 2 and "must not be negative" in negative.stderr

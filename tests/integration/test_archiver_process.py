@@ -149,8 +149,11 @@ async def test_the_timer_applies_a_policy_set_while_running_and_adapterctl_reads
         await _wait_for_state(world, adapter, old, State.DELETED)
     finally:
         world.stack.stop()
+    # Each log line is faust's prefix, then structlog's JSON.
     sweeps = [
-        json.loads(line) for line in log.read_text()[seen:].splitlines() if "sweep_done" in line
+        json.loads(line[line.index("{") :])
+        for line in log.read_text()[seen:].splitlines()
+        if '"sweep_done"' in line
     ]
     assert any(s["adapter"] is None and s["expired"] == 1 for s in sweeps), sweeps
 

@@ -180,3 +180,14 @@ def test_the_openapi_document_is_served_without_a_token(client: TestClient) -> N
     document = client.get("/openapi.json").json()
     assert "Problem" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_a_login_posted_from_another_origin_is_refused(client: TestClient) -> None:
+    response = client.post(
+        "/login", data={"token": "apt_approver"}, headers={"Origin": "http://evil.example"}
+    )
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    same = client.post(
+        "/login", data={"token": "apt_approver"}, headers={"Origin": "http://testserver"}
+    )
+    assert same.status_code == 303 and "approval_session=" in same.headers["set-cookie"]
