@@ -1,156 +1,175 @@
-"""`make demo`: the local stack and real adapters' journey through it, step by step.
+"""`make demo`: the whole release train, on this machine, with real adapters.
 
-Kafka + PostgreSQL start (or are reused), the tiny model kit is built (a real LLaMA-style
-base and PEFT LoRA adapters trained on the CPU), the base and two environments are
-registered, every service runs as its own process, and a good and a broken adapter are
-submitted the way a training cluster would. It ends with the audit: the log verified
-from its first byte. Re-running it is safe: each run's adapters carry the run's id.
+Kafka and PostgreSQL start (or are reused); the tiny model kit is built (a real
+LLaMA-style base and PEFT LoRA adapters trained on the CPU); every service runs as its
+own process beside two reference serving replicas. A first revision goes to active, a
+second canaries under live traffic and activates by analysis, a third regresses and the
+evaluator refuses it, an operator rolls back in one command, retention archives the
+refused revision before deleting its weights, and the auditor verifies the log and every
+signed decision. Re-running is safe: each run's adapter carries the run's id.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import httpx
 
-from shared.codec import Codec  # noqa: E402
-from shared.kafka.reader import read_topic  # noqa: E402
-from shared.kafka.topics import admin_client, catalogue, provision  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VAR = REPO / "var"
-DEMO = VAR / "demo"
-SERVICES = ("ingest", "validator", "gpu_evaluator")
-ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
+from infra.demo_stack import DEMO, REPO, DemoStack, free_port
+from shared.kafka.topics import admin_client, catalogue, provision
+
+QUESTION = "what is the capital of france?"
 
 
-class Demo:
+class Journey:
     def __init__(self) -> None:
-        self.run_id = time.strftime("%H%M%S")
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.env: dict[str, str] = {}
+        self.s = DemoStack()
+        self.adapter = f"support-summarizer-{time.strftime('%H%M%S')}"
+        self.tokens: dict[str, str] = {}
+        self.replicas: list[str] = []
+        self.approval = ""
 
-    def step(self, title: str) -> float:
-        print(f"\n==> {title}", flush=True)
-        return time.monotonic()
+    def setup(self) -> None:
+        s = self.s
+        t = s.step("Starting Kafka (KRaft) and PostgreSQL with infra/up.sh")
+        s.start_infra()
+        provision(admin_client(s.env["KAFKA_BOOTSTRAP_SERVERS"]), catalogue())
+        s.done(t)
 
-    def done(self, started: float, note: str = "") -> None:
-        print(f"    done in {time.monotonic() - started:.1f}s {note}".rstrip(), flush=True)
-
-    def adapterctl(self, *args: str, show: bool = True) -> str:
-        result = subprocess.run(
-            [str(ADAPTERCTL), *args], env=self.env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode not in (0, 1):
-            raise SystemExit(f"adapterctl {' '.join(args)} failed:\n{result.stderr}")
-        if show:
-            print("    " + result.stdout.strip().replace("\n", "\n    "))
-        return result.stdout
-
-    def start_infra(self) -> None:
-        t = self.step("Starting Kafka (KRaft) and PostgreSQL with infra/up.sh")
-        subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
-        for line in (VAR / "infra.env").read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.removeprefix("export ").partition("=")
-                self.env[key.strip()] = value.strip().strip("'\"")
-        DEMO.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            **self.env,
-            "PYTHONPATH": str(REPO),
-            "ARTIFACT_ROOT": str(VAR / "artifacts"),
-            "INGEST_ALLOWED_ROOTS": str(VAR / "incoming"),
-            "LOG_FORMAT": "json",
-            "EVALUATOR_SUITES_ROOT": str(REPO / "infra" / "suites"),
-            "EVALUATOR_LOAD_PROFILES_ROOT": str(REPO / "infra" / "suites" / "load"),
-        }
-        report = provision(admin_client(self.env["KAFKA_BOOTSTRAP_SERVERS"]), catalogue())
-        self.done(t, f"(topics created: {len(report.created)})")
-
-    def build_kit(self) -> Any:
-        t = self.step("Building the tiny model kit (real base + LoRA adapters, CPU)")
+        t = s.step("Building the tiny model kit: a real base and LoRA adapters, on the CPU")
+        from shared.modelkit.adapters import train_adapter
         from shared.modelkit.cache import kit
 
-        built = kit()
-        self.done(t, f"-> {built.root.relative_to(REPO)}")
-        return built
+        self.kit = kit()
+        self.second = self.kit.root / "demo" / "good-seed-1"
+        if not (self.second / "adapter_config.json").is_file():
+            train_adapter(self.kit.base, self.second, kind="good", seed=1)
+        s.done(t, f"-> {self.kit.root.relative_to(REPO)}")
 
-    def register_catalogue(self, built: Any) -> str:
-        t = self.step("Registering the base model and the staging/production environments")
-        revision = built.revisions["main"]
-        base = f"{built.model_ids['main']}@{revision}"
-        # Where this machine's evaluator finds the registered base's weights.
-        self.env["EVALUATOR_BASE_MODELS"] = f"{base}={built.base}"
-        self.adapterctl(
+        t = s.step("Registering the base model, staging and production, retention, principals")
+        self.base = f"{self.kit.model_ids['main']}@{self.kit.revisions['main']}"
+        s.adapterctl(
             "base",
             "register",
-            str(built.base),
+            str(self.kit.base),
             "--id",
-            built.model_ids["main"],
+            self.kit.model_ids["main"],
             "--revision",
-            revision,
+            self.kit.revisions["main"],
             "--tokenizer-revision",
             "tok-1",
         )
-        self.adapterctl("env", "set", "staging", "--base", base, "--max-lora-rank", "16")
-        self.adapterctl(
+        s.adapterctl("env", "set", "staging", "--base", self.base, "--canary-steps", "100")
+        s.adapterctl(
             "env",
             "set",
             "production",
             "--base",
-            base,
-            "--max-lora-rank",
-            "16",
+            self.base,
             "--required-approvals",
             "2",
             "--separate-approver-and-operator",
+            "--canary-steps",
+            "20,50,100",
         )
-        self.done(t)
-        return base
+        for env in ("staging", "production"):
+            s.adapterctl(
+                "retention",
+                "set",
+                "--environment",
+                env,
+                "--keep-superseded",
+                "1",
+                "--min-age-days",
+                "0",
+            )
+        for name, role in (("carol", "approver"), ("dave", "approver"), ("olive", "operator")):
+            out = s.adapterctl(
+                "principal", "add", name, "--role", role, "--json", show=False, ok=(0, 1)
+            )
+            if out.strip():
+                self.tokens[name] = json.loads(out)["token"]
+                print(f"    principal {name} ({role}) created; token shown once, kept by the demo")
+        s.done(t)
 
     def start_services(self) -> None:
-        t = self.step(f"Starting the services, each its own process: {', '.join(SERVICES)}")
-        logs = DEMO / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
-            out = (logs / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+        s = self.s
+        t = s.step("Starting every service as its own process, and two serving replicas")
+        for i in (1, 2):
+            port = free_port()
+            s.start(
+                f"replica{i}",
+                "services.reference_server",
+                "--port",
+                str(port),
+                REFERENCE_BASE_FOLDER=str(self.kit.base),
+                REFERENCE_BASE_ID=self.kit.model_ids["main"],
+                REFERENCE_BASE_REVISION=self.kit.revisions["main"],
             )
-        self.done(t, f"(logs in {logs.relative_to(REPO)})")
+            self.replicas.append(f"http://127.0.0.1:{port}")
+        s.adapterctl("env", "replicas", "production", *self.replicas, show=False)
+        s.adapterctl(
+            "env",
+            "analysis",
+            "production",
+            "--step-interval-s",
+            "2",
+            "--min-samples",
+            "8",
+            "--min-p95-delta-ms",
+            "2000",
+            show=False,
+        )
+        approval_port, activator_port = free_port(), free_port()
+        self.approval = f"http://127.0.0.1:{approval_port}"
+        suites = REPO / "infra" / "suites"
+        s.start("ingest", "services.ingest")
+        s.start("validator", "services.validator")
+        s.start(
+            "gpu_evaluator",
+            "services.gpu_evaluator",
+            EVALUATOR_SUITES_ROOT=str(suites),
+            EVALUATOR_LOAD_PROFILES_ROOT=str(suites / "load"),
+            EVALUATOR_BASE_MODELS=f"{self.base}={self.kit.base}",
+        )
+        s.start(
+            "approval",
+            "services.approval",
+            APPROVAL_HTTP_PORT=str(approval_port),
+            APPROVAL_SIGNING_KEY=str(DEMO / "signing.key"),
+        )
+        s.start(
+            "activator",
+            "services.activator",
+            ACTIVATOR_ANALYSIS_INTERVAL_S="1",
+            ACTIVATOR_HTTP_PORT=str(activator_port),
+        )
+        s.start("archiver", "services.archiver", ARCHIVER_SWEEP_INTERVAL_S="3")
+        for url in self.replicas:
+            s.wait_http(f"{url}/health")
+        s.wait_http(f"{self.approval}/healthz")
+        s.done(t, f"({len(s.processes)} processes; logs in var/demo/logs)")
 
-    def stage(self, source: Path, name: str, edit: Callable[[Path], None] | None = None) -> Path:
-        folder = VAR / "incoming" / name
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(source, folder)
-        if edit:
-            edit(folder)
-        return folder
-
-    def submit(self, folder: Path, adapter: str, base: str, base_folder: Path) -> None:
-        self.adapterctl(
+    def submit(self, folder: Path, label: str) -> str:
+        s = self.s
+        t = s.step(f"A training cluster submits {label}")
+        staged = s.stage(folder, f"{self.adapter}-{label.split()[0]}")
+        s.adapterctl(
             "submit",
-            str(folder),
-            "--base-folder",
-            str(base_folder),
+            str(staged),
             "--adapter",
-            adapter,
+            self.adapter,
             "--base",
-            base,
+            self.base,
+            "--base-folder",
+            str(self.kit.base),
             "--tokenizer-revision",
             "tok-1",
             "--environment",
@@ -159,93 +178,144 @@ class Demo:
             "production",
             "--submitter",
             "trainer-alice",
+            show=False,
         )
+        events = s.wait_for(
+            self.adapter,
+            lambda evs: (
+                _newest_registered(evs) is not None and _settled(evs, _newest_registered(evs))
+            ),
+            "evaluation verdict",
+        )
+        revision = _newest_registered(events)
+        assert revision is not None
+        kinds = [
+            f"{type(e).__name__}{'/' + e.envelope.environment if e.envelope.environment else ''}"
+            for e in events
+            if e.envelope.revision == revision
+        ]
+        s.done(t, f"-> {revision[:19]}...: {' -> '.join(kinds)}")
+        return revision
 
-    def wait_for(
-        self, adapter: str, wanted: set[str], timeout_s: float = 300, count: int = 1
-    ) -> list[str]:
-        codec = Codec.from_env()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            names = []
-            for record in read_topic(self.env["KAFKA_BOOTSTRAP_SERVERS"], "adapters.lifecycle.v1"):
-                event = codec.decode(record.value or b"")
-                if event.envelope.adapter == adapter:  # type: ignore[attr-defined]
-                    names.append(type(event).__name__)
-            if sum(1 for n in names if n in wanted) >= count:
-                return names
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise SystemExit(f"{name} stopped; see var/demo/logs/{name}.log")
-            time.sleep(0.5)
-        raise SystemExit(f"{adapter}: none of {wanted} within {timeout_s}s")
+    def approve(self, revision: str, environment: str, approvers: list[str]) -> None:
+        for name in approvers:
+            headers = {"Authorization": f"Bearer {self.tokens[name]}"}
+            base = f"{self.approval}/api/v1/environments/{environment}/revisions/{self.adapter}"
+            deadline = time.monotonic() + 120
+            while True:  # the approval read model follows the log a moment behind
+                evidence = httpx.get(f"{base}/{revision}", headers=headers, timeout=30)
+                if evidence.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            evidence.raise_for_status()
+            body: dict[str, Any] = evidence.json()
+            decision = httpx.post(
+                f"{base}/{revision}/decisions",
+                headers=headers,
+                timeout=60,
+                json={
+                    "decision": "approve",
+                    "comment": f"{name}: suite and load look right",
+                    "manifest_digest": body["manifest_digest"],
+                    "report_digest": body["report_digest"],
+                },
+            )
+            decision.raise_for_status()
+            print(f"    {name} approved in {environment}: {decision.json()['outcome']}")
 
-    def stop_services(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    def answers(self) -> list[str]:
+        return [self.s.ask(url, self.adapter, QUESTION) for url in self.replicas]
 
 
-def break_rank(folder: Path) -> None:
-    """A trainer's mistake: the config claims another rank than the tensors have."""
-    config = json.loads((folder / "adapter_config.json").read_text())
-    config["r"] = 4
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
+def _newest_registered(events: list[Any]) -> str | None:
+    registered = [e for e in events if type(e).__name__ == "RevisionRegistered"]
+    return registered[-1].envelope.revision if registered else None
+
+
+def _settled(events: list[Any], revision: str | None) -> bool:
+    verdicts = {"RevisionEvaluated", "RevisionEvaluationFailed"}
+    mine = [e for e in events if e.envelope.revision == revision]
+    return any(type(e).__name__ == "RevisionRejected" for e in mine) or (
+        sum(type(e).__name__ in verdicts for e in mine) >= 2
+    )
 
 
 def main() -> int:
-    demo = Demo()
+    journey = Journey()
+    s = journey.s
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        demo.start_infra()
-        built = demo.build_kit()
-        base = demo.register_catalogue(built)
-        demo.start_services()
+        journey.setup()
+        journey.start_services()
+        kit = journey.kit
 
-        good = f"support-summarizer-{demo.run_id}"
-        t = demo.step(f"A training cluster submits {good} (a well-trained adapter)")
-        demo.submit(demo.stage(built.good, good), good, base, built.base)
-        events = demo.wait_for(
-            good, {"RevisionEvaluated", "RevisionEvaluationFailed", "RevisionRejected"}, count=2
+        first = journey.submit(kit.good, "first (well trained)")
+        t = s.step("Approvers decide on the evidence; the first revision goes to active")
+        journey.approve(first, "staging", ["carol"])
+        journey.approve(first, "production", ["carol", "dave"])
+        s.wait_event(journey.adapter, first, "RevisionActivated", "production")
+        s.done(t, f"-> replicas answer {QUESTION!r} with {journey.answers()}")
+
+        second = journey.submit(journey.second, "second (retrained, seed 1)")
+        t = s.step("The second revision canaries under live traffic and activates by analysis")
+        journey.approve(second, "staging", ["carol"])
+        with s.traffic(journey.replicas, journey.adapter, QUESTION) as statuses:
+            journey.approve(second, "production", ["carol", "dave"])
+            s.wait_event(journey.adapter, second, "RevisionActivated", "production")
+        steps = [
+            f"{type(e).__name__}({getattr(e, 'traffic_percent', '')})"
+            for e in s.events(journey.adapter)
+            if e.envelope.revision == second and e.envelope.environment == "production"
+        ]
+        s.done(
+            t,
+            f"-> {' -> '.join(steps)}; {len(statuses)} requests, "
+            f"{sum(c != 200 for c in statuses)} errors",
         )
-        demo.done(t, f"-> {' -> '.join(events)}")
-        demo.adapterctl("history", good)
 
-        regressed = f"support-regressed-{demo.run_id}"
-        t = demo.step(f"A training cluster submits {regressed} (trained on corrupted labels)")
-        demo.submit(demo.stage(built.shuffled, regressed), regressed, base, built.base)
-        events = demo.wait_for(
-            regressed, {"RevisionEvaluated", "RevisionEvaluationFailed", "RevisionRejected"}
+        third = journey.submit(kit.shuffled, "third (trained on corrupted labels)")
+        t = s.step("The evaluator refused the third revision: it regressed against the second")
+        s.adapterctl("history", journey.adapter, show=False)
+        s.done(t, f"({third[:19]}... never reaches an approver)")
+
+        t = s.step("An operator rolls production back in one command")
+        s.adapterctl(
+            "rollback",
+            journey.adapter,
+            "--environment",
+            "production",
+            "--as",
+            "olive",
+            "--role",
+            "operator",
+            "--reason",
+            "support tickets regressed",
         )
-        demo.done(t, f"-> {' -> '.join(events)}")
-        demo.adapterctl("history", regressed)
+        s.wait_event(journey.adapter, first, "RevisionActivated", "production", count=2)
+        s.done(t, f"-> replicas answer with the first revision again: {journey.answers()}")
 
-        broken = f"support-broken-{demo.run_id}"
-        t = demo.step(f"A training cluster submits {broken} (its config lies about the rank)")
-        demo.submit(demo.stage(built.good, broken, break_rank), broken, base, built.base)
-        events = demo.wait_for(broken, {"RevisionRejected", "RevisionValidated"})
-        demo.done(t, f"-> {' -> '.join(events)}")
-        demo.adapterctl("history", broken)
+        t = s.step("Retention archives the refused revision, then deletes its weights")
+        s.wait_event(journey.adapter, third, "WeightsDeleted")
+        s.adapterctl("archive", "show", third, "--adapter", journey.adapter)
+        s.done(t)
 
-        t = demo.step("The auditor verifies the whole lifecycle log from its first event")
-        demo.adapterctl("audit", "verify")
-        demo.done(t)
+        t = s.step("The auditor verifies the log and every signed decision, from the first event")
+        s.adapterctl("audit", "verify", "--public-key", str(DEMO / "signing.key.pub"))
+        s.adapterctl("history", journey.adapter)
+        s.done(t)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the services", flush=True)
         return 130
     finally:
-        demo.stop_services()
-
+        s.stop()
     print(
-        "\nSummary: the good adapter was registered, validated and evaluated against its "
-        "golden suite\nunder load in staging and production; the regressed one failed the "
-        "evaluator's gates;\nthe broken one was rejected with a finding that names the "
-        "problem; the audit log verified.\n"
+        f"\nSummary for {journey.adapter}:\n"
+        "  first revision: validated, evaluated, approved (1 in staging, 2 in production), active\n"
+        "  second: canaried 20% -> 50% under traffic, activated by analysis\n"
+        "  third: refused by the evaluator (regressed against the serving revision), archived\n"
+        "         to cold storage, weights deleted\n"
+        "  production rolled back to the first revision in one command\n"
+        "  the audit log and every signed decision verified\n"
         "Explore: .venv/bin/adapterctl audit replay | history ADAPTER | audit at ...\n"
         "Kafka and PostgreSQL are still running. Stop them with: make infra-down"
     )

@@ -1,0 +1,204 @@
+"""The demo's machinery: the local stack's processes, adapterctl, HTTP calls, waiting on
+the lifecycle log. `infra/demo.py` tells the story with it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.codec import Codec
+from shared.kafka.reader import read_topic
+
+REPO = Path(__file__).resolve().parents[1]
+VAR = REPO / "var"
+DEMO = VAR / "demo"
+ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
+LIFECYCLE = "adapters.lifecycle.v1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DemoStack:
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env: dict[str, str] = {}
+        self.codec = Codec.from_env()
+
+    # -- steps ---------------------------------------------------------------------------
+    def step(self, title: str) -> float:
+        print(f"\n==> {title}", flush=True)
+        return time.monotonic()
+
+    def done(self, started: float, note: str = "") -> None:
+        print(f"    done in {time.monotonic() - started:.1f}s {note}".rstrip(), flush=True)
+
+    # -- infrastructure and processes ----------------------------------------------------
+    def start_infra(self) -> None:
+        subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
+        values = {}
+        for line in (VAR / "infra.env").read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.removeprefix("export ").partition("=")
+                values[key.strip()] = value.strip().strip("'\"")
+        DEMO.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            **values,
+            "PYTHONPATH": str(REPO),
+            "ARTIFACT_ROOT": str(VAR / "artifacts"),
+            "INGEST_ALLOWED_ROOTS": str(VAR / "incoming"),
+            "LOG_FORMAT": "json",
+        }
+
+    def start(self, name: str, module: str, *args: str, **env: str) -> None:
+        logs = DEMO / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = (logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            env={**self.env, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise SystemExit(f"{name} stopped; see var/demo/logs/{name}.log")
+
+    def wait_http(self, url: str, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            self.check_alive()
+            time.sleep(0.3)
+        raise SystemExit(f"{url} did not answer within {timeout_s}s")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    # -- the operator's and trainer's tools ----------------------------------------------
+    def adapterctl(self, *args: str, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:
+        result = subprocess.run(
+            [str(ADAPTERCTL), *args], env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode not in ok:
+            raise SystemExit(f"adapterctl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        if show and result.stdout.strip():
+            print("    " + result.stdout.strip().replace("\n", "\n    "), flush=True)
+        return result.stdout
+
+    def stage(self, source: Path, name: str) -> Path:
+        folder = VAR / "incoming" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(source, folder)
+        return folder
+
+    # -- the log ---------------------------------------------------------------------------
+    def events(self, adapter: str) -> list[Any]:
+        decoded = [
+            self.codec.decode(r.value or b"")
+            for r in read_topic(self.env["KAFKA_BOOTSTRAP_SERVERS"], LIFECYCLE)
+        ]
+        return [e for e in decoded if e.envelope.adapter == adapter]
+
+    def wait_for(
+        self, adapter: str, until: Callable[[list[Any]], bool], what: str, timeout_s: float = 300
+    ) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            events = self.events(adapter)
+            if until(events):
+                return events
+            self.check_alive()
+            time.sleep(0.5)
+        raise SystemExit(f"{adapter}: no {what} within {timeout_s}s; see var/demo/logs/")
+
+    def wait_event(
+        self, adapter: str, revision: str, kind: str, environment: str = "", count: int = 1
+    ) -> list[Any]:
+        def seen(events: list[Any]) -> bool:
+            hits = [
+                e
+                for e in events
+                if type(e).__name__ == kind
+                and e.envelope.revision == revision
+                and (not environment or e.envelope.environment == environment)
+            ]
+            return len(hits) >= count
+
+        return self.wait_for(adapter, seen, f"{kind} {environment}".strip())
+
+    # -- serving -----------------------------------------------------------------------------
+    def ask(self, url: str, adapter: str, question: str) -> str:
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={
+                "model": adapter,
+                "max_tokens": 4,
+                "messages": [{"role": "user", "content": question}],
+            },
+            headers={"x-request-id": uuid.uuid4().hex},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"]).strip()
+
+    @contextmanager
+    def traffic(self, urls: list[str], adapter: str, question: str) -> Iterator[list[int]]:
+        """Steady requests for the adapter over every replica while the block runs."""
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def send() -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    for url in urls:
+                        response = client.post(
+                            f"{url}/v1/chat/completions",
+                            json={
+                                "model": adapter,
+                                "max_tokens": 2,
+                                "messages": [{"role": "user", "content": question}],
+                            },
+                            headers={"x-request-id": uuid.uuid4().hex},
+                        )
+                        statuses.append(response.status_code)
+                    stop.wait(0.05)
+
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        try:
+            yield statuses
+        finally:
+            stop.set()
+            thread.join(timeout=30)
