@@ -91,12 +91,11 @@ class Journey:
                 "0",
             )
         for name, role in (("carol", "approver"), ("dave", "approver"), ("olive", "operator")):
-            out = s.adapterctl(
-                "principal", "add", name, "--role", role, "--json", show=False, ok=(0, 1)
-            )
-            if out.strip():
-                self.tokens[name] = json.loads(out)["token"]
-                print(f"    principal {name} ({role}) created; token shown once, kept by the demo")
+            # A re-run issues fresh tokens: the old ones were shown once and are gone.
+            s.adapterctl("principal", "revoke", name, "--role", role, show=False, ok=(0, 1, 2))
+            out = s.adapterctl("principal", "add", name, "--role", role, "--json", show=False)
+            self.tokens[name] = json.loads(out)["token"]
+            print(f"    principal {name} ({role}): token issued, kept by the demo")
         s.done(t)
 
     def start_services(self) -> None:

@@ -9,6 +9,8 @@ from the registry and pass `now` in. The rules, in the order they keep a revisio
 - a revision with a canary or active track, or named by any environment's pointer
   (active, canary, rollback target), is kept;
 - a revision under a legal hold is kept;
+- a revision still in flight is kept: validated but not yet evaluated, or evaluated or
+  approved in some environment (awaiting an approver or a rollout);
 - every environment the revision has a track in must let it go, by its policy: the
   adapter's own policy there, else the environment's default. An environment without a
   policy lets nothing go. A revision with no environment track (rejected, never evaluated)
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from shared.registry.store import Registry
 
 EXPIRABLE = frozenset({State.VALIDATED, State.REJECTED})
+# Still moving through the train: awaiting an approver or a rollout. Expiring such a
+# revision would race the pipeline that is deciding on it.
+IN_FLIGHT = frozenset({State.EVALUATED, State.APPROVED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,8 +140,11 @@ def _protected(
     """Kept whatever the policy: cannot expire, serves, is pointed at, or is held."""
     if fact.status.revision_track not in EXPIRABLE:
         return True
-    if any(s in SERVING for s in fact.status.environment_tracks.values()):
+    tracks = fact.status.environment_tracks.values()
+    if any(s in SERVING or s in IN_FLIGHT for s in tracks):
         return True
+    if fact.status.revision_track is State.VALIDATED and not tracks:
+        return True  # validated, its evaluation not yet done: in flight too
     named = (pointer_names(p, fact.revision) for (a, _), p in pointers.items() if a == fact.adapter)
     return any(named) or (fact.adapter, fact.revision) in holds
 
@@ -187,8 +195,6 @@ def _reason(fact: RevisionFacts, governing: Mapping[str, RetentionPolicy], min_a
             )
         elif state is not None:
             parts.append(f"{state.value} in {environment}")
-    if not fact.status.environment_tracks and fact.status.revision_track is State.VALIDATED:
-        parts.append("never evaluated")
     parts.append(f"older than {min_age} days, not serving, not named by a pointer, not held")
     return "; ".join(parts)
 

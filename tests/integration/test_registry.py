@@ -20,11 +20,12 @@ from shared.pointers import EnvironmentPointer
 from shared.registry.store import ConcurrentTransition, Registry, Step
 from tests.conftest import Infra
 from tests.factories import lifecycle, to_active, to_approved, to_validated
+from tests.integration.conftest import create_database
 
 
 @pytest.fixture(scope="session")
 async def registry(infra: Infra) -> AsyncIterator[Registry]:
-    reg = await Registry.connect(infra.database_url, Codec.from_env(), max_size=10)
+    reg = await Registry.connect(await create_database(infra), Codec.from_env(), max_size=10)
     yield reg
     await reg.close()
 

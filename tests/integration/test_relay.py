@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -23,16 +23,13 @@ from shared.registry.relay import LEADER_LOCK, OutboxRelay, RelayConfig
 from shared.registry.store import Registry
 from tests.conftest import REPO, Infra
 from tests.factories import lifecycle
+from tests.integration.conftest import create_database
 
 
 @pytest.fixture
-async def database(infra: Infra, unique: Callable[[str], str]) -> AsyncIterator[str]:
+async def database(infra: Infra) -> str:
     """A database of its own, so this test's relay sees only this test's outbox."""
-    name = unique("relay").replace("-", "_")
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield infra.database_url.rsplit("/", 1)[0] + "/" + name
+    return await create_database(infra)
 
 
 def _topic(infra: Infra, name: str, partitions: int = 6) -> str:

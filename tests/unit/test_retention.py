@@ -140,10 +140,20 @@ CASES = [
         policies=[policy(env="prod", keep=0, age=0), policy(env="staging", keep=0, age=5)],
     ),
     Case(
-        "a validated revision never evaluated expires once old enough",
-        [rev("idle", {}, age_days=8)],
-        {"idle"},
-        policies=[policy(keep=3, age=7)],
+        "a validated revision awaiting its evaluation is in flight and kept, however old",
+        [rev("idle", {}, age_days=800)],
+        set(),
+        policies=[policy(keep=0, age=0)],
+    ),
+    Case(
+        "revisions awaiting an approver or a rollout are in flight and kept",
+        [
+            rev("judged", {"prod": State.EVALUATED}, age_days=800),
+            rev("approved", {"prod": State.APPROVED}, age_days=800),
+            rev("failed", {"prod": State.EVALUATION_FAILED}, age_days=800),
+        ],
+        {"failed"},
+        policies=[policy(keep=0, age=0)],
     ),
     Case(
         "a revision still registered waits for its verdict",
