@@ -10,8 +10,7 @@ from typing import Any
 import asyncpg
 
 from shared.cli.output import emit, fields, short, table, to_json, warn
-from shared.cli.retention import with_registry
-from shared.cli.source import CliError, Source
+from shared.cli.source import CliError, Source, with_registry
 from shared.codec import Codec
 from shared.coldstore import ColdStorageError, ColdStorageSettings, read_archive
 from shared.coldstore.evidence import manifest_archived

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
-
 from shared.catalogue import EnvironmentSpec
 from shared.cli.output import emit, table, to_json
-from shared.cli.source import CliError, Source
+from shared.cli.source import CliError, Source, with_registry
 from shared.hf_folder import describe_base_model
 from shared.registry.catalogue_store import Catalogue
-from shared.registry.migrate import migrate
-from shared.registry.store import init_connection
 
 T = TypeVar("T")
 
@@ -34,28 +29,7 @@ examples:
 
 def with_catalogue(source: Source, work: Callable[[Catalogue], Awaitable[T]]) -> T:
     """Run `work` against the registry's catalogue (migrating it first), or a CliError."""
-
-    async def go() -> T:
-        try:
-            conn = await asyncpg.connect(source.database_url, timeout=source.timeout_s)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise CliError(
-                f"cannot reach the registry at {source.database_url} ({exc}): check DATABASE_URL "
-                "and that PostgreSQL runs (infra/up.sh starts a local one)"
-            ) from exc
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(
-            source.database_url, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            return await work(Catalogue(pool))
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
+    return with_registry(source, lambda pool: work(Catalogue(pool)))
 
 
 def run_base_register(args: argparse.Namespace, source: Source) -> int:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 
 from shared.cli.output import emit, moment, table, to_json
-from shared.cli.source import CliError, Source
-from shared.registry.migrate import migrate
-from shared.registry.store import init_connection, status_from_json
+from shared.cli.source import CliError, Source, with_registry
+from shared.registry.store import status_from_json
 from shared.retention import RetentionPolicy
 
 T = TypeVar("T")
@@ -33,32 +30,6 @@ examples:
   adapterctl retention hold sha256:ab12... --adapter support-summarizer --reason "case 4711"
   adapterctl retention release sha256:ab12... --adapter support-summarizer
   adapterctl retention show"""
-
-
-def with_registry(source: Source, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` against the registry (migrating it first), or a CliError."""
-
-    async def go() -> T:
-        try:
-            conn = await asyncpg.connect(source.database_url, timeout=source.timeout_s)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise CliError(
-                f"cannot reach the registry at {source.database_url} ({exc}): check DATABASE_URL "
-                "and that PostgreSQL runs (infra/up.sh starts a local one)"
-            ) from exc
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(
-            source.database_url, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            return await work(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 def run_set(args: argparse.Namespace, source: Source) -> int:

@@ -19,8 +19,7 @@ import asyncpg
 from confluent_kafka import KafkaException
 
 from shared.cli.output import emit, fields, moment, table, to_json, warn
-from shared.cli.retention import with_registry
-from shared.cli.source import CliError, Source
+from shared.cli.source import CliError, Source, with_registry
 from shared.codec import Codec
 from shared.events import (
     AbortCanary,

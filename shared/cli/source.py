@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -14,6 +16,10 @@ from shared.audit import AuditReport, Entry, Position, read_entry, verify
 from shared.codec import Codec
 from shared.kafka.reader import LogRecord, iter_topic
 from shared.lifecycle import LifecycleEvent
+from shared.registry.migrate import migrate
+from shared.registry.store import init_connection
+
+T = TypeVar("T")
 
 # (bootstrap servers, topic, timeout in seconds) -> every record from the beginning to the end.
 Reader = Callable[[str, str, float], Iterable[LogRecord]]
@@ -95,3 +101,29 @@ def audit(source: Source) -> AuditReport:
 def accepted_events(report: AuditReport) -> list[LifecycleEvent]:
     """The chain's events in log order, each once, ready for `pointers.fold`."""
     return [entry.event for entry in report.accepted if entry.event is not None]
+
+
+def with_registry(source: Source, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` against the registry (migrating it first), or a CliError."""
+
+    async def go() -> T:
+        try:
+            conn = await asyncpg.connect(source.database_url, timeout=source.timeout_s)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise CliError(
+                f"cannot reach the registry at {source.database_url} ({exc}): check DATABASE_URL "
+                "and that PostgreSQL runs (infra/up.sh starts a local one)"
+            ) from exc
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            source.database_url, min_size=1, max_size=2, init=init_connection
+        )
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
