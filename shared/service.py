@@ -19,6 +19,15 @@ from shared.kafka.app import FaustDeadLetters, attach_consumer, make_app, run_wo
 from shared.kafka.dispatch import Dispatcher, Handler, PermanentError
 from shared.lifecycle import InvalidTransition
 from shared.logs import configure_logging
+from shared.observability import (
+    Health,
+    KafkaProbe,
+    LagReader,
+    Metrics,
+    postgres_probe,
+    serve,
+    watch,
+)
 from shared.registry.relay import relay_from_settings
 from shared.registry.store import Registry
 from shared.settings import KernelSettings
@@ -51,10 +60,13 @@ def run_service(
     settings = KernelSettings.from_env(name, env)
     consumed = list(topics(settings))
     configure_logging(name, fmt=settings.log_format, level=settings.log_level)
-    app = make_app(settings)
+    # Health and metrics are served by our own small server (below), not faust's web.
+    app = make_app(settings, web_enabled=False)
     codec = Codec.from_env()
     handlers: dict[type, Handler] = {}
     ready = asyncio.Event()
+    metrics = Metrics(name)
+    registries: list[Registry] = []
     dispatcher = Dispatcher(
         service=name,
         codec=codec,
@@ -62,20 +74,43 @@ def run_service(
         dead_letters=FaustDeadLetters(app),
         # An illegal transition stays illegal: dead-letter it with the reason, at once.
         permanent=(PermanentError, InvalidTransition),
+        observer=metrics,
     )
     relay_wanted = settings.run_relay if run_relay is None else run_relay
+    relay = relay_from_settings(settings) if relay_wanted else None
+    if relay is not None:
+        metrics.follow_relay(lambda: relay.is_leader)
 
     async def start() -> None:
         registry = await Registry.connect(settings.database_url, codec)
+        registries.append(registry)
         kernel = Kernel(settings=settings, codec=codec, registry=registry, app=app)
         handlers.update(await build(kernel))
         ready.set()
         log.info("service_ready", topics=consumed, handles=[t.__name__ for t in handlers])
-        if relay_wanted:
+        if relay is not None:
             # Any instance may lead the relay; the others stand by on the advisory lock.
-            await relay_from_settings(settings).run(asyncio.Event())
+            await relay.run(asyncio.Event())
+
+    async def observe() -> None:
+        health = Health(
+            metrics,
+            built=ready.is_set,
+            probes={
+                "postgres": postgres_probe(lambda: registries[0].pool if registries else None),
+                "kafka": KafkaProbe(settings.kafka_bootstrap_servers),
+            },
+        )
+        runner = await serve(app.conf.web_host, settings.web_port, metrics, health)
+        reader = LagReader(settings.kafka_bootstrap_servers, app.conf.id, consumed)
+        try:
+            await watch(metrics, health, reader)
+        finally:
+            await runner.cleanup()
 
     app.task(start)
+    if settings.web_port > 0:
+        app.task(observe)
 
     attach_consumer(app, consumed, dispatcher, name=f"{name}.consumer", ready=ready)
     sys.argv = [sys.argv[0], "worker"]

@@ -183,9 +183,21 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=roles)
     add.set_defaults(run=run_add)
-    lst = commands.add_parser("list", parents=[common], help="list principals and roles")
+    lst = commands.add_parser(
+        "list",
+        parents=[common],
+        help="list principals and roles",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     lst.set_defaults(run=run_list)
-    revoke = commands.add_parser("revoke", parents=[common], help="revoke a principal's tokens")
+    revoke = commands.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke a principal's tokens",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     revoke.add_argument("name")
     revoke.add_argument("--role", choices=roles, help="only this role (default: every role)")
     revoke.set_defaults(run=run_revoke)

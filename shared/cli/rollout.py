@@ -314,18 +314,36 @@ def register(groups: Any, common: argparse.ArgumentParser, *, commands_topic: st
 
     rollout = groups.add_parser("rollout", help="show rollouts", epilog=EPILOG, formatter_class=fmt)
     rollout_cmds = rollout.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    status = rollout_cmds.add_parser("status", parents=[common], help="pointers, canary, answers")
+    status = rollout_cmds.add_parser(
+        "status",
+        parents=[common],
+        help="pointers, canary, answers",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     status.add_argument("adapter")
     status.add_argument("--environment")
     status.set_defaults(run=run_status)
 
     env_cmds = _env_commands(groups)
-    replicas = env_cmds.add_parser("replicas", parents=[common], help="set or show replicas")
+    replicas = env_cmds.add_parser(
+        "replicas",
+        parents=[common],
+        help="set or show replicas",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     replicas.add_argument("name")
     replicas.add_argument("urls", nargs="*", metavar="URL")
     replicas.add_argument("--clear", action="store_true", help="remove every replica")
     replicas.set_defaults(run=run_replicas)
-    analysis = env_cmds.add_parser("analysis", parents=[common], help="canary analysis settings")
+    analysis = env_cmds.add_parser(
+        "analysis",
+        parents=[common],
+        help="canary analysis settings",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     analysis.add_argument("name")
     for key, kind in ANALYSIS_OPTIONS.items():
         analysis.add_argument("--" + key.replace("_", "-"), dest=key, type=kind)

@@ -51,6 +51,19 @@ class Outcome(enum.StrEnum):
     dead_lettered = "dead_lettered"
 
 
+class DispatchObserver(Protocol):
+    def observe(
+        self,
+        record: RawRecord,
+        *,
+        event_type: str,
+        outcome: Outcome,
+        seconds: float | None,
+        error: BaseException | None,
+    ) -> None:
+        """One call per dispatched record: its outcome, the handling time, why it failed."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 5
@@ -88,6 +101,8 @@ class Dispatcher:
     counts: Counter[str] = field(default_factory=Counter)
     # Exceptions that mean "this message can never succeed": dead-lettered without retry.
     permanent: tuple[type[Exception], ...] = (PermanentError,)
+    # Told every outcome (metrics); None: counts and logs only.
+    observer: DispatchObserver | None = None
 
     async def dispatch(self, record: RawRecord) -> Outcome:
         bound = log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -98,43 +113,69 @@ class Dispatcher:
         except CodecError as exc:
             return await self._dead_letter(record, f"undecodable: {exc}", exc, bound)
 
+        event_type = type(event).__name__
         handler = self.handlers.get(type(event))
         if handler is None:
             self.counts[Outcome.ignored] += 1
+            self._observe(record, event_type, Outcome.ignored)
             return Outcome.ignored
         envelope = getattr(event, "envelope", None)
         bound = bound.bind(
-            event_type=type(event).__name__,
+            event_type=event_type,
             event_id=getattr(envelope or event, "event_id", None),
             adapter=getattr(envelope or event, "adapter", None),
             revision=getattr(envelope, "revision", None),
         )
+        began = time.perf_counter()
         for attempt in range(1, self.retry.attempts + 1):
             started = time.perf_counter()
             try:
                 await handler(event)
             except self.permanent as exc:
-                return await self._dead_letter(record, f"rejected by handler: {exc}", exc, bound)
+                reason = f"rejected by handler: {exc}"
+                return await self._dead_letter(record, reason, exc, bound, event_type, began)
             except Exception as exc:  # retried, then dead-lettered: never swallowed
                 if attempt == self.retry.attempts:
                     reason = f"handler failed after {attempt} attempts: {exc!r}"
-                    return await self._dead_letter(record, reason, exc, bound)
+                    return await self._dead_letter(record, reason, exc, bound, event_type, began)
                 delay = self.retry.delay(attempt)
                 bound.warning("handler_retry", attempt=attempt, delay_s=delay, error=repr(exc))
                 await self.sleep(delay)
             else:
                 self.counts[Outcome.handled] += 1
+                self._observe(record, event_type, Outcome.handled, began)
                 bound.debug("event_handled", duration_s=round(time.perf_counter() - started, 6))
                 return Outcome.handled
         raise AssertionError("unreachable: the retry loop always returns")
 
+    def _observe(
+        self,
+        record: RawRecord,
+        event_type: str,
+        outcome: Outcome,
+        began: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if self.observer is not None:
+            seconds = None if began is None else time.perf_counter() - began
+            self.observer.observe(
+                record, event_type=event_type, outcome=outcome, seconds=seconds, error=error
+            )
+
     async def _dead_letter(
-        self, record: RawRecord, reason: str, error: BaseException, bound: Any
+        self,
+        record: RawRecord,
+        reason: str,
+        error: BaseException,
+        bound: Any,
+        event_type: str = "undecodable",
+        began: float | None = None,
     ) -> Outcome:
         headers = dead_letter_headers(
             record, service=self.service, reason=reason, error=error, now=datetime.now(UTC)
         )
         await self.dead_letters.send(record, headers)
         self.counts[Outcome.dead_lettered] += 1
+        self._observe(record, event_type, Outcome.dead_lettered, began, error)
         bound.error("message_dead_lettered", reason=reason)
         return Outcome.dead_lettered

@@ -1,0 +1,370 @@
+"""Every `adapterctl` subcommand, run as the installed console script: its `--help` exits 0
+and shows an example, a bad option is a usage error (2), and a real invocation against a
+private stack (its own database and topics, ingest and validator running) answers with an
+exit status that means something (0 done, 1 refused / failed / empty) and `--json` that
+parses. The operator commands run without an activator: `--no-wait` publishes and leaves,
+a waiting command gets no answer in time (1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli.main import build_parser
+from shared.events import RevisionRejected, RevisionValidated
+from shared.settings import KernelSettings
+from tests.conftest import REPO, Infra
+from tests.corpus.adapters import tiny_base_spec, write_adapter, write_base_model
+from tests.stack import Stack
+
+ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
+BASE_ID, BASE_REVISION = "tiny-llama", "sha256:" + "b" * 64
+BASE = f"{BASE_ID}@{BASE_REVISION}"
+ENV = "staging"
+RECIPE = {"seed": 7, "dataset_ids": ["tickets-q3"], "hyperparameters": {"r": "8"}}
+SCOPE = {
+    "corpora": ["support-tickets"],
+    "time_window_start": "2026-07-01",
+    "time_window_end": "2026-09-30",
+    "filtering_rules": ["pii-scrubbed"],
+}
+
+# Every leaf command of the parser; test_every_subcommand_is_covered keeps this honest.
+COMMANDS = [
+    "audit verify",
+    "audit replay",
+    "audit at",
+    "history",
+    "submit",
+    "base register",
+    "base list",
+    "env set",
+    "env list",
+    "env replicas",
+    "env analysis",
+    "principal add",
+    "principal list",
+    "principal revoke",
+    "retention set",
+    "retention show",
+    "retention hold",
+    "retention release",
+    "archive show",
+    "archive verify",
+    "promote",
+    "expand",
+    "rollback",
+    "abort",
+    "rollout status",
+]
+
+
+def _leaves(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield " ".join(prefix)
+        return
+    for name, child in subparsers[0].choices.items():
+        yield from _leaves(child, (*prefix, name))
+
+
+def test_every_subcommand_is_covered() -> None:
+    parser = build_parser(KernelSettings.from_env("adapterctl", {}))
+    assert sorted(_leaves(parser)) == sorted(COMMANDS)
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ADAPTERCTL), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_exits_0_and_shows_an_example(command: str) -> None:
+    result = _run(*command.split(), "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: adapterctl {command}")
+    assert "examples:" in result.stdout, f"`adapterctl {command} --help` shows no example"
+    # The example is for this command (or its group's sibling it pairs with).
+    assert f"adapterctl {command.split()[0]}" in result.stdout.split("examples:", 1)[1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_option_is_a_usage_error(command: str) -> None:
+    result = _run(*command.split(), "--no-such-option")
+    assert result.returncode == 2
+    # argparse names the missing required arguments, or else the unknown option.
+    assert result.stderr.startswith("usage: adapterctl") and "error:" in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_command_is_a_usage_error_and_top_level_help_lists_examples() -> None:
+    assert _run().returncode == 2
+    top = _run("--help")
+    assert top.returncode == 0 and "examples:" in top.stdout and "exit status:" in top.stdout
+
+
+# --- real invocations against a private stack -----------------------------------------------
+
+
+class Ctl:
+    """The stack's adapterctl with the exit status checked, and JSON parsed on demand."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def __call__(self, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
+        result = self.stack.adapterctl(*args, check=False)
+        assert result.returncode == rc, (
+            f"adapterctl {' '.join(args)}: exit {result.returncode}, wanted {rc}\n"
+            f"{result.stdout}{result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str, rc: int = 0) -> Any:
+        return json.loads(self(*args, "--json", rc=rc).stdout)
+
+
+@pytest.fixture(scope="module")
+async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    stack = Stack(infra, tmp_path_factory.mktemp("ctl"))
+    await stack.create()
+    write_base_model(stack.root / "base")
+    stack.start("ingest")
+    stack.start("validator")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def ctl(stack: Stack) -> Ctl:
+    return Ctl(stack)
+
+
+@pytest.fixture(scope="module")
+def catalogue(ctl: Ctl, stack: Stack) -> None:
+    """`base register` and `env set`: what every later command needs."""
+    base = ctl.json(
+        "base",
+        "register",
+        str(stack.root / "base"),
+        "--id",
+        BASE_ID,
+        "--revision",
+        BASE_REVISION,
+        "--tokenizer-revision",
+        "tok-1",
+    )
+    assert (base["model_id"], base["revision"]) == (BASE_ID, BASE_REVISION)
+    env = ctl.json("env", "set", ENV, "--base", BASE, "--max-lora-rank", "16")
+    assert env["name"] == ENV and env["max_lora_rank"] == 16
+
+
+@pytest.fixture(scope="module")
+def revision(ctl: Ctl, stack: Stack, catalogue: None) -> tuple[str, str]:
+    """`submit` of a good adapter folder, followed until the validator has spoken."""
+    adapter = f"ctl-{stack.token}"
+    folder = stack.incoming / adapter
+    write_adapter(folder, tiny_base_spec())
+    (folder / "recipe.json").write_text(json.dumps(RECIPE))
+    (folder / "data_scope.json").write_text(json.dumps(SCOPE))
+    submitted = ctl.json(
+        "submit",
+        str(folder),
+        "--adapter",
+        adapter,
+        "--base",
+        BASE,
+        "--tokenizer-revision",
+        "tok-1",
+        "--base-folder",
+        str(stack.root / "base"),
+        "--environment",
+        ENV,
+        "--submitter",
+        "trainer-alice",
+    )
+    assert submitted["event"]["adapter"] == adapter and submitted["offset"] >= 0
+    events = stack.wait_for(
+        lambda evs: any(isinstance(e, RevisionValidated | RevisionRejected) for e in evs),
+        adapter=adapter,
+    )
+    outcome = next(e for e in events if isinstance(e, RevisionValidated | RevisionRejected))
+    assert isinstance(outcome, RevisionValidated), outcome
+    return adapter, outcome.envelope.revision
+
+
+def test_base_and_env_catalogues(ctl: Ctl, catalogue: None) -> None:
+    assert [b["model_id"] for b in ctl.json("base", "list")] == [BASE_ID]
+    assert [e["name"] for e in ctl.json("env", "list")] == [ENV]
+    # An unregistered base is refused before anything is written.
+    missing = ctl("env", "set", "production", "--base", "tiny-llama@sha256:none", rc=2)
+    assert "not registered" in missing.stderr
+    assert ctl("env", "set", "production", "--base", "no-revision", rc=2).stderr
+    assert [e["name"] for e in ctl.json("env", "list")] == [ENV]
+    assert ctl("base", "register", str(ctl.stack.root / "nowhere"), "--id", "x",
+               "--tokenizer-revision", "t", rc=2).stderr  # fmt: skip
+
+
+def test_submit_refuses_a_folder_it_cannot_describe(ctl: Ctl, catalogue: None) -> None:
+    empty = ctl.stack.incoming / "empty"
+    empty.mkdir(exist_ok=True)
+    result = ctl("submit", str(empty), "--adapter", "empty", "--base", BASE,
+                 "--tokenizer-revision", "tok-1", rc=2)  # fmt: skip
+    assert "adapterctl: error:" in result.stderr
+    assert ctl("submit", str(empty), "--adapter", "x", "--base", BASE_ID,
+               "--tokenizer-revision", "tok-1", rc=2).stderr  # fmt: skip
+
+
+def test_env_replicas_and_analysis(ctl: Ctl, catalogue: None) -> None:
+    assert ctl.json("env", "replicas", ENV) == []
+    assert "has no replicas" in ctl("env", "replicas", ENV).stdout
+    urls = ["http://127.0.0.1:1/", "http://127.0.0.1:2"]
+    assert ctl.json("env", "replicas", ENV, *urls) == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert ctl.json("env", "replicas", ENV, "--clear") == []
+    assert ctl.json("env", "analysis", ENV) == {}
+    settings = ctl.json("env", "analysis", ENV, "--min-samples", "200", "--by", "ops")
+    assert settings == {"min_samples": 200}
+    settings = ctl.json("env", "analysis", ENV, "--max-error-rate", "0.05")
+    assert settings == {"min_samples": 200, "max_error_rate": 0.05}
+    assert ctl("env", "analysis", ENV, "--min-samples", "many", rc=2).stderr
+
+
+def test_principal_add_list_revoke(ctl: Ctl) -> None:
+    added = ctl.json("principal", "add", "carol", "--role", "approver")
+    assert added["name"] == "carol" and added["role"] == "approver" and len(added["token"]) > 20
+    plain = ctl("principal", "add", "dave", "--role", "operator")
+    assert plain.stdout.strip() and "shown this once" in plain.stderr
+    listed = {(p["name"], p["role"]) for p in ctl.json("principal", "list")}
+    assert {("carol", "approver"), ("dave", "operator")} <= listed
+    assert ctl.json("principal", "revoke", "carol", "--role", "approver") == ["approver"]
+    revoked = [p for p in ctl.json("principal", "list") if p["name"] == "carol"]
+    assert revoked and all(p["revoked_at"] for p in revoked)
+    # Revoking what is not held is refused (a CliError: exit 2, the reason on stderr).
+    assert "holds no active" in ctl("principal", "revoke", "carol", rc=2).stderr
+    assert ctl("principal", "add", "erin", "--role", "emperor", rc=2).stderr
+
+
+def test_submit_history_and_audit(ctl: Ctl, revision: tuple[str, str]) -> None:
+    adapter, rev = revision
+    timeline = ctl.json("history", adapter)
+    names = [e["event"] for e in timeline["events"]]
+    assert names[:2] == ["RevisionRegistered", "RevisionValidated"], timeline
+    assert rev[:19] in ctl("history", adapter).stdout
+    assert ctl("history", "no-such-adapter", rc=1).stderr
+
+    verified = ctl.json("audit", "verify")
+    assert verified["ok"] is True and adapter in verified["adapters"]
+    assert "OK" in ctl("audit", "verify").stdout
+
+    replayed = ctl.json("audit", "replay")
+    assert json.dumps(replayed).count(rev) >= 1
+
+    # Nothing is active anywhere yet: the answer is an empty list (exit 0; note the top-level
+    # help promises 1 for an empty answer), and an adapter the log does not know is 1.
+    now = datetime.now(UTC).isoformat()
+    at = ctl.json("audit", "at", "--time", now, "--environment", ENV)
+    assert at["verified"] is True and at["adapters"] == []
+    ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", adapter)
+    unknown = ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", "nobody", rc=1)
+    assert "has no events" in unknown.stderr
+    # A time without a timezone is a usage error.
+    assert ctl("audit", "at", "--time", "2026-01-01T00:00", "--environment", ENV, rc=2).stderr
+
+
+def test_audit_commands_name_a_missing_topic(ctl: Ctl) -> None:
+    result = ctl("audit", "verify", "--topic", f"missing-{ctl.stack.token}", "--timeout", "5",
+                 rc=2)  # fmt: skip
+    assert "adapterctl: error:" in result.stderr
+
+
+def test_retention_set_show_hold_release(ctl: Ctl, revision: tuple[str, str]) -> None:
+    adapter, rev = revision
+    policy = ctl.json("retention", "set", "--environment", ENV, "--keep-superseded", "3",
+                      "--min-age-days", "30", "--by", "ops")  # fmt: skip
+    assert policy["keep_superseded"] == 3 and policy["min_age_days"] == 30
+    ctl("retention", "set", "--environment", ENV, "--adapter", adapter, "--keep-superseded", "5",
+        "--min-age-days", "90")  # fmt: skip
+    shown = ctl.json("retention", "show", "--environment", ENV)
+    assert {(p["adapter"], p["keep_superseded"]) for p in shown["policies"]} == {
+        ("", 3),  # the environment's default
+        (adapter, 5),
+    }
+
+    placed = ctl("retention", "hold", rev, "--adapter", adapter, "--reason", "case 4711")
+    assert "legal hold placed" in placed.stdout
+    holds = ctl.json("retention", "show")["holds"]
+    assert [(h["revision"], h["reason"]) for h in holds] == [(rev, "case 4711")]
+    # A second hold, a hold on an unknown revision, a release of nothing: refused (exit 2).
+    assert "already under" in ctl("retention", "hold", rev, "--adapter", adapter, "--reason",
+                                  "again", rc=2).stderr  # fmt: skip
+    assert ctl("retention", "hold", "sha256:nope", "--adapter", adapter, "--reason", "x",
+               rc=2).stderr  # fmt: skip
+    ctl("retention", "release", rev, "--adapter", adapter, "--reason", "case closed")
+    assert ctl.json("retention", "show")["holds"] == []
+    assert "not under a legal hold" in ctl("retention", "release", rev, "--adapter", adapter,
+                                           rc=2).stderr  # fmt: skip
+
+
+def test_archive_show_and_verify_refuse_a_revision_not_archived(
+    ctl: Ctl, revision: tuple[str, str]
+) -> None:
+    adapter, rev = revision
+    shown = ctl("archive", "show", rev, "--adapter", adapter, rc=1)
+    assert "is not archived" in shown.stderr and "validated" in shown.stderr
+    assert ctl("archive", "show", rev, "--adapter", adapter, "--json", rc=1).stdout == ""
+    weights = ctl.stack.incoming / adapter
+    verified = ctl("archive", "verify", rev, "--adapter", adapter, "--weights", str(weights), rc=1)
+    assert "is not archived" in verified.stderr
+    unknown = ctl("archive", "show", "sha256:nope", "--adapter", adapter, rc=1)
+    assert "not a registered revision" in unknown.stderr
+
+
+def test_operator_commands_without_an_activator(ctl: Ctl, revision: tuple[str, str]) -> None:
+    adapter, rev = revision
+    # --no-wait publishes the command and prints its id.
+    sent = ctl.json("promote", adapter, rev[:15], "--environment", ENV, "--canary", "10",
+                    "--no-wait", "--reason", "test")  # fmt: skip
+    assert len(sent["command_id"]) == 36
+    assert ctl("rollback", adapter, "--environment", ENV, "--no-wait").stdout.strip()
+    commands = ctl.stack.records(ctl.stack.commands_topic)
+    assert [r.key for r in commands] == [adapter.encode(), adapter.encode()]
+    # Waiting with no activator: no answer in time is 1, and the reason says so.
+    waited = ctl("promote", adapter, rev, "--environment", ENV, "--activate", "--wait-s", "1",
+                 rc=1)  # fmt: skip
+    assert "no answer from the activator" in waited.stderr
+    ctl("rollback", adapter, "--environment", ENV, "--to", rev, "--wait-s", "0.5", rc=1)
+    # expand / abort need a canary, promote a revision that exists: refused before publishing.
+    assert "has no canary" in ctl("expand", adapter, "--environment", ENV, "--percent", "50",
+                                  rc=2).stderr  # fmt: skip
+    assert "has no canary" in ctl("abort", adapter, "--environment", ENV, rc=2).stderr
+    ctl("expand", adapter, "--environment", ENV, "--percent", "50", "--revision", rev,
+        "--no-wait")  # fmt: skip
+    ctl("abort", adapter, "--environment", ENV, "--revision", rev, "--no-wait")
+    assert "no revision" in ctl("promote", adapter, "sha256:ffff", "--environment", ENV,
+                                "--no-wait", rc=2).stderr  # fmt: skip
+    assert ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", "--activate",
+               rc=2).stderr  # fmt: skip
+    assert len(ctl.stack.records(ctl.stack.commands_topic)) == 6
+
+
+def test_rollout_status(ctl: Ctl, revision: tuple[str, str]) -> None:
+    adapter, _ = revision
+    status = ctl.json("rollout", "status", adapter)
+    assert set(status) == {"pointers", "canaries", "outcomes"}
+    assert status["canaries"] == [] and status["outcomes"] == []
+    assert "Recent answers" in ctl("rollout", "status", adapter, "--environment", ENV).stdout
+
+
+def test_a_registry_that_cannot_be_reached_is_exit_2(stack: Stack) -> None:
+    env = stack.env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
+    result = _run("env", "list", "--timeout", "2", env=env)
+    assert result.returncode == 2 and "cannot reach the registry" in result.stderr
