@@ -98,7 +98,8 @@ def run_at(args: argparse.Namespace, source: Source) -> int:
             emit(f"\n{answer['adapter']}\n{fields(_lines(answer))}")
         if not answers:
             emit(f"\nno adapter has ever had a revision in {environment!r}")
-    return 0 if report.ok else 1
+    # An empty answer is 1, as `adapterctl --help` promises: nothing served there then.
+    return 0 if report.ok and answers else 1
 
 
 def _answer(

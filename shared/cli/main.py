@@ -16,7 +16,7 @@ from shared.cli import (
     rollout,
     submit,
 )
-from shared.cli.source import CliError, Reader, Source, read_kafka
+from shared.cli.source import CliError, CliRefusal, Reader, Source, read_kafka
 from shared.logs import configure_logging
 from shared.settings import KernelSettings
 
@@ -107,6 +107,9 @@ def main(
     )
     try:
         status: int = args.run(args, source)
+    except CliRefusal as exc:
+        print(f"adapterctl: refused: {exc}", file=sys.stderr)
+        return 1
     except CliError as exc:
         print(f"adapterctl: error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ import asyncpg
 
 from shared.cli.catalogue import with_catalogue
 from shared.cli.output import emit, moment, table, to_json, warn
-from shared.cli.source import CliError, Source
+from shared.cli.source import CliError, CliRefusal, Source
 
 TOKEN_PREFIX = "apt_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -153,7 +153,7 @@ def run_revoke(args: argparse.Namespace, source: Source) -> int:
     role = Role(args.role) if args.role else None
     revoked = with_catalogue(source, lambda c: revoke_principal(c.pool, args.name, role))
     if not revoked:
-        raise CliError(f"{args.name} holds no active {role or 'token'}: see `principal list`")
+        raise CliRefusal(f"{args.name} holds no active {role or 'token'}: see `principal list`")
     emit(
         to_json([r.value for r in revoked])
         if args.json

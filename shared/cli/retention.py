@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from shared.cli.output import emit, moment, table, to_json
-from shared.cli.source import CliError, Source, with_registry
+from shared.cli.source import CliError, CliRefusal, Source, with_registry
 from shared.registry.store import status_from_json
 from shared.retention import RetentionPolicy
 
@@ -112,10 +112,10 @@ def run_hold(args: argparse.Namespace, source: Source) -> int:
             args.revision,
         )
         if tracks is None:
-            raise CliError(f"{args.adapter}@{args.revision} is not a registered revision")
+            raise CliRefusal(f"{args.adapter}@{args.revision} is not a registered revision")
         state = status_from_json(tracks).revision_track
         if state is not None and state.value == "deleted":
-            raise CliError(
+            raise CliRefusal(
                 f"{args.adapter}@{args.revision} is already deleted: only its archive remains "
                 f"(`adapterctl archive show {args.revision} --adapter {args.adapter}`)"
             )
@@ -128,7 +128,7 @@ def run_hold(args: argparse.Namespace, source: Source) -> int:
             args.by,
         )
         if placed is None:
-            raise CliError(f"{args.adapter}@{args.revision} is already under a legal hold")
+            raise CliRefusal(f"{args.adapter}@{args.revision} is already under a legal hold")
         return state.value if state else "unknown"
 
     state = with_registry(source, work)
@@ -151,7 +151,7 @@ def run_release(args: argparse.Namespace, source: Source) -> int:
         return released
 
     if with_registry(source, work) is None:
-        raise CliError(f"{args.adapter}@{args.revision} is not under a legal hold")
+        raise CliRefusal(f"{args.adapter}@{args.revision} is not under a legal hold")
     emit(f"legal hold on {args.adapter}@{args.revision} released; retention applies again")
     return 0
 

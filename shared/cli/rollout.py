@@ -19,7 +19,7 @@ import asyncpg
 from confluent_kafka import KafkaException
 
 from shared.cli.output import emit, fields, moment, table, to_json, warn
-from shared.cli.source import CliError, Source, with_registry
+from shared.cli.source import CliError, CliRefusal, Source, with_registry
 from shared.codec import Codec
 from shared.events import (
     AbortCanary,
@@ -65,7 +65,7 @@ async def resolve(pool: asyncpg.Pool, adapter: str, text: str) -> str:
     )
     if len(rows) != 1:
         found = "no revision" if not rows else f"{len(rows)} revisions"
-        raise CliError(f"{found} of {adapter} start with {text!r}: see `adapterctl history`")
+        raise CliRefusal(f"{found} of {adapter} start with {text!r}: see `adapterctl history`")
     return str(rows[0]["revision"])
 
 
@@ -74,7 +74,7 @@ async def current_canary(pool: asyncpg.Pool, adapter: str, environment: str) -> 
         "SELECT canary FROM pointers WHERE adapter = $1 AND environment = $2", adapter, environment
     )
     if canary is None:
-        raise CliError(f"{adapter} has no canary in {environment}")
+        raise CliRefusal(f"{adapter} has no canary in {environment}")
     return str(canary)
 
 

@@ -29,6 +29,11 @@ class CliError(Exception):
     """What went wrong and what to do about it; adapterctl prints it and exits with 2."""
 
 
+class CliRefusal(CliError):
+    """The request was understood and refused (nothing to act on, already done, not
+    allowed); adapterctl prints the reason and exits with 1, as the help promises."""
+
+
 def read_kafka(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterable[LogRecord]:
     """Check quietly that the broker answers and has `topic`, then read it from the start.
 

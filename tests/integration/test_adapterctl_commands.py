@@ -248,8 +248,8 @@ def test_principal_add_list_revoke(ctl: Ctl) -> None:
     assert ctl.json("principal", "revoke", "carol", "--role", "approver") == ["approver"]
     revoked = [p for p in ctl.json("principal", "list") if p["name"] == "carol"]
     assert revoked and all(p["revoked_at"] for p in revoked)
-    # Revoking what is not held is refused (a CliError: exit 2, the reason on stderr).
-    assert "holds no active" in ctl("principal", "revoke", "carol", rc=2).stderr
+    # Revoking what is not held is refused (exit 1, the reason on stderr).
+    assert "holds no active" in ctl("principal", "revoke", "carol", rc=1).stderr
     assert ctl("principal", "add", "erin", "--role", "emperor", rc=2).stderr
 
 
@@ -268,10 +268,10 @@ def test_submit_history_and_audit(ctl: Ctl, revision: tuple[str, str]) -> None:
     replayed = ctl.json("audit", "replay")
     assert json.dumps(replayed).count(rev) >= 1
 
-    # Nothing is active anywhere yet: the answer is an empty list (exit 0; note the top-level
-    # help promises 1 for an empty answer), and an adapter the log does not know is 1.
+    # Nothing is active anywhere yet: the answer is an empty list, and an empty answer is
+    # exit 1 (as the top-level help says); an adapter the log does not know is 1 too.
     now = datetime.now(UTC).isoformat()
-    at = ctl.json("audit", "at", "--time", now, "--environment", ENV)
+    at = json.loads(ctl("audit", "at", "--time", now, "--environment", ENV, "--json", rc=1).stdout)
     assert at["verified"] is True and at["adapters"] == []
     ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", adapter)
     unknown = ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", "nobody", rc=1)
@@ -303,15 +303,15 @@ def test_retention_set_show_hold_release(ctl: Ctl, revision: tuple[str, str]) ->
     assert "legal hold placed" in placed.stdout
     holds = ctl.json("retention", "show")["holds"]
     assert [(h["revision"], h["reason"]) for h in holds] == [(rev, "case 4711")]
-    # A second hold, a hold on an unknown revision, a release of nothing: refused (exit 2).
+    # A second hold, a hold on an unknown revision, a release of nothing: refused (exit 1).
     assert "already under" in ctl("retention", "hold", rev, "--adapter", adapter, "--reason",
-                                  "again", rc=2).stderr  # fmt: skip
+                                  "again", rc=1).stderr  # fmt: skip
     assert ctl("retention", "hold", "sha256:nope", "--adapter", adapter, "--reason", "x",
-               rc=2).stderr  # fmt: skip
+               rc=1).stderr  # fmt: skip
     ctl("retention", "release", rev, "--adapter", adapter, "--reason", "case closed")
     assert ctl.json("retention", "show")["holds"] == []
     assert "not under a legal hold" in ctl("retention", "release", rev, "--adapter", adapter,
-                                           rc=2).stderr  # fmt: skip
+                                           rc=1).stderr  # fmt: skip
 
 
 def test_archive_show_and_verify_refuse_a_revision_not_archived(
@@ -344,13 +344,13 @@ def test_operator_commands_without_an_activator(ctl: Ctl, revision: tuple[str, s
     ctl("rollback", adapter, "--environment", ENV, "--to", rev, "--wait-s", "0.5", rc=1)
     # expand / abort need a canary, promote a revision that exists: refused before publishing.
     assert "has no canary" in ctl("expand", adapter, "--environment", ENV, "--percent", "50",
-                                  rc=2).stderr  # fmt: skip
-    assert "has no canary" in ctl("abort", adapter, "--environment", ENV, rc=2).stderr
+                                  rc=1).stderr  # fmt: skip
+    assert "has no canary" in ctl("abort", adapter, "--environment", ENV, rc=1).stderr
     ctl("expand", adapter, "--environment", ENV, "--percent", "50", "--revision", rev,
         "--no-wait")  # fmt: skip
     ctl("abort", adapter, "--environment", ENV, "--revision", rev, "--no-wait")
     assert "no revision" in ctl("promote", adapter, "sha256:ffff", "--environment", ENV,
-                                "--no-wait", rc=2).stderr  # fmt: skip
+                                "--no-wait", rc=1).stderr  # fmt: skip
     assert ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", "--activate",
                rc=2).stderr  # fmt: skip
     assert len(ctl.stack.records(ctl.stack.commands_topic)) == 6
