@@ -154,7 +154,9 @@ class Journey:
         for url in self.replicas:
             s.wait_http(f"{url}/health")
         s.wait_http(f"{self.approval}/healthz")
-        s.done(t, f"({len(s.processes)} processes; logs in var/demo/logs)")
+        for url in s.web.values():
+            s.wait_http(f"{url}/health/ready")
+        s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
 
     def submit(self, folder: Path, label: str) -> str:
         s = self.s
@@ -301,6 +303,12 @@ def main() -> int:
         t = s.step("The auditor verifies the log and every signed decision, from the first event")
         s.adapterctl("audit", "verify", "--public-key", str(DEMO / "signing.key.pub"))
         s.adapterctl("history", journey.adapter)
+        s.done(t)
+
+        t = s.step("What each service's /metrics counted (adapters_events_total by outcome)")
+        for name, outcomes in s.counters().items():
+            shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(outcomes.items())) or "none"
+            print(f"    metrics {name:<14} {shown}")
         s.done(t)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the services", flush=True)

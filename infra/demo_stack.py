@@ -39,6 +39,7 @@ class DemoStack:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.env: dict[str, str] = {}
+        self.web: dict[str, str] = {}  # service -> its health and metrics server
         self.codec = Codec.from_env()
 
     # -- steps ---------------------------------------------------------------------------
@@ -68,6 +69,10 @@ class DemoStack:
         }
 
     def start(self, name: str, module: str, *args: str, **env: str) -> None:
+        if module.startswith("services.") and module != "services.reference_server":
+            port = free_port()  # health and Prometheus metrics, read at the end
+            env = {f"{name.upper()}_WEB_PORT": str(port), **env}
+            self.web[name] = f"http://127.0.0.1:{port}"
         logs = DEMO / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = (logs / f"{name}.log").open("ab")
@@ -105,6 +110,20 @@ class DemoStack:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def counters(self) -> dict[str, dict[str, float]]:
+        """Each service's `adapters_events_total`, summed by outcome, from its /metrics."""
+        totals: dict[str, dict[str, float]] = {}
+        for name, url in self.web.items():
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+            outcomes: dict[str, float] = {}
+            for line in text.splitlines():
+                if line.startswith("adapters_events_total{"):
+                    labels, _, value = line.rpartition(" ")
+                    outcome = labels.split('outcome="', 1)[1].split('"', 1)[0]
+                    outcomes[outcome] = outcomes.get(outcome, 0.0) + float(value)
+            totals[name] = outcomes
+        return totals
 
     # -- the operator's and trainer's tools ----------------------------------------------
     def adapterctl(self, *args: str, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:

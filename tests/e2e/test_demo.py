@@ -30,3 +30,8 @@ def test_the_demo_runs_the_whole_journey_to_a_verified_audit_log(infra: Infra) -
         "Summary for",
     ):
         assert milestone in output, f"missing {milestone!r}:\n{output[-8000:]}"
+    # Every pipeline service's /metrics counted the events it handled during the journey.
+    for service in ("ingest", "validator", "gpu_evaluator", "approval", "activator", "archiver"):
+        line = next((x for x in output.splitlines() if f"metrics {service} " in x), "")
+        handled = line.split("handled ", 1)[1].split(",")[0] if "handled " in line else "0"
+        assert float(handled) > 0, f"{service}: {line!r}"
