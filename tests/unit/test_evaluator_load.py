@@ -66,7 +66,7 @@ class TimedBackend:
         return [Generation("x", 5, 2, self.batch_s) for _ in prompts]
 
     def loglik(self, prompts: Any, references: Any, adapter: Any) -> list[Any]:
-        raise NotImplementedError
+        raise AssertionError("the load replay must never ask for log-likelihoods")
 
 
 def test_arrivals_are_seeded_bounded_and_alternate_between_targets() -> None:
