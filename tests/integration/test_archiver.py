@@ -386,13 +386,13 @@ async def test_adapterctl_manages_policies_and_holds_and_says_why_it_refuses(
     assert (hold["revision"], hold["reason"], hold["placed_by"]) == (revision, "case 17", "lee")
 
     again = ctl("retention", "hold", revision, "--adapter", adapter, "--reason", "x", check=False)
-    assert again.returncode == 2 and "already under a legal hold" in again.stderr
+    assert again.returncode == 1 and "already under a legal hold" in again.stderr
     unknown = ctl("retention", "hold", "sha256:nope", "--adapter", adapter, "--reason", "x",
                   check=False)  # fmt: skip
-    assert unknown.returncode == 2 and "is not a registered revision" in unknown.stderr
+    assert unknown.returncode == 1 and "is not a registered revision" in unknown.stderr
     ctl("retention", "release", revision, "--adapter", adapter, "--reason", "case closed")
     twice = ctl("retention", "release", revision, "--adapter", adapter, check=False)
-    assert twice.returncode == 2 and "is not under a legal hold" in twice.stderr
+    assert twice.returncode == 1 and "is not under a legal hold" in twice.stderr
     released = await world.registry.pool.fetchrow(
         "SELECT released_by, release_reason FROM legal_holds WHERE adapter = $1", adapter
     )
