@@ -18,8 +18,8 @@ import asyncpg
 
 from shared import chain
 from shared.codec import Codec
-from shared.events import RevisionRegistered
-from shared.lifecycle import LifecycleEvent, RevisionStatus, State, apply
+from shared.events import RevisionRegistered, RevisionRolledBack
+from shared.lifecycle import InvalidTransition, LifecycleEvent, RevisionStatus, State, apply
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.migrate import migrate
 
@@ -124,6 +124,7 @@ class Registry:
                 event, version = await self._commit_one(conn, step, heads)
                 sealed.append(event)
                 versions[(event.envelope.adapter, event.envelope.revision)] = version
+            await _check_restored(conn, sealed)
             for adapter, (seq, head) in heads.items():
                 await conn.execute(
                     "UPDATE adapters SET last_seq = $2, last_hash = $3 WHERE name = $1",
@@ -259,6 +260,23 @@ class Registry:
         """Mark an event handled when the handler changed nothing else; False if it was."""
         async with self.pool.acquire() as conn:
             return await _record_handled(conn, consumer, event_id)
+
+
+async def _check_restored(conn: asyncpg.Connection, events: Sequence[LifecycleEvent]) -> None:
+    """A rollback that names the revision it restores must leave that revision active: the
+    audit log may never claim a restore the pointer does not show."""
+    for event in events:
+        if not isinstance(event, RevisionRolledBack) or not event.restored_revision:
+            continue
+        envelope = event.envelope
+        pointer = await _pointer(conn, envelope.adapter, envelope.environment, lock=False)
+        if pointer.active != event.restored_revision:
+            raise InvalidTransition(
+                event,
+                None,
+                f"it claims to restore {event.restored_revision}, but the commit leaves "
+                f"{pointer.active or 'nothing'} active in {envelope.environment}",
+            )
 
 
 async def _record_handled(conn: asyncpg.Connection, consumer: str, event_id: str) -> bool:

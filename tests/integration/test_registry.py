@@ -140,3 +140,22 @@ async def test_a_redelivered_event_is_recognised_and_changes_nothing(
     assert not first.duplicate and again.duplicate and same_id.duplicate
     record = await registry.revision(adapter, "r1")
     assert record is not None and record.version == 2
+
+
+async def test_a_rollback_claiming_a_restore_the_pointer_does_not_show_is_refused(
+    registry: Registry, unique: Callable[[str], str]
+) -> None:
+    adapter = unique("restore")
+    await _commit_all(registry, to_active(adapter, "r1", "prod"))
+    await _commit_all(registry, to_approved(adapter, "r2", "prod"))
+    await registry.commit(
+        [
+            Step(lifecycle(RevisionSuperseded, adapter, "r1", "prod", superseded_by="r2")),
+            Step(lifecycle(RevisionActivated, adapter, "r2", "prod", previous_revision="r1")),
+        ]
+    )
+    with pytest.raises(InvalidTransition, match="claims to restore r1"):
+        await registry.commit(
+            [Step(lifecycle(RevisionRolledBack, adapter, "r2", "prod", restored_revision="r1"))]
+        )
+    assert (await registry.pointer(adapter, "prod")).active == "r2", "nothing was committed"
