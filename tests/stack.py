@@ -115,6 +115,15 @@ class Stack:
             raise AssertionError(f"adapterctl {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
 
+    def register_kit_base(self, kit: Any) -> tuple[str, str]:
+        """Register the model kit's base in this stack's catalogue; its (id, revision)."""
+        base_id, base_revision = kit.model_ids["main"], kit.revisions["main"]
+        self.adapterctl(
+            "base", "register", str(kit.base), "--id", base_id, "--revision", base_revision,
+            "--tokenizer-revision", "tok-1",
+        )  # fmt: skip
+        return base_id, base_revision
+
     def records(self, topic: str | None = None) -> list[LogRecord]:
         return read_topic(self.infra.bootstrap_servers, topic or self.lifecycle_topic)
 

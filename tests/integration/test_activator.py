@@ -274,18 +274,7 @@ async def rollouts_stack(
     tiny = kit()
     stack = Stack(infra, tmp_path_factory.mktemp("activator"))
     await stack.create()
-    base_id, base_revision = tiny.model_ids["main"], tiny.revisions["main"]
-    stack.adapterctl(
-        "base",
-        "register",
-        str(tiny.base),
-        "--id",
-        base_id,
-        "--revision",
-        base_revision,
-        "--tokenizer-revision",
-        "tok-1",
-    )
+    base_id, base_revision = stack.register_kit_base(tiny)
     stack.adapterctl(
         "env",
         "set",

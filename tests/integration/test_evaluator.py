@@ -77,18 +77,7 @@ async def stack(
     (stack.root / "suites").mkdir()
     shutil.copy(SUITES / "default.yaml", stack.root / "suites" / "default.yaml")
     shutil.copytree(SUITES / "load", stack.root / "load")
-    base_id, base_revision = tiny.model_ids["main"], tiny.revisions["main"]
-    stack.adapterctl(
-        "base",
-        "register",
-        str(tiny.base),
-        "--id",
-        base_id,
-        "--revision",
-        base_revision,
-        "--tokenizer-revision",
-        "tok-1",
-    )
+    base_id, base_revision = stack.register_kit_base(tiny)
     stack.adapterctl(
         "env", "set", ENVIRONMENT, "--base", f"{base_id}@{base_revision}", "--max-lora-rank", "16"
     )
