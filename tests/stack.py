@@ -76,10 +76,13 @@ class Stack:
             **extra,
         }
 
-    def start(self, service: str, **extra: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, service: str, *, module: str | None = None, **extra: str
+    ) -> subprocess.Popen[bytes]:
+        """Run `python -m services.<service>` (or `module`, under the name `service`)."""
         log = (self.root / f"{service}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
+            [sys.executable, "-m", module or f"services.{service}"],
             cwd=REPO,
             env=self.env(**extra),
             stdout=log,
