@@ -22,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.demo_stack import DEMO, REPO, DemoStack, free_port
+from infra.demo_stack import DEMO, REPO, DemoStack, Progress, free_port
 from shared.kafka.topics import admin_client, catalogue, provision
 
 QUESTION = "what is the capital of france?"
@@ -39,6 +39,8 @@ class Journey:
     def setup(self) -> None:
         s = self.s
         t = s.step("Starting Kafka (KRaft) and PostgreSQL with infra/up.sh")
+        for leftover in s.stop_leftovers():
+            print(f"    stopped {leftover}, left running by an earlier demo", flush=True)
         s.start_infra()
         provision(admin_client(s.env["KAFKA_BOOTSTRAP_SERVERS"]), catalogue())
         s.done(t)
@@ -47,10 +49,11 @@ class Journey:
         from shared.modelkit.adapters import train_adapter
         from shared.modelkit.cache import kit
 
-        self.kit = kit()
-        self.second = self.kit.root / "demo" / "good-seed-1"
-        if not (self.second / "adapter_config.json").is_file():
-            train_adapter(self.kit.base, self.second, kind="good", seed=1)
+        with Progress("training (about 30 s the first time, cached after)"):
+            self.kit = kit()
+            self.second = self.kit.root / "demo" / "good-seed-1"
+            if not (self.second / "adapter_config.json").is_file():
+                train_adapter(self.kit.base, self.second, kind="good", seed=1)
         s.done(t, f"-> {self.kit.root.relative_to(REPO)}")
 
         t = s.step("Registering the base model, staging and production, retention, principals")
@@ -151,11 +154,12 @@ class Journey:
             ACTIVATOR_HTTP_PORT=str(activator_port),
         )
         s.start("archiver", "services.archiver", ARCHIVER_SWEEP_INTERVAL_S="3")
-        for url in self.replicas:
-            s.wait_http(f"{url}/health")
-        s.wait_http(f"{self.approval}/healthz")
-        for url in s.web.values():
-            s.wait_http(f"{url}/health/ready")
+        with Progress("waiting for every service to report ready"):
+            for url in self.replicas:
+                s.wait_http(f"{url}/health")
+            s.wait_http(f"{self.approval}/healthz")
+            for url in s.web.values():
+                s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
 
     def submit(self, folder: Path, label: str) -> str:
@@ -311,7 +315,16 @@ def main() -> int:
             print(f"    metrics {name:<14} {shown}")
         s.done(t)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping the services", flush=True)
+        # Services run in their own sessions: the Ctrl-C reached only this process.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
+        print("\ninterrupted: stopping every service (up to 30 s)", flush=True)
+        s.stop()
+        if s.started_infra:
+            print("stopping Kafka and PostgreSQL, which this demo started", flush=True)
+            s.stop_infra()
+        else:
+            print("Kafka and PostgreSQL were running before the demo: left running", flush=True)
+        print("stopped; nothing of the demo is left running", flush=True)
         return 130
     finally:
         s.stop()

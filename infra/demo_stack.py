@@ -27,6 +27,54 @@ VAR = REPO / "var"
 DEMO = VAR / "demo"
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 LIFECYCLE = "adapters.lifecycle.v1"
+PIDS = DEMO / "processes.txt"  # the running demo's service pids: a re-run stops leftovers
+SPINNER = "|/-\\"
+
+
+class Progress:
+    """A long step's heartbeat: on a terminal one line redrawn in place (what it waits for,
+    the seconds so far); in a log (CI, a pipe) a line every `every_s` seconds instead."""
+
+    def __init__(self, what: str, *, every_s: float = 15.0) -> None:
+        self.what = what
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self.tty = sys.stdout.isatty()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._clear()
+
+    def say(self, line: str) -> None:
+        """A milestone inside the step, printed above the heartbeat."""
+        with self._lock:
+            self._clear()
+            print(f"    {line} (+{time.monotonic() - self.started:.1f}s)", flush=True)
+
+    def _clear(self) -> None:
+        if self.tty:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+
+    def _run(self) -> None:
+        tick = 0
+        while not self._stop.wait(0.2 if self.tty else self.every_s):
+            elapsed = time.monotonic() - self.started
+            with self._lock:
+                if self.tty:
+                    sys.stdout.write(f"\r    {SPINNER[tick % 4]} {self.what} ... {elapsed:.0f}s")
+                    sys.stdout.flush()
+                else:
+                    print(f"    ... still {self.what} ({elapsed:.0f}s)", flush=True)
+            tick += 1
 
 
 def free_port() -> int:
@@ -40,6 +88,8 @@ class DemoStack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.env: dict[str, str] = {}
         self.web: dict[str, str] = {}  # service -> its health and metrics server
+        self.started_infra = False
+        self.shown: dict[str, int] = {}  # adapter -> how many of its events were printed
         self.codec = Codec.from_env()
 
     # -- steps ---------------------------------------------------------------------------
@@ -52,6 +102,12 @@ class DemoStack:
 
     # -- infrastructure and processes ----------------------------------------------------
     def start_infra(self) -> None:
+        """infra/up.sh (idempotent); remembers whether Kafka and PostgreSQL already ran, so an
+        interrupted demo stops only what it started."""
+        status = subprocess.run(
+            [str(REPO / "infra" / "status.sh")], cwd=REPO, capture_output=True, check=False
+        )
+        self.started_infra = status.returncode != 0
         subprocess.run([str(REPO / "infra" / "up.sh")], check=True, cwd=REPO)
         values = {}
         for line in (VAR / "infra.env").read_text().splitlines():
@@ -76,13 +132,46 @@ class DemoStack:
         logs = DEMO / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = (logs / f"{name}.log").open("ab")
+        # Its own session: a Ctrl-C reaches the demo alone, which then stops every service
+        # in order (SIGTERM, then SIGKILL after 30 s) instead of each dying mid-write.
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=REPO,
             env={**self.env, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        self._record_pids()
+
+    def _record_pids(self) -> None:
+        DEMO.mkdir(parents=True, exist_ok=True)
+        lines = [f"{p.pid} {name}" for name, p in self.processes.items() if p.poll() is None]
+        PIDS.write_text("".join(f"{line}\n" for line in lines))
+
+    def stop_leftovers(self) -> list[str]:
+        """Stop services an earlier demo left running (killed before it could clean up), so
+        a re-run starts from the same place; each pid is checked to be a demo service."""
+        if not PIDS.is_file():
+            return []
+        stopped = []
+        for line in PIDS.read_text().splitlines():
+            pid_text, _, name = line.partition(" ")
+            pid = int(pid_text)
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"-m" in cmdline and any(arg.startswith(b"services.") for arg in cmdline):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(f"{name} (pid {pid})")
+        deadline = time.monotonic() + 30
+        for line in PIDS.read_text().splitlines():
+            pid = int(line.split(" ", 1)[0])
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        PIDS.unlink()
+        return stopped
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -110,6 +199,11 @@ class DemoStack:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        PIDS.unlink(missing_ok=True)
+
+    def stop_infra(self) -> None:
+        subprocess.run([str(REPO / "infra" / "down.sh")], cwd=REPO, check=False)
 
     def counters(self) -> dict[str, dict[str, float]]:
         """Each service's `adapters_events_total`, summed by outcome, from its /metrics."""
@@ -128,7 +222,12 @@ class DemoStack:
     # -- the operator's and trainer's tools ----------------------------------------------
     def adapterctl(self, *args: str, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:
         result = subprocess.run(
-            [str(ADAPTERCTL), *args], env=self.env, capture_output=True, text=True, timeout=300
+            [str(ADAPTERCTL), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            start_new_session=True,
         )
         if result.returncode not in ok:
             raise SystemExit(f"adapterctl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
@@ -153,13 +252,18 @@ class DemoStack:
     def wait_for(
         self, adapter: str, until: Callable[[list[Any]], bool], what: str, timeout_s: float = 300
     ) -> list[Any]:
+        """Poll the lifecycle log until `until` holds, showing each new event as it lands."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            events = self.events(adapter)
-            if until(events):
-                return events
-            self.check_alive()
-            time.sleep(0.5)
+        with Progress(f"waiting for {what}") as progress:
+            while time.monotonic() < deadline:
+                events = self.events(adapter)
+                for event in events[self.shown.get(adapter, 0) :]:
+                    progress.say(f"+ {describe(event)}")
+                self.shown[adapter] = len(events)
+                if until(events):
+                    return events
+                self.check_alive()
+                time.sleep(0.5)
         raise SystemExit(f"{adapter}: no {what} within {timeout_s}s; see var/demo/logs/")
 
     def wait_event(
@@ -221,3 +325,10 @@ class DemoStack:
         finally:
             stop.set()
             thread.join(timeout=30)
+
+
+def describe(event: Any) -> str:
+    """`RevisionValidated sha256:1a2b3c4d… [staging]`: one lifecycle event on one line."""
+    envelope = event.envelope
+    where = f" [{envelope.environment}]" if envelope.environment else ""
+    return f"{type(event).__name__} {envelope.revision[:15]}...{where}"

@@ -1,0 +1,62 @@
+"""Ctrl-C during `make demo` stops every service it started and nothing else: the shared
+Kafka and PostgreSQL it found running stay up, and a re-run starts clean."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, Infra, _reachable
+
+PIDS = REPO / "var" / "demo" / "processes.txt"
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_every_demo_service_and_leaves_the_shared_infra(infra: Infra) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, str(REPO / "infra" / "demo.py")],
+        cwd=REPO,
+        env=infra.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda out=demo.stdout: lines.extend(iter(out.readline, "")))
+    reader.start()
+    try:
+        deadline = time.monotonic() + 600
+        while not any("all ready" in line for line in lines):
+            assert demo.poll() is None, "".join(lines)[-6000:]
+            assert time.monotonic() < deadline, "".join(lines)[-6000:]
+            time.sleep(0.5)
+        started = {int(line.split()[0]): line.split()[1] for line in PIDS.read_text().splitlines()}
+        assert len(started) == 8, started  # six services and two serving replicas
+        assert all(alive(pid) for pid in started), started
+
+        os.kill(demo.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        assert demo.wait(timeout=90) == 130, "".join(lines)[-6000:]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        reader.join(timeout=10)
+    output = "".join(lines)
+    left = {pid: name for pid, name in started.items() if alive(pid)}
+    assert not left, f"still running after Ctrl-C: {left}\n{output[-4000:]}"
+    assert "nothing of the demo is left running" in output, output[-4000:]
+    assert "were running before the demo: left running" in output, output[-4000:]
+    assert not PIDS.exists()
+    assert _reachable(infra), "the demo stopped Kafka or PostgreSQL it did not start"
