@@ -25,7 +25,7 @@ from services.approval.views import (
     PendingRevision,
     SigningKey,
 )
-from shared.cli.principals import Principal
+from shared.registry.principals import Principal
 from shared.signing import public_pem
 
 router = APIRouter(prefix="/api/v1", tags=["approval"])

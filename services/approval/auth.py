@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.approval.problems import ApiProblem, problem_response
-from shared.cli.principals import Principal, Role, find_principal
+from shared.registry.principals import Principal, Role, find_principal
 
 COOKIE = "approval_session"
 

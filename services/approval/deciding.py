@@ -21,11 +21,11 @@ from services.approval import readmodel
 from services.approval.decisions import Ballot, Outcome, Situation, Verdict, decide
 from services.approval.projection import project_decision
 from services.approval.readmodel import Evaluation
-from shared.cli.principals import Principal
 from shared.events import Actor, Envelope, RevisionApproved, RevisionDenied
 from shared.ids import derive_event_id
 from shared.lifecycle import InvalidTransition
 from shared.registry.catalogue_store import Catalogue
+from shared.registry.principals import Principal
 from shared.registry.store import ConcurrentTransition, Registry, Step
 from shared.signing import APPROVED, DENIED, DecisionClaim, Signer
 

@@ -19,7 +19,7 @@ from services.approval.chart import bar_chart
 from services.approval.deps import WebDeps, web_deps
 from services.approval.problems import ApiProblem
 from services.approval.views import ADAPTER, DIGEST, ENVIRONMENT, DecisionRequest
-from shared.cli.principals import Principal, Role
+from shared.registry.principals import Principal, Role
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")

@@ -25,7 +25,7 @@ from services.approval.pages import templates
 from services.approval.readmodel import Metric
 from services.approval.views import Evidence, MetricComparison, OutputComparison
 from shared.artifacts import LocalArtifactStore
-from shared.cli.principals import Principal, Role, hash_token, new_token
+from shared.registry.principals import Principal, Role, hash_token, new_token
 
 SCRIPT = "<script>alert(1)</script>"
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from services.approval.app import create_app
 from services.approval.auth import POLICY
 from services.approval.deps import WebDeps
-from shared.cli.principals import Principal, Role
+from shared.registry.principals import Principal, Role
 from shared.signing import Signer
 
 TOKENS = {f"apt_{role.value}": Principal(f"{role.value}-1", role) for role in Role}
