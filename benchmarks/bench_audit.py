@@ -1,0 +1,227 @@
+"""Auditor: events/s that `adapterctl audit verify` and `audit replay` get through over a
+lifecycle topic with a realistic history (about 20,000 events over 300 adapters, committed
+through the registry and published by the relay), against a raw confluent-kafka consume plus
+fastavro schemaless decode of the same topic in the same run; with a profile of where the
+auditor's time goes (consume, decode, chain checks, the replay's fold).
+
+    make infra-up && .venv/bin/python -m benchmarks.bench_audit [--events 20000 --adapters 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from fastavro import schemaless_reader
+
+from benchmarks.common import REPO, Figure, infra_env, write_report
+from benchmarks.history import commit_and_publish, plan
+from shared import chain
+from shared.audit import Position, read_entry, verify
+from shared.cli.audit import run_replay, run_verify
+from shared.cli.source import Source, accepted_events, read_kafka
+from shared.codec import HEADER_SIZE, Codec
+from shared.kafka.topics import TopicSpec, admin_client, provision
+from shared.pointers import fold
+
+PARTITIONS = 6  # the lifecycle topic's default (`LIFECYCLE_PARTITIONS`)
+
+
+async def generate(bootstrap: str, dsn_base: str, events: int, adapters: int) -> dict[str, Any]:
+    """A fresh database and lifecycle topic holding the planned history."""
+    database = f"bench_audit_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn_base)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    topic = f"bench.audit.{uuid.uuid4().hex[:8]}"
+    provision(admin_client(bootstrap), [TopicSpec(topic, PARTITIONS)])
+    stories = plan(events, adapters)
+    dsn = dsn_base.rsplit("/", 1)[0] + "/" + database
+    return {"topic": topic, **await commit_and_publish(stories, dsn, bootstrap, topic)}
+
+
+def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
+    """Read every partition to its end with batched consumes; with `decode`, read each body
+    with fastavro under its writer schema (found by fingerprint), and nothing more."""
+    schemas = {v.fingerprint: v.parsed for v in Codec.from_env().catalogue}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in partitions
+    }
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end])
+    pending, count = {p for p, end in ends.items() if end}, 0
+    while pending:
+        for msg in consumer.consume(1000, timeout=1.0):
+            if msg.error():
+                continue
+            if decode:
+                value = msg.value()
+                body = io.BytesIO(value)
+                body.seek(HEADER_SIZE)
+                schemaless_reader(body, schemas[value[2:HEADER_SIZE]], None)
+            count += 1
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+    consumer.close()
+    return count
+
+
+def library_verify(source: Source) -> int:
+    """`adapterctl audit verify` as a function call; its one line of output is kept."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = run_verify(argparse.Namespace(json=False, public_key=[]), source)
+    assert status == 0 and out.getvalue().startswith("OK"), out.getvalue()
+    return status
+
+
+def library_replay(source: Source) -> int:
+    """`adapterctl audit replay --json` as a function call, its JSON parsed and checked."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = run_replay(argparse.Namespace(json=True), source)
+    replayed = json.loads(out.getvalue())
+    assert status == 0 and replayed["ok"] and replayed["revisions"], replayed["problems"]
+    return status
+
+
+def installed(env: dict[str, str], *args: str) -> str:
+    """The installed script, end to end: interpreter start, imports, read, verify, print."""
+    script = Path(sys.executable).parent / "adapterctl"
+    result = subprocess.run(
+        [str(script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+def timed(work: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def profile(source: Source) -> dict[str, Any]:
+    """One verify + replay, step by step, timed: where the auditor's time goes."""
+    codec = Codec.from_env()
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
+    records = list(source.read(source.bootstrap_servers, source.topic, source.timeout_s))
+    steps["consume_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    entries = [
+        read_entry(codec, Position(r.topic, r.partition, r.offset), r.key, r.value) for r in records
+    ]
+    steps["decode_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    report = verify(entries)
+    steps["verify_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    fold(accepted_events(report))
+    steps["fold_s"] = time.perf_counter() - started
+    assert report.ok and report.events == len(records), report.first_problem
+    total = sum(steps.values())
+    # Inside decode: the writer's record (what the hash is checked over) and the event.
+    writer_s = timed(lambda: [codec.decode_writer(r.value or b"") for r in records])
+    # Inside verify: recomputing each link's hash, the one check verify makes per event.
+    hash_s = timed(
+        lambda: [
+            chain.verify_link(
+                e.event.envelope.prev_hash, e.event.envelope.seq, e.full_name, e.record
+            )
+            for e in entries
+            if e.event is not None
+        ]
+    )
+    return {
+        "events": len(records),
+        **{k: round(v, 3) for k, v in steps.items()},
+        "share": {k.removesuffix("_s"): round(v / total, 3) for k, v in steps.items()},
+        "decode_writer_record_s": round(writer_s, 3),
+        "decode_event_s": round(steps["decode_s"] - writer_s, 3),
+        "verify_hash_recompute_s": round(hash_s, 3),
+        "verify_placement_and_legality_s": round(steps["verify_s"] - hash_s, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--adapters", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--topic", help="reuse a topic an earlier run filled (skips generating)")
+    args = parser.parse_args()
+    env = infra_env()
+    bootstrap, dsn = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
+    history: dict[str, Any] = {"topic": args.topic, "reused": True}
+    if args.topic is None:
+        history = asyncio.run(generate(bootstrap, dsn, args.events, args.adapters))
+    topic = history["topic"]
+    source = Source(read_kafka, bootstrap, topic, 15.0)
+    events = raw_consume(bootstrap, topic, decode=False)  # also warms the broker's page cache
+    runs: dict[str, list[float]] = {"raw": [], "raw_consume_only": [], "verify": [], "replay": []}
+    for _ in range(args.rounds):
+        runs["raw_consume_only"].append(timed(lambda: raw_consume(bootstrap, topic, False)))
+        runs["raw"].append(timed(lambda: raw_consume(bootstrap, topic, True)))
+        runs["verify"].append(timed(lambda: library_verify(source)))
+        runs["replay"].append(timed(lambda: library_replay(source)))
+    script_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+    startup_s = timed(lambda: installed(script_env, "--help"))  # interpreter and imports only
+    started = time.perf_counter()
+    verdict = installed(script_env, "audit", "verify", "--topic", topic)
+    script_s = time.perf_counter() - started
+    assert verdict.startswith("OK"), verdict
+    rate = {name: events / statistics.median(times) for name, times in runs.items()}
+    raw_name = "raw consume + fastavro decode"
+    figures = [
+        Figure("audit verify (library), events/s", rate["verify"], rate["raw"], "events/s",
+               raw_name, higher_is_better=True),
+        Figure("audit replay --json (library), events/s", rate["replay"], rate["raw"],
+               "events/s", raw_name, higher_is_better=True),
+        Figure("adapterctl audit verify (installed script, end to end), events/s",
+               events / script_s, rate["raw"], "events/s", raw_name, higher_is_better=True),
+    ]  # fmt: skip
+    details = {
+        "history": history,
+        "events": events,
+        "partitions": PARTITIONS,
+        "rounds": args.rounds,
+        "seconds": {k: [round(t, 3) for t in v] for k, v in runs.items()},
+        "events_per_s_median": {k: round(v, 1) for k, v in rate.items()},
+        "installed_script_s": round(script_s, 3),
+        "installed_script_said": verdict,
+        "installed_script_startup_s": round(startup_s, 3),
+        "profile": profile(source),
+    }
+    write_report("audit", figures, details)
+
+
+if __name__ == "__main__":
+    main()
