@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 CONSUMER = "ingest"
 ADAPTER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass
@@ -59,12 +60,18 @@ def copy_artifact(
 
 def check_request(event: AdapterTrained) -> None:
     """Dead-letter a trained event that cannot even name a revision safely."""
+    if not UUID.match(event.event_id):
+        # The id is the inbox key: a blank or reused one would make later events duplicates.
+        raise PermanentError(f"invalid_event_id: {event.event_id!r} must be a UUID")
     if not ADAPTER_NAME.match(event.adapter):
         raise PermanentError(
             f"invalid_adapter_name: {event.adapter!r} must match {ADAPTER_NAME.pattern}"
         )
     if not event.base_model.model_id or not event.base_model.revision:
         raise PermanentError("base_model_unspecified: base model id and revision are required")
+    if not event.submitter.strip():
+        # Separation of duties keeps the submitter from approving: it must know who that is.
+        raise PermanentError("submitter_unspecified: the submitter is required")
 
 
 def manifest_for(event: AdapterTrained, files: list[FileEntry]) -> Manifest:

@@ -85,7 +85,8 @@ def check_shipped_template(manifest: Manifest, shipped_hash: str | None) -> list
 def check_recipe(recipe: Mapping[str, Any]) -> list[Finding]:
     missing = []
     seed = recipe.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
+    # A negative seed is no seed: the trainer client writes -1 when recipe.json has none.
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         missing.append("seed")
     if not _non_empty_names(recipe.get("dataset_ids")):
         missing.append("dataset_ids")
@@ -95,7 +96,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> list[Finding]:
         error(
             "recipe_incomplete",
             f"the training recipe lacks {', '.join(missing)}: the run cannot be reproduced",
-            expected="seed (integer), dataset_ids (non-empty list)",
+            expected="seed (non-negative integer), dataset_ids (non-empty list)",
             found=",".join(f"{k}={recipe.get(k)!r}" for k in missing),
         )
     ]

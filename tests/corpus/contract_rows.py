@@ -137,6 +137,12 @@ CONTRACT_ROWS: tuple[Row, ...] = (
         ("recipe_incomplete",),
     ),
     Row(
+        "seed_negative_as_the_trainer_client_writes_a_missing_one",
+        provenance.check_recipe,
+        ({"seed": -1, "dataset_ids": ["d"]},),
+        ("recipe_incomplete",),
+    ),
+    Row(
         "seed_as_bool",
         provenance.check_recipe,
         ({"seed": True, "dataset_ids": ["d"]},),
