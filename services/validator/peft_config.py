@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.validator.patterns import pattern_problem
+
 BIAS_VALUES = ("none", "all", "lora_only")
 BOOL_KEYS = ("fan_in_fan_out", "use_rslora", "use_dora", "inference_mode")
 ALL_LINEAR = "all-linear"
@@ -111,18 +113,17 @@ def _not_bool(raw: Mapping[str, Any], key: str) -> bool:
 
 
 def _compiles(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
+    """A pattern `rank_for` can run: valid, and matched in bounded time once wrapped."""
+    wrapped = rf"(?:^|.*\.)(?:{pattern})$"
+    return pattern_problem(pattern) is None and pattern_problem(wrapped) is None
 
 
 def _selector_problems(key: str, value: object, *, required: bool) -> list[str]:
     if value is None:
         return [f"{key} is missing"] if required else []
     if isinstance(value, str):
-        return [] if value and _compiles(value) else [f"{key} is not a valid regular expression"]
+        why = pattern_problem(value) if value else "is not a valid regular expression"
+        return [f"{key} {why}"] if why else []
     if _is_name_list(value) and (value or not required):
         return []
     return [f"{key} must be a non-empty list of module names or a regular expression"]
