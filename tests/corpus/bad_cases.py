@@ -12,8 +12,8 @@ import json
 import os
 import pickle
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class BadCase:
     name: str
     expected_code: str
     build: Callable[[Path], Scenario]
+    # What `build` passes to `stage`: the bad-input corpus reuses `adapter` and `edit`.
+    stage_args: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _replace_weights(data: bytes, *, name: str = WEIGHTS) -> Callable[[Path], None]:
@@ -116,7 +118,7 @@ def _one_char_template() -> dict[str, bytes]:
 
 
 def _case(name: str, code: str, **stage_args: Any) -> BadCase:
-    return BadCase(name, code, lambda root: stage(root, **stage_args))
+    return BadCase(name, code, lambda root: stage(root, **stage_args), stage_args)
 
 
 EMBED = np.zeros((VOCAB + 8, HIDDEN), np.float32)  # embeddings resized for added tokens
@@ -250,3 +252,4 @@ BAD_CASES: tuple[BadCase, ...] = (
     ),
     _case("no_weight_file", "no_weights", edit=_remove(WEIGHTS)),
 )
+BY_NAME: Mapping[str, BadCase] = {case.name: case for case in BAD_CASES}

@@ -1,0 +1,118 @@
+"""The corpus's bad AdapterTrained fields and bad adapter folders, submitted to the
+trained topic as a trainer would and read by the real ingest and validator processes:
+each ends as RevisionRejected with its finding code, or in the trained topic's `.dlq`
+with its reason; none is validated, and none is dropped silently."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from shared.codec import Codec
+from shared.events import BaseModelRef, RevisionRejected, RevisionValidated
+from shared.kafka.producer import make_producer
+from shared.kafka.reader import LogRecord
+from shared.kafka.topics import dlq_of
+from shared.trainer_client import describe_submission
+from tests.corpus.bad_inputs import Entry, load
+from tests.corpus.bad_inputs.submissions import change_folder, with_fields, write_adapter_folder
+from tests.integration.bad_inputs.conftest import BASE_ID, BASE_REVISION, ENVIRONMENT
+from tests.stack import Stack
+
+ENTRIES = (*load("adapter_trained"), *load("adapter_files"))
+RECIPE = {"seed": 7, "dataset_ids": ["tickets-q3"], "hyperparameters": {"r": "8"}}
+SCOPE = {
+    "corpora": ["support-tickets"],
+    "time_window_start": "2026-07-01",
+    "time_window_end": "2026-09-30",
+    "filtering_rules": ["pii-scrubbed"],
+}
+
+
+@dataclass
+class Submitted:
+    entry: Entry
+    adapter: str  # the good name; an entry may send another
+    value: bytes
+    decision: Any = None  # RevisionValidated | RevisionRejected
+    dead: LogRecord | None = None
+    events: list[Any] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.decision is not None or self.dead is not None
+
+
+def _submission(stack: Stack, entry: Entry, codec: Codec) -> Submitted:
+    adapter = f"{entry.id[:48]}-{stack.token}"
+    folder = stack.incoming / adapter
+    files = entry.input if entry.entry_point == "adapter_files" else {}
+    write_adapter_folder(folder, files)
+    (folder / "recipe.json").write_text(json.dumps(RECIPE))
+    (folder / "data_scope.json").write_text(json.dumps(SCOPE))
+    event = describe_submission(
+        folder,
+        adapter=adapter,
+        base=BaseModelRef(model_id=BASE_ID, revision=BASE_REVISION),
+        submitter="trainer-alice",
+        tokenizer_revision="tok-1",
+        tokenizer_folder=stack.root / "base",
+        target_environments=[ENVIRONMENT],
+    )
+    change_folder(folder, files)
+    if entry.entry_point == "adapter_trained":
+        places = {"incoming": str(stack.incoming), "folder": str(folder)}
+        event = with_fields(event, entry.input, places)
+    return Submitted(entry, adapter, codec.encode(event))
+
+
+def _collect(stack: Stack, submitted: list[Submitted], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not all(s.done for s in submitted):
+        events = stack.events()
+        dead = {r.value: r for r in stack.records(dlq_of(stack.trained_topic))}
+        for s in submitted:
+            s.events = [e for e in events if e.envelope.adapter == s.adapter]
+            s.decision = next(
+                (e for e in s.events if isinstance(e, RevisionValidated | RevisionRejected)), None
+            )
+            s.dead = dead.get(s.value)
+        for name, process in stack.processes.items():
+            assert process.poll() is None, f"{name} died:\n{stack.log_of(name)}"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def outcomes(pipeline: Stack) -> dict[str, Submitted]:
+    codec = Codec.from_env()
+    submitted = [_submission(pipeline, entry, codec) for entry in ENTRIES]
+    producer = make_producer(pipeline.infra.bootstrap_servers)
+    for s in submitted:
+        producer.produce(pipeline.trained_topic, key=s.adapter.encode(), value=s.value)
+    assert producer.flush(30) == 0, "the corpus was not acknowledged by the broker"
+    _collect(pipeline, submitted, timeout_s=150)
+    return {s.entry.id: s for s in submitted}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=str)
+def test_each_bad_submission_is_rejected_with_its_code_or_dead_lettered_with_its_reason(
+    outcomes: dict[str, Submitted], pipeline: Stack, entry: Entry
+) -> None:
+    s = outcomes[entry.id]
+    names = [type(e).__name__ for e in s.events]
+    logs = "\n".join(f"--- {n}\n{pipeline.log_of(n)}" for n in ("ingest", "validator"))
+    assert s.done, f"no outcome (dropped silently?); events {names}\n{logs}"
+    if "finding" in entry.expect:
+        assert s.dead is None, s.dead.header("dlq.reason") if s.dead else ""
+        assert isinstance(s.decision, RevisionRejected), s.decision
+        codes = [f.code for f in s.decision.findings if f.severity == "error"]
+        assert entry.expect["finding"] in codes, codes
+    else:
+        assert s.dead is not None and s.decision is None, s.decision
+        reason = s.dead.header("dlq.reason") or ""
+        assert entry.expect["dlq_reason"] in reason, reason
+        assert s.dead.header("dlq.service") == "ingest"
