@@ -156,7 +156,7 @@ async def evidence(
 @router.post(
     "/environments/{environment}/revisions/{adapter}/{revision}/decisions",
     response_model=DecisionOutcome,
-    responses=documented(401, 403, 404, 409, 422),
+    responses=documented(401, 403, 404, 409, 413, 415, 422),
 )
 async def decide(
     environment: EnvironmentName,

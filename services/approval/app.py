@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.approval import api, pages, problems
 from services.approval.auth import authenticate_api
 from services.approval.deps import WebDeps
+from services.approval.limits import BodyLimits
 from services.approval.views import Problem
 
 DESCRIPTION = """\
@@ -31,6 +32,7 @@ def create_app(deps: WebDeps) -> FastAPI:
     )
     app.state.deps = deps
     app.state.lookup = deps.lookup
+    app.add_middleware(BodyLimits)  # inside authentication, which is added after it
     app.middleware("http")(authenticate_api)
     problems.install(app, pages.render_problem)
     pages.install(app)

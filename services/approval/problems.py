@@ -33,8 +33,19 @@ TITLES: Mapping[str, str] = {
     "stale-evidence": "The decision names stale evidence",
     "conflict": "The revision changed meanwhile",
     "invalid-request": "The request is invalid",
+    "content-too-large": "The body is too large",
+    "unsupported-media-type": "The body is not JSON",
     "cross-site-request": "Cross-site request refused",
     "internal-error": "Internal error",
+}
+
+
+# The HTTP errors Starlette and the body limits raise, by status.
+SLUGS: Mapping[int, str] = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "content-too-large",
+    415: "unsupported-media-type",
 }
 
 
@@ -113,7 +124,7 @@ def install(app: FastAPI, render_page: PageRenderer) -> None:
             detail = f"the body cannot be read: {exc.detail}"
             unreadable = ApiProblem(422, "invalid-request", detail, errors=[error])
             return await respond(request, unreadable)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "invalid-request")
+        slug = SLUGS.get(exc.status_code, "invalid-request")
         detail = str(exc.detail) if exc.status_code != 404 else f"no such page: {request.url.path}"
         problem = ApiProblem(exc.status_code, slug, detail, headers=exc.headers)
         return await respond(request, problem)
@@ -136,6 +147,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "the principal's role may not do this, or separation of duties forbids it",
         404: "no such revision or environment",
         409: "stale evidence, already decided, already approved, or not awaiting a decision",
+        413: "the body is larger than the service reads",
+        415: "the body is not sent as application/json",
         422: "a path parameter or the body does not fit the schema",
     }
     ref = {"$ref": "#/components/schemas/Problem"}

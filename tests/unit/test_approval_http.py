@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from services.approval.app import create_app
 from services.approval.auth import POLICY
 from services.approval.deps import WebDeps
+from services.approval.limits import MAX_BODY_BYTES
 from shared.registry.principals import Principal, Role
 from shared.signing import Signer
 
@@ -191,3 +192,25 @@ def test_a_login_posted_from_another_origin_is_refused(client: TestClient) -> No
         "/login", data={"token": "apt_approver"}, headers={"Origin": "http://testserver"}
     )
     assert same.status_code == 303 and "approval_session=" in same.headers["set-cookie"]
+
+
+def test_a_body_not_sent_as_json_is_415_saying_what_to_send(client: TestClient) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {**_as(Role.APPROVER), **({"content-type": content_type} if content_type else {})}
+        response = client.post(
+            PATH + "/decisions", content=b'{"decision": "deny"}', headers=headers
+        )
+        body = _problem(response, 415, "unsupported-media-type")
+        assert "application/json" in body["detail"]
+
+
+def test_a_body_above_the_limit_is_413_before_it_is_parsed(client: TestClient) -> None:
+    oversize = b'{"comment": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+    response = client.post(
+        PATH + "/decisions",
+        content=oversize,
+        headers={**_as(Role.APPROVER), "content-type": "application/json"},
+    )
+    assert str(MAX_BODY_BYTES) in _problem(response, 413, "content-too-large")["detail"]
+    anonymous = client.post(PATH + "/decisions", content=oversize)
+    _problem(anonymous, 401, "unauthenticated")
