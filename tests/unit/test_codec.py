@@ -461,3 +461,33 @@ def test_a_flipped_body_byte_raises_nothing_but_codec_error(
     data[HEADER_SIZE + at % (len(data) - HEADER_SIZE)] ^= xor
     with contextlib.suppress(CodecError):
         codec.decode(bytes(data))
+
+
+@FUZZ
+@given(cls=st.sampled_from(ALL_EVENTS), data=st.data())
+def test_every_truncation_of_a_valid_encoding_is_a_codec_error(
+    codec: Codec, cls: type, data: st.DataObject
+) -> None:
+    encoded = codec.encode(sample(cls))
+    cut = data.draw(st.integers(0, len(encoded) - 1), label="cut")
+    for read in (codec.decode, codec.decode_writer):
+        with pytest.raises(CodecError):
+            read(encoded[:cut])
+
+
+@FUZZ
+@given(
+    cls=st.sampled_from(ALL_EVENTS),
+    at=st.integers(min_value=0),
+    inserted=st.binary(max_size=9),
+    removed=st.integers(0, 9),
+)
+def test_bytes_inserted_or_removed_in_a_valid_encoding_raise_nothing_but_codec_error(
+    codec: Codec, cls: type, at: int, inserted: bytes, removed: int
+) -> None:
+    data = codec.encode(sample(cls))
+    i = at % (len(data) + 1)
+    mutated = data[:i] + inserted + data[i + removed :]
+    for read in (codec.decode, codec.decode_writer):
+        with contextlib.suppress(CodecError):
+            read(mutated)

@@ -257,3 +257,44 @@ def test_header_shaped_json_is_either_parsed_consistently_or_refused(
         return
     spans = sorted(t.data_offsets for t in parsed.tensors.values())
     assert sum(end - begin for begin, end in spans) == len(data)
+
+
+CODES = {"pickle_detected", "header_too_large", "truncated", "malformed_header"}
+VALID = st_writer.encode(
+    {
+        "base_model.model.layers.0.q_proj.lora_A.weight": np.zeros((2, 4), np.float32),
+        "base_model.model.layers.0.q_proj.lora_B.weight": np.zeros((4, 2), np.float16),
+    },
+    {"format": "pt"},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(VALID) - 1))
+def test_every_truncation_of_a_valid_file_is_truncated(cut: int) -> None:
+    assert code_of(VALID[:cut], bound=len(VALID)) == "truncated"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    at=st.integers(min_value=0),
+    inserted=st.binary(max_size=9),
+    removed=st.integers(0, 9),
+    xor=st.integers(0, 255),
+)
+def test_a_mutated_valid_file_is_parsed_consistently_or_refused_with_a_code(
+    at: int, inserted: bytes, removed: int, xor: int
+) -> None:
+    i = at % len(VALID)
+    flipped = VALID[:i] + bytes([VALID[i] ^ xor]) + VALID[i + 1 :]
+    mutated = flipped[:i] + inserted + flipped[i + removed :]
+    reader = BoundedReader(mutated)
+    try:
+        parsed = read_header(reader, len(mutated), max_header_bytes=BOUND)
+    except HeaderError as exc:
+        assert exc.code in CODES, exc
+    else:
+        spans = sorted(t.data_offsets for t in parsed.tensors.values())
+        data_size = len(mutated) - 8 - parsed.header_length
+        assert sum(end - begin for begin, end in spans) == data_size
+    assert reader.requested <= 9 + BOUND
