@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -63,8 +64,28 @@ class Figure:
     def row(self) -> str:
         return (
             f"| {self.name} | {self.value:,.3f} {self.unit} | {self.baseline_name}: "
-            f"{self.baseline:,.3f} {self.unit} | {self.ratio:.2f}x |"
+            f"{self.baseline:,.3f} {self.unit} | {ratio_text(self.ratio)} |"
         )
+
+
+def ratio_text(ratio: float) -> str:
+    """Two decimals, or two significant digits for a ratio that would print as 0.00x."""
+    return f"{ratio:.2f}x" if abs(ratio) >= 0.1 or ratio != ratio else f"{ratio:.2g}x"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds summed over every core since boot: two readings give the
+    machine's busy share between them, whoever's processes used it."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
 
 
 def write_report(bench: str, figures: list[Figure], details: dict[str, Any]) -> Path:

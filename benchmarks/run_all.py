@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import OUT, REPO
+from benchmarks.common import OUT, REPO, ratio_text
 
 BENCHES = ("bench_registry", "bench_ingest", "bench_evaluator", "bench_activator")
 
@@ -37,8 +37,8 @@ def main() -> int:
         for f in report["figures"]:
             lines.append(
                 f"| {report['bench']} | {f['name']} | {f['value']:,.3f} {f['unit']} | "
-                f"{f['baseline_name']}: {f['baseline']:,.3f} {f['unit']} | {f['ratio']:.2f}x | "
-                f"{report['measured_at']} |"
+                f"{f['baseline_name']}: {f['baseline']:,.3f} {f['unit']} | "
+                f"{ratio_text(f['ratio'])} | {report['measured_at']} |"
             )
     (REPO / "benchmarks" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote benchmarks/results.json and benchmarks/RESULTS.md; failed: {failed or 'none'}")
