@@ -16,8 +16,8 @@ One file per entry point (`<entry point>.yaml`), each a list of entries:
 | cli             | the installed `adapterctl` script        | exit, stderr (substring)
 
 The recipes are interpreted by `messages.py` (avro_bytes), `submissions.py`
-(adapter_trained, adapter_files) and the HTTP and CLI test modules in
-`tests/integration/bad_inputs/`; their docstrings list the keys.
+(adapter_trained, adapter_files), `http_requests.py` (http) and `commands.py` (cli), whose
+docstrings list the keys; `tests/integration/bad_inputs/` feeds the entries in.
 """
 
 from __future__ import annotations
