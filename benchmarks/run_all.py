@@ -10,7 +10,14 @@ import time
 
 from benchmarks.common import OUT, REPO, ratio_text
 
-BENCHES = ("bench_registry", "bench_ingest", "bench_evaluator", "bench_activator")
+BENCHES = (
+    "bench_registry",
+    "bench_ingest",
+    "bench_evaluator",
+    "bench_activator",
+    "bench_audit",
+    "bench_throughput",
+)
 
 
 def main() -> int:
