@@ -23,7 +23,11 @@ def main() -> None:
     settings = ServerSettings.from_env()
     state = ServerState(
         settings=settings,
-        engine=Engine(settings.base_folder, threads=settings.torch_threads),
+        engine=Engine(
+            settings.base_folder,
+            threads=settings.torch_threads,
+            max_resident=settings.max_resident_loras,
+        ),
         faults=Faults.from_json(settings.faults) if settings.faults_enabled else Faults(),
     )
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning")

@@ -2,11 +2,19 @@
 
 Generation runs one request at a time under a lock: PEFT switches the active adapter on
 the shared model, which is not safe to do from two threads at once.
+
+Like vLLM's LoRA slots, at most `max_resident` adapters sit in the PEFT model at once (a
+load into PEFT walks every module of every resident adapter, so it slows down with their
+number); the others stay registered and are swapped back in, least recently used out,
+when a request names them. A load still loads the weights once, so a broken adapter is
+refused at load time.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,15 +31,16 @@ class LoadRefused(Exception):
 
 
 class Engine:
-    def __init__(self, base_folder: Path, *, threads: int = 1) -> None:
+    def __init__(self, base_folder: Path, *, threads: int = 1, max_resident: int = 32) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.base_folder = base_folder
+        self.max_resident = max(1, max_resident)
         self._model, self.tokenizer = load(base_folder)
         self._peft: Any = None
-        self._slots: dict[str, str] = {}  # lora name -> PEFT adapter name
-        self._paths: dict[str, str] = {}
+        self._slots: OrderedDict[str, str] = OrderedDict()  # resident: name -> PEFT adapter
+        self._paths: dict[str, str] = {}  # every loaded lora name -> its folder
         self._next = 0
         self._lock = threading.Lock()
 
@@ -43,27 +52,42 @@ class Engine:
         if not (folder / "adapter_config.json").is_file():
             raise LoadRefused(f"no LoRA adapter at {path!r} (adapter_config.json missing)", 404)
         with self._lock:
-            if name in self._slots:
+            if name in self._paths:
                 raise LoadRefused(f"The lora adapter '{name}' has already been loaded.", 400)
-            slot = f"lora{self._next}"  # PEFT names are module keys: no dots, no '@'
-            self._next += 1
-            with peft_warnings_silenced():
-                if self._peft is None:
-                    from peft import PeftModel
+            self._make_resident(name, path)
+            self._paths[name] = path
 
-                    self._peft = PeftModel.from_pretrained(self._model, folder, adapter_name=slot)
-                else:
-                    self._peft.load_adapter(folder, adapter_name=slot)
+    def _make_resident(self, name: str, path: str) -> str:
+        """The PEFT adapter holding `name`, loaded first (evicting the least recently used
+        beyond `max_resident`) if it is not resident. Call with the lock held."""
+        if name in self._slots:
+            self._slots.move_to_end(name)
+            return self._slots[name]
+        slot = f"lora{self._next}"  # PEFT names are module keys: no dots, no '@'
+        self._next += 1
+        with peft_warnings_silenced():
+            if self._peft is None:
+                from peft import PeftModel
+
+                self._peft = PeftModel.from_pretrained(self._model, path, adapter_name=slot)
+            else:
+                self._peft.load_adapter(path, adapter_name=slot)
             self._peft.eval()
-            self._slots[name], self._paths[name] = slot, path
+            self._slots[name] = slot
+            # Evicting the adapter PEFT has active is expected here: generate sets its own.
+            warnings.filterwarnings("ignore", "Adapter .* was active which is now deleted")
+            while len(self._slots) > self.max_resident:
+                _, evicted = self._slots.popitem(last=False)
+                self._peft.delete_adapter(evicted)
+        return slot
 
     def unload(self, name: str) -> bool:
         with self._lock:
-            slot = self._slots.pop(name, None)
-            if slot is None:
+            if self._paths.pop(name, None) is None:
                 return False
-            self._paths.pop(name)
-            self._peft.delete_adapter(slot)
+            slot = self._slots.pop(name, None)
+            if slot is not None:
+                self._peft.delete_adapter(slot)
             return True
 
     def generate(self, lora: str | None, texts: Sequence[str], *, max_new_tokens: int) -> list[str]:
@@ -80,9 +104,9 @@ class Engine:
             )
             model: Any = self._model
             if lora is not None:
-                if lora not in self._slots:
+                if lora not in self._paths:
                     raise KeyError(lora)
-                self._peft.set_adapter(self._slots[lora])
+                self._peft.set_adapter(self._make_resident(lora, self._paths[lora]))
                 model = self._peft
             with torch.no_grad():
                 if lora is None and self._peft is not None:

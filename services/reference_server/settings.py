@@ -19,6 +19,7 @@ class ServerSettings:
     faults_enabled: bool = False  # the /admin/faults switch, for tests only
     faults: Mapping[str, Any] = field(default_factory=dict)
     torch_threads: int = 1
+    max_resident_loras: int = 32  # in the PEFT model at once; the rest swap in on use
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -49,4 +50,5 @@ class ServerSettings:
             faults_enabled=env.get("REFERENCE_FAULTS_ENABLED", "0") in ("1", "true", "yes"),
             faults=json.loads(env.get("REFERENCE_FAULTS", "{}")),
             torch_threads=int(env.get("REFERENCE_TORCH_THREADS", "1")),
+            max_resident_loras=int(env.get("REFERENCE_MAX_RESIDENT_LORAS", "32")),
         )
