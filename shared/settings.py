@@ -28,6 +28,9 @@ class KernelSettings:
     web_port: int = 0  # 0: no health/metrics web server
     run_relay: bool = True  # every service may lead the outbox relay (one leader at a time)
     artifact_root: str = "var/artifacts"
+    # Consumer groups are "<prefix>-<service>": every instance of a service shares one;
+    # a private test stack gets groups of its own.
+    consumer_group_prefix: str = "adapters"
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> KernelSettings:
@@ -55,5 +58,6 @@ class KernelSettings:
             log_level=env.get("LOG_LEVEL", defaults.log_level),
             run_relay=env.get("RUN_RELAY", "1") not in ("0", "false", "no"),
             artifact_root=env.get("ARTIFACT_ROOT", defaults.artifact_root),
+            consumer_group_prefix=env.get("CONSUMER_GROUP_PREFIX", defaults.consumer_group_prefix),
             web_port=int(env.get(f"{service.upper()}_WEB_PORT", env.get("WEB_PORT", "0"))),
         )

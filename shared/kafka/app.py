@@ -31,7 +31,7 @@ def make_app(settings: KernelSettings, *, app_id: str | None = None, **overrides
         "web_host": "127.0.0.1",
     }
     options.update(overrides)
-    return faust.App(app_id or f"adapters-{settings.service}", **options)
+    return faust.App(app_id or f"{settings.consumer_group_prefix}-{settings.service}", **options)
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
