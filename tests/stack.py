@@ -26,6 +26,9 @@ class Stack:
     root: Path
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # On a 3-broker cluster: 3 and 2, so the private topics survive a broker's loss.
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     @property
     def database_url(self) -> str:
@@ -56,9 +59,15 @@ class Stack:
         await admin.execute(f'CREATE DATABASE "stack_{self.token}"')
         await admin.close()
         topics = [self.trained_topic, self.lifecycle_topic, self.commands_topic]
+        isr = (
+            {"min.insync.replicas": str(self.min_insync_replicas)}
+            if self.min_insync_replicas != 1
+            else {}
+        )
         provision(
             admin_client(self.infra.bootstrap_servers),
-            [TopicSpec(t, 3) for t in topics] + [TopicSpec(dlq_of(t), 1) for t in topics],
+            [TopicSpec(t, 3, isr) for t in topics] + [TopicSpec(dlq_of(t), 1, isr) for t in topics],
+            replication_factor=self.replication_factor,
         )
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
