@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -77,13 +77,14 @@ def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
             if msg.error():
                 continue
             if decode:
-                value = msg.value()
+                value = cast(bytes, msg.value())
                 body = io.BytesIO(value)
                 body.seek(HEADER_SIZE)
                 schemaless_reader(body, schemas[value[2:HEADER_SIZE]], None)
             count += 1
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
+            partition, offset = cast(int, msg.partition()), cast(int, msg.offset())
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
     consumer.close()
     return count
 

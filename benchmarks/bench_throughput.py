@@ -28,7 +28,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, TopicPartition
@@ -81,7 +81,8 @@ class Tally(threading.Thread):
             for msg in self.consumer.consume(500, timeout=0.05):
                 if msg.error():
                     continue
-                kind = dict(msg.headers() or [])["event_type"].decode().rsplit(".", 1)[-1]
+                event_type = cast(bytes, dict(msg.headers() or [])["event_type"])
+                kind = event_type.decode().rsplit(".", 1)[-1]
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if kind in VERDICTS:
                     self.verdicts.append(time.perf_counter())
