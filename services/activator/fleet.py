@@ -121,38 +121,57 @@ class Fleet:
         for manifest, path in loads:
             await self.check_contract(targets, spec, manifest)
             name = lora_name(manifest.adapter, manifest.revision)
-            results = await asyncio.gather(
-                *(self._load_one(t, name, path) for t in targets), return_exceptions=True
-            )
-            failed = [
-                f"{t.url}: {r}"
-                for t, r in zip(targets, results, strict=True)
-                if isinstance(r, BaseException)
-            ]
-            if failed:
-                raise RolloutStopped(
-                    f"{name} did not load on every replica: " + "; ".join(failed),
-                    {"stopped_by": "load", "lora_name": name, "failures": " | ".join(failed)},
-                )
-            # A replica that listed the name before any load has proved it; ask the others.
-            cold = [t for t, warm in zip(targets, results, strict=True) if warm is not True]
-            listings = await asyncio.gather(
-                *(self._retrying(t.models) for t in cold), return_exceptions=True
-            )
-            missing = [
-                t.url
-                for t, listed in zip(cold, listings, strict=True)
-                if isinstance(listed, BaseException) or name not in listed
-            ]
-            if missing:
-                raise RolloutStopped(
-                    f"{name} is not listed by {', '.join(missing)} after loading (a load that "
-                    "answered success without loading): no traffic moved",
-                    {"stopped_by": "verify", "lora_name": name, "missing_on": ", ".join(missing)},
-                )
-            warm = sum(1 for r in results if r is True)
+            warm = 0
+            pending = list(targets)
+            for attempt in range(1, self.retry.attempts + 1):
+                missing, warm_now = await self._load_and_verify(pending, name, path)
+                warm += warm_now if attempt == 1 else 0
+                if not missing:
+                    break
+                if attempt == self.retry.attempts:
+                    urls = ", ".join(t.url for t in missing)
+                    raise RolloutStopped(
+                        f"{name} is not listed by {urls} after loading (a load that "
+                        "answered success without loading): no traffic moved",
+                        {"stopped_by": "verify", "lora_name": name, "missing_on": urls},
+                    )
+                # A replica that restarted between the load and the listing lost it: load
+                # again; one that keeps answering success without loading stops the rollout.
+                log.warning("load_not_listed", lora_name=name, urls=[t.url for t in missing])
+                await self.sleep(self.retry.delay(attempt))
+                pending = missing
             evidence[f"loaded.{name}"] = f"{len(targets)} replicas, {warm} already warm"
         return evidence
+
+    async def _load_and_verify(
+        self, targets: Sequence[ServingTarget], name: str, path: str
+    ) -> tuple[list[ServingTarget], int]:
+        """Load `name` where it is not listed; the replicas that still do not list it, and
+        how many listed it before any load."""
+        results = await asyncio.gather(
+            *(self._load_one(t, name, path) for t in targets), return_exceptions=True
+        )
+        failed = [
+            f"{t.url}: {r}"
+            for t, r in zip(targets, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+        if failed:
+            raise RolloutStopped(
+                f"{name} did not load on every replica: " + "; ".join(failed),
+                {"stopped_by": "load", "lora_name": name, "failures": " | ".join(failed)},
+            )
+        # A replica that listed the name before any load has proved it; ask the others.
+        cold = [t for t, warm in zip(targets, results, strict=True) if warm is not True]
+        listings = await asyncio.gather(
+            *(self._retrying(t.models) for t in cold), return_exceptions=True
+        )
+        missing = [
+            t
+            for t, listed in zip(cold, listings, strict=True)
+            if isinstance(listed, BaseException) or name not in listed
+        ]
+        return missing, sum(1 for r in results if r is True)
 
     async def publish(
         self, environment: str, targets: Sequence[ServingTarget] | None = None

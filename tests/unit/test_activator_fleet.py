@@ -65,6 +65,7 @@ class FakeReplica:
         self.contract = contract
         self.loaded: dict[str, str] = {}
         self.silent = False
+        self.lost_loads = 0  # loads it answers and then loses (it restarted in between)
         self.failures: list[TargetError] = []
         self.load_calls = 0
         self.routing: Mapping[str, Any] | None = None
@@ -79,7 +80,9 @@ class FakeReplica:
         self.load_calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        if not self.silent:
+        if self.lost_loads:
+            self.lost_loads -= 1
+        elif not self.silent:
             self.loaded[lora_name] = lora_path
 
     async def unload(self, lora_name: str) -> None:
@@ -185,6 +188,19 @@ async def test_a_load_answered_with_success_but_not_listed_stops_the_rollout() -
         await fleet_of(good, silent).prepare("prod", SPEC, [(manifest(), "/store")])
 
     assert stopped.value.evidence["stopped_by"] == "verify"
+
+
+async def test_a_replica_that_lost_the_load_when_it_restarted_is_loaded_again() -> None:
+    steady, restarted = FakeReplica("http://r1"), FakeReplica("http://r2")
+    restarted.lost_loads = 1
+    fleet = fleet_of(steady, restarted)
+
+    await fleet.prepare("prod", SPEC, [(manifest(), "/store")])
+
+    name = lora_name("chat", manifest().revision)
+    assert name in steady.loaded and name in restarted.loaded
+    assert (steady.load_calls, restarted.load_calls) == (1, 2)
+    assert fleet.slept == [0.5]  # type: ignore[attr-defined]
 
 
 async def test_a_transient_load_failure_is_retried_with_backoff() -> None:
