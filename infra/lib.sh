@@ -4,7 +4,12 @@
 # The repository root, wherever it was cloned: everything we own lives under it
 # (var/, .cache/), except a PostgreSQL data dir the postgres user could not reach.
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VAR_DIR="$REPO/var"
+# Where this stack's state lives. Another VAR_DIR is another stack: a second Kafka cluster
+# (say VAR_DIR=var/faults3 KAFKA_PORT_BASE=49092 BROKERS=3) that up/down/stop scripts run
+# with that VAR_DIR find, start and stop, never touching the one in var/ (nor it, them).
+VAR_DIR=${VAR_DIR:-$REPO/var}
+[[ $VAR_DIR == /* ]] || VAR_DIR="$PWD/$VAR_DIR"
+while [[ $VAR_DIR == */ && $VAR_DIR != / ]]; do VAR_DIR=${VAR_DIR%/}; done
 export REPO VAR_DIR
 
 say() { printf '[infra] %s\n' "$*"; }

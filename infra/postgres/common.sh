@@ -10,10 +10,15 @@ PG_PORT=${PG_PORT:-35432}
 PG_DB=adapters
 # The chosen cluster folder is recorded here, since it may live outside the repo.
 PG_RECORD="$VAR_DIR/postgres.dir"
-REPO_HASH=$(printf '%s' "$REPO" | sha256sum | cut -c1-8)
+# Names this stack: the repository's, or (another VAR_DIR, another stack) that folder's.
+if [[ $VAR_DIR == "$REPO/var" ]]; then
+  STACK_HASH=$(printf '%s' "$REPO" | sha256sum | cut -c1-8)
+else
+  STACK_HASH=$(printf '%s' "$VAR_DIR" | sha256sum | cut -c1-8)
+fi
 # Every process of ours carries this in its title, which lets stop.sh and down.sh find
-# them all, even after a fault test killed the postmaster.
-PG_CLUSTER_NAME="adapter-promotion-$REPO_HASH"
+# them all, even after a fault test killed the postmaster; another stack's are not ours.
+PG_CLUSTER_NAME="adapter-promotion-$STACK_HASH"
 
 # PostgreSQL refuses to run as root: run its tools as the postgres user then. From /,
 # because that user may not be allowed into the caller's working directory.

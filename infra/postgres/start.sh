@@ -26,7 +26,7 @@ choose_base() {
   if ((${#sock} <= 100)) && as_pg test -x "$VAR_DIR" -a -r "$VAR_DIR"; then
     printf '%s\n' "$base"
   else
-    printf '/tmp/adapter-promotion-pg-%s\n' "$REPO_HASH"
+    printf '/tmp/adapter-promotion-pg-%s\n' "$STACK_HASH"
   fi
 }
 
