@@ -190,11 +190,12 @@ class Report:
     done: int = 0
     per_type: Mapping[str, int] = field(default_factory=dict)
 
-    def raise_if_bad(self) -> None:
+    def raise_if_bad(self, context: str = "") -> None:
         if self.problems:
             shown = "\n".join(self.problems[:200])
             more = len(self.problems) - 200
             raise AssertionError(
+                f"{context}{': ' if context else ''}"
                 f"{len(self.problems)} pipeline outcome problem(s):\n{shown}"
                 + (f"\n... and {more} more" if more > 0 else "")
             )
