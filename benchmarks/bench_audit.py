@@ -28,7 +28,7 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fastavro import schemaless_reader
 
-from benchmarks.common import REPO, Figure, infra_env, write_report
+from benchmarks.common import REPO, Figure, delete_topics, infra_env, write_report
 from benchmarks.history import commit_and_publish, plan
 from shared import chain
 from shared.audit import Position, read_entry, verify
@@ -51,7 +51,11 @@ async def generate(bootstrap: str, dsn_base: str, events: int, adapters: int) ->
     provision(admin_client(bootstrap), [TopicSpec(topic, PARTITIONS)])
     stories = plan(events, adapters)
     dsn = dsn_base.rsplit("/", 1)[0] + "/" + database
-    return {"topic": topic, **await commit_and_publish(stories, dsn, bootstrap, topic)}
+    published = await commit_and_publish(stories, dsn, bootstrap, topic)
+    admin = await asyncpg.connect(dsn_base)  # the history now lives on the topic alone
+    await admin.execute(f'DROP DATABASE "{database}"')
+    await admin.close()
+    return {"topic": topic, **published}
 
 
 def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
@@ -177,7 +181,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--adapters", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--topic", help="reuse a topic an earlier run filled (skips generating)")
+    parser.add_argument("--topic", help="reuse a topic an earlier run kept (skips generating)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated topic")
     args = parser.parse_args()
     env = infra_env()
     bootstrap, dsn = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
@@ -222,6 +227,8 @@ def main() -> None:
         "profile": profile(source),
     }
     write_report("audit", figures, details)
+    if args.topic is None and not args.keep:
+        delete_topics(bootstrap, [topic])
 
 
 if __name__ == "__main__":

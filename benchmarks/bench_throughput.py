@@ -33,7 +33,14 @@ from typing import Any, cast
 import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, TopicPartition
 
-from benchmarks.common import Figure, cpu_seconds, infra_env, machine_cpu, write_report
+from benchmarks.common import (
+    Figure,
+    cpu_seconds,
+    delete_topics,
+    infra_env,
+    machine_cpu,
+    write_report,
+)
 from shared.artifacts import LocalArtifactStore
 from shared.catalogue import EnvironmentSpec
 from shared.codec import Codec
@@ -235,7 +242,7 @@ def echo_baseline(bootstrap: str, n: int, size: int) -> dict[str, Any]:
     remaining = echo.flush(60)
     elapsed = time.perf_counter() - started
     consumer.close()
-    admin_client(bootstrap).delete_topics([source, sink])
+    delete_topics(bootstrap, [source, sink])
     assert remaining == 0, f"{remaining} echoes unacknowledged"
     return {"per_s": n / elapsed, "seconds": round(elapsed, 3), "messages": n, "bytes": size}
 
@@ -264,8 +271,8 @@ async def drain(
     tally.start()
     result: dict[str, Any] = {"partitions": partitions, "instances": instances, "revisions": n}
     try:
-        # A group of its own where the kernel allows it (CONSUMER_GROUP_PREFIX): evaluators
-        # of other stacks on this broker then neither join nor rebalance it.
+        # A consumer group of its own: evaluators of other stacks on this shared broker
+        # then neither join nor rebalance it.
         extra = {
             "EVALUATOR_SUITES_ROOT": str(suites),
             "RUN_RELAY": "0",
@@ -312,9 +319,9 @@ async def drain(
         tally.stop.set()
         stack.stop()
         tally.join(10)
-    await admin_sql(infra.database_url, f'DROP DATABASE IF EXISTS "stack_{stack.token}"')
-    admin_client(infra.bootstrap_servers).delete_topics([topic, dlq_of(topic)])
-    shutil.rmtree(stack.artifacts, ignore_errors=True)
+        await admin_sql(infra.database_url, f'DROP DATABASE IF EXISTS "stack_{stack.token}"')
+        delete_topics(infra.bootstrap_servers, [topic, dlq_of(topic)])
+        shutil.rmtree(stack.artifacts, ignore_errors=True)
     return result
 
 
@@ -326,12 +333,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await admin_sql(infra.database_url, f'CREATE DATABASE "{template}"')
     dsn = infra.database_url.rsplit("/", 1)[0] + "/" + template
     store = root / "seed-artifacts"
-    started = time.perf_counter()
-    size = await seed(dsn, LocalArtifactStore(store), args.revisions, args.adapters)
-    seeded_s = time.perf_counter() - started
-    baseline = echo_baseline(infra.bootstrap_servers, args.echo_messages, round(size))
     configs = []
     try:
+        started = time.perf_counter()
+        size = await seed(dsn, LocalArtifactStore(store), args.revisions, args.adapters)
+        seeded_s = time.perf_counter() - started
+        baseline = echo_baseline(infra.bootstrap_servers, args.echo_messages, round(size))
         for config in args.configs:
             configs.append(
                 await drain(infra, root, template, store, config, args.revisions, args.timeout_s,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.kafka.topics import admin_client
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 
@@ -26,6 +28,14 @@ def infra_env() -> dict[str, str]:
             key, _, value = line.removeprefix("export ").partition("=")
             values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+    """Delete a benchmark's own topics, waiting until the broker has (an admin client that
+    goes out of scope first takes the request with it)."""
+    admin = admin_client(bootstrap)
+    for future in admin.delete_topics(list(topics)).values():
+        future.result(timeout=30)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
