@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, TopicPartition
 
+from benchmarks.backlog import admin_sql, seed
 from benchmarks.common import (
     Figure,
     cpu_seconds,
@@ -42,22 +40,14 @@ from benchmarks.common import (
     write_report,
 )
 from shared.artifacts import LocalArtifactStore
-from shared.catalogue import EnvironmentSpec
-from shared.codec import Codec
-from shared.events import RevisionRegistered, RevisionValidated
 from shared.kafka.app import make_app
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
-from shared.manifest import FileEntry, Manifest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry, Step
 from shared.settings import KernelSettings
 from tests.conftest import Infra
-from tests.factories import lifecycle
 from tests.pipeline.instant import write_instant_suite
 from tests.stack import Stack
 
-ENV = "bench"
 VERDICTS = ("RevisionEvaluated", "RevisionEvaluationFailed")
 
 
@@ -135,80 +125,6 @@ def wait_assigned(group_id: str, topic: str, owners: int, stack: Stack) -> None:
             assert process.poll() is None, f"{name} died:\n{stack.log_of(name)}"
         time.sleep(0.2)
     raise TimeoutError(f"{group_id} never settled on {topic} with {owners} members")
-
-
-def revision_of(adapter: str, i: int) -> str:
-    return "sha256:" + uuid.uuid5(uuid.NAMESPACE_URL, f"{adapter}/{i}").hex * 2
-
-
-async def seed(dsn: str, store: LocalArtifactStore, revisions: int, adapters: int) -> float:
-    """Register and validate `revisions` over `adapters` in a fresh registry, each with its
-    manifest stored; the mean size of a RevisionValidated on the wire."""
-    registry = await Registry.connect(dsn, Codec.from_env(), max_size=12)
-    await Catalogue(registry.pool).put_environment(
-        EnvironmentSpec(
-            name=ENV,
-            base_model_id="bench/base",
-            base_model_revision="r1",
-            tokenizer_hash="sha256:" + "11" * 32,
-            chat_template_hash="sha256:" + "22" * 32,
-        )
-    )
-    config = store.put_stream(io.BytesIO(b'{"r": 16, "lora_alpha": 32}\n'), max_bytes=1 << 20)
-    files = (FileEntry(path="adapter_config.json", sha256=config.sha256, size=config.size),)
-
-    def manifest(i: int) -> tuple[str, str, str]:
-        adapter, revision = f"tput-{i % adapters:03d}", revision_of(f"tput-{i % adapters}", i)
-        digest = store.put_manifest(
-            Manifest(
-                adapter=adapter,
-                revision=revision,
-                files=files,
-                base_model_id="bench/base",
-                base_model_revision="r1",
-                tokenizer_revision="tok-1",
-                tokenizer_hash="sha256:" + "11" * 32,
-                chat_template_hash="sha256:" + "22" * 32,
-                quantization_profile="bf16",
-                target_environments=(ENV,),
-                submitter="trainer",
-                trained_event_id=str(uuid.uuid4()),
-                source_uri=f"file:///bench/{adapter}/{i}",
-            )
-        )
-        return adapter, revision, digest
-
-    with ThreadPoolExecutor(8) as pool:  # each manifest is fsynced: in parallel, seconds
-        planned = list(pool.map(manifest, range(revisions)))
-    queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
-    for item in planned:
-        queue.put_nowait(item)
-
-    async def writer() -> None:
-        while not queue.empty():
-            adapter, revision, digest = queue.get_nowait()
-            registered = lifecycle(
-                RevisionRegistered, adapter, revision, manifest_digest=digest,
-                target_environments=[ENV],
-            )  # fmt: skip
-            validated = lifecycle(RevisionValidated, adapter, revision, checked_environments=[ENV])
-            await registry.commit([Step(registered), Step(validated)])
-
-    await asyncio.gather(*(writer() for _ in range(10)))
-    size = await registry.pool.fetchval(
-        "SELECT avg(length(payload)) FROM outbox WHERE event_type LIKE '%.RevisionValidated'"
-    )
-    await registry.close()
-    return float(size)
-
-
-async def admin_sql(dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def echo_baseline(bootstrap: str, n: int, size: int) -> dict[str, Any]:
