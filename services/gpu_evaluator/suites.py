@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ PERFORMANCE_METRICS = ("latency_p50_ms", "latency_p95_ms", "tokens_per_s")
 # Metrics where less is better; a gate on them defaults to `greater_is_better: false`.
 LOWER_IS_BETTER = frozenset({"no_op_rate", "latency_p50_ms", "latency_p95_ms"})
 ROLES = ("system", "user", "assistant")
+# libyaml's parser where PyYAML was built with it (the wheels are): same safe subset, faster.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SuiteError(ValueError):
@@ -95,14 +98,21 @@ def find_suite(root: Path, adapter: str, environment: str) -> Path:
 
 
 def load_suite(root: Path, adapter: str, environment: str) -> Suite:
+    """The suite's file read afresh for every evaluation (an edit applies to the next one);
+    parsing is cached by the bytes read, so an unchanged suite is parsed once."""
     path = find_suite(root, adapter, environment)
-    return parse_suite(path.read_bytes(), source=path.relative_to(root).as_posix())
+    return _parse_cached(path.read_bytes(), path.relative_to(root).as_posix())
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(data: bytes, source: str) -> Suite:
+    return parse_suite(data, source=source)
 
 
 def parse_suite(data: bytes, *, source: str) -> Suite:
     """The suite in `data`, checked whole; SuiteError names the file and the problem."""
     try:
-        body = yaml.safe_load(data)
+        body = yaml.load(data, Loader=SafeLoader)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         raise SuiteError(f"{source}: not YAML: {exc}") from exc
     if not isinstance(body, dict):
