@@ -29,7 +29,7 @@ from shared.observability import (
     watch,
 )
 from shared.registry.relay import relay_from_settings
-from shared.registry.store import Registry
+from shared.registry.store import UNAVAILABLE, Registry
 from shared.settings import KernelSettings
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,8 @@ def run_service(
         dead_letters=FaustDeadLetters(app),
         # An illegal transition stays illegal: dead-letter it with the reason, at once.
         permanent=(PermanentError, InvalidTransition),
+        # PostgreSQL restarting is waited out: the events in flight are handled after it.
+        unavailable=UNAVAILABLE,
         observer=metrics,
     )
     relay_wanted = settings.run_relay if run_relay is None else run_relay

@@ -1,9 +1,11 @@
 """Decode a raw record, route it to its handler, dead-letter what cannot be handled.
 
 Error policy in one place: undecodable bytes and `PermanentError`s go to the
-dead-letter topic at once with the reason; any other exception is treated as an
-infrastructure hiccup and retried with backoff, then dead-lettered with the last
-cause. Nothing is dropped silently: every outcome is logged and counted.
+dead-letter topic at once with the reason; errors that say a dependency is away (the
+`unavailable` ones: the database restarting) are retried with capped backoff until it is
+back, the partition waiting in order; any other exception is treated as a hiccup and
+retried with backoff, then dead-lettered with the last cause. Nothing is dropped
+silently: every outcome is logged and counted.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class Dispatcher:
     counts: Counter[str] = field(default_factory=Counter)
     # Exceptions that mean "this message can never succeed": dead-lettered without retry.
     permanent: tuple[type[Exception], ...] = (PermanentError,)
+    # Exceptions that mean "a dependency is away": waited out, never dead-lettered (a
+    # database outage must not send every event in flight to the dead-letter topic).
+    unavailable: tuple[type[Exception], ...] = ()
     # Told every outcome (metrics); None: counts and logs only.
     observer: DispatchObserver | None = None
 
@@ -127,15 +132,22 @@ class Dispatcher:
             revision=getattr(envelope, "revision", None),
         )
         began = time.perf_counter()
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt = waited = 0
+        while True:
             started = time.perf_counter()
             try:
                 await handler(event)
             except self.permanent as exc:
                 reason = f"rejected by handler: {exc}"
                 return await self._dead_letter(record, reason, exc, bound, event_type, began)
+            except self.unavailable as exc:  # waited out, however long: not an attempt
+                waited += 1
+                delay = self.retry.delay(min(waited, self.retry.attempts))
+                bound.warning("handler_waiting", waited=waited, delay_s=delay, error=repr(exc))
+                await self.sleep(delay)
             except Exception as exc:  # retried, then dead-lettered: never swallowed
-                if attempt == self.retry.attempts:
+                attempt += 1
+                if attempt >= self.retry.attempts:
                     reason = f"handler failed after {attempt} attempts: {exc!r}"
                     return await self._dead_letter(record, reason, exc, bound, event_type, began)
                 delay = self.retry.delay(attempt)
@@ -146,7 +158,6 @@ class Dispatcher:
                 self._observe(record, event_type, Outcome.handled, began)
                 bound.debug("event_handled", duration_s=round(time.perf_counter() - started, 6))
                 return Outcome.handled
-        raise AssertionError("unreachable: the retry loop always returns")
 
     def _observe(
         self,

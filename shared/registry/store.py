@@ -25,6 +25,16 @@ from shared.registry.migrate import migrate
 
 NOTIFY_CHANNEL = "adapters_outbox"
 
+# What asyncpg raises while PostgreSQL is away (restarting, failing over, unreachable):
+# worth waiting for, unlike an error in what was asked of it.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused or reset on the wire
+    asyncpg.PostgresConnectionError,  # the connection was lost or could not be made
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,  # a session ended by the shutdown
+    asyncpg.CrashShutdownError,
+)
+
 
 class ConcurrentTransition(Exception):
     """Another writer moved the revision first: re-read it and decide again."""

@@ -144,3 +144,43 @@ async def test_an_exception_declared_permanent_is_dead_lettered_without_retry() 
     value = Codec.from_env().encode(sample(AdapterTrained))
     assert await dispatcher.dispatch(_record(value)) is Outcome.dead_lettered
     assert calls == 1 and sink.sent[0][1]["dlq.error_type"] == "LookupError"
+
+
+async def test_a_dependency_that_is_away_is_waited_out_however_many_tries_it_takes() -> None:
+    calls = 0
+    slept: list[float] = []
+
+    async def during_a_restart(event: AdapterTrained) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 12:  # far more than the 3 attempts a hiccup gets
+            raise ConnectionRefusedError("the database is restarting")
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    dispatcher, sink = _dispatcher({AdapterTrained: during_a_restart})
+    dispatcher.unavailable = (ConnectionError,)
+    dispatcher.sleep = sleep
+    value = Codec.from_env().encode(sample(AdapterTrained))
+    assert await dispatcher.dispatch(_record(value)) is Outcome.handled
+    assert calls == 13 and sink.sent == []
+    assert slept[:3] == [0.01, 0.02, 0.04] and max(slept) == 0.04  # capped backoff
+
+
+async def test_waiting_for_a_dependency_does_not_use_up_the_attempts_of_a_real_error() -> None:
+    calls = 0
+
+    async def away_then_broken(event: AdapterTrained) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 2:
+            raise ConnectionRefusedError("the database is restarting")
+        raise ValueError("a real bug")
+
+    dispatcher, sink = _dispatcher({AdapterTrained: away_then_broken})
+    dispatcher.unavailable = (ConnectionError,)
+    value = Codec.from_env().encode(sample(AdapterTrained))
+    assert await dispatcher.dispatch(_record(value)) is Outcome.dead_lettered
+    assert calls == 6  # three waits, three real attempts
+    assert "after 3 attempts" in sink.sent[0][1]["dlq.reason"]
