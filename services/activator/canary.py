@@ -22,14 +22,20 @@ log = structlog.get_logger(__name__)
 
 async def tick(deps: ActivatorDeps) -> None:
     """One round: every canary analysed, every served environment reconciled."""
-    for adapter, environment, pointer in await deps.store.canaries():
+    try:
+        canaries = await deps.store.canaries()
+        environments = await deps.store.served_environments()
+    except Exception as exc:  # the registry is away (restarting): the next tick retries
+        log.error("analysis_round_skipped", error=repr(exc))
+        return
+    for adapter, environment, pointer in canaries:
         try:
             await analyse_canary(deps, adapter, environment, pointer)
         except Exception as exc:  # registry, replica or metrics trouble: the next tick retries
             log.error(
                 "canary_analysis_failed", adapter=adapter, environment=environment, error=repr(exc)
             )
-    for environment in await deps.store.served_environments():
+    for environment in environments:
         try:
             await reconcile(deps, environment)
         except Exception as exc:
