@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ def cluster3(infra: Infra) -> Iterator[Infra]:
     finally:
         infra_script("down.sh")  # with VAR_DIR=var/faults3: this cluster only
         assert not kafka_pids(CLUSTER), "the 3-broker cluster outlived down.sh"
+        shutil.rmtree(CLUSTER)  # the next run starts an empty cluster
         assert kafka_pids(REPO / "var") == main_brokers, "down.sh stopped the main cluster"
         assert _port_open(infra.bootstrap_servers.split(",")[0])
 
