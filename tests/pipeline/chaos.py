@@ -114,6 +114,20 @@ async def relay_leader_pid(database_url: str, timeout_s: float = 20) -> int:
     raise AssertionError(f"no relay leader within {timeout_s}s")
 
 
+async def relay_leader(pipeline: Pipeline, timeout_s: float = 30) -> str:
+    """The service whose process leads the relay now. A process killed a moment ago may
+    still hold the lock until PostgreSQL notices its session is gone: wait for a live one."""
+    supervisor = pipeline.supervisor
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid = await relay_leader_pid(pipeline.stack.database_url, timeout_s)
+        name = supervisor.name_of(pid)
+        if name is not None and pid not in supervisor.killed:
+            return name
+        assert time.monotonic() < deadline, f"the relay leader's pid {pid} is no live service"
+        await asyncio.sleep(0.2)
+
+
 async def unleash(pipeline: Pipeline, kills: Sequence[Kill]) -> list[Performed]:
     """Carry out the schedule against the pipeline's supervised services: each kill as soon
     as its target has done its share of work (and came back from the kill before)."""
@@ -132,10 +146,7 @@ async def unleash(pipeline: Pipeline, kills: Sequence[Kill]) -> list[Performed]:
         await asyncio.sleep(ready.delay_s)
         service = ready.target
         if ready.target == RELAY_LEADER:
-            pid = await relay_leader_pid(pipeline.stack.database_url)
-            found = supervisor.name_of(pid)
-            assert found, f"the relay leader's pid {pid} is none of the services"
-            service = found
+            service = await relay_leader(pipeline)
         current = supervisor.pid_of(service)
         if current in supervisor.killed:  # killed a moment ago: strike its successor
             await asyncio.to_thread(supervisor.wait_restarted, service, current)

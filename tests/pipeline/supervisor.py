@@ -42,6 +42,8 @@ class Supervisor(threading.Thread):
         self.poll_s = poll_s
         self.deaths: list[Death] = []
         self.killed: set[int] = set()
+        self.buried: set[int] = set()  # pids whose death is recorded
+        self.launched: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         for spec in specs:
@@ -58,6 +60,7 @@ class Supervisor(threading.Thread):
         )
         log.close()
         self.stack.processes[spec.name] = process
+        self.launched[spec.name] = time.monotonic()
         return process
 
     def pid_of(self, name: str) -> int:
@@ -92,10 +95,17 @@ class Supervisor(threading.Thread):
                     if code is None or self.stopping.is_set():
                         continue
                     killed = process.pid in self.killed
-                    self.deaths.append(Death(name, process.pid, code, killed, time.monotonic()))
-                    if not killed:
-                        print(f"[supervisor] {name} (pid {process.pid}) died on its own: {code}")
-                    self._launch(self.specs[name])
+                    if process.pid not in self.buried:
+                        self.buried.add(process.pid)
+                        self.deaths.append(Death(name, process.pid, code, killed, time.monotonic()))
+                        if not killed:
+                            print(
+                                f"[supervisor] {name} (pid {process.pid}) died on its own: {code}"
+                            )
+                    # One that dies on its own right after starting is started again at most
+                    # once a second (systemd's RestartSec), not in a tight loop.
+                    if killed or time.monotonic() - self.launched[name] >= 1.0:
+                        self._launch(self.specs[name])
 
     def stop(self) -> None:
         self.stopping.set()
