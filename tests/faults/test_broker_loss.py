@@ -113,6 +113,7 @@ async def test_losing_a_broker_of_three_mid_run_loses_and_duplicates_no_promotio
             await asyncio.sleep(0.05)
         in_flight = PROMOTIONS - pipeline.done()
         await asyncio.to_thread(infra_script, "kafka/kill_broker.sh", str(victim))
+        assert not _port_open(f"127.0.0.1:{PORT_BASE + victim - 1}"), "the broker still serves"
         print(f"[kafka] broker {victim} SIGKILLed with {in_flight} promotions in flight")
 
         took = await pipeline.wait(timeout_s=420, stall_s=150)

@@ -15,6 +15,7 @@ import random
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -56,6 +57,15 @@ async def restart_postgres(port: str, down_s: float) -> float:
     return time.monotonic() - began
 
 
+async def postmaster_started(database_url: str) -> datetime:
+    conn = await asyncpg.connect(database_url)
+    try:
+        started: datetime = await conn.fetchval("SELECT pg_postmaster_start_time()")
+        return started
+    finally:
+        await conn.close()
+
+
 @pytest.mark.timeout(600)
 async def test_a_postgres_restart_mid_run_loses_and_duplicates_no_promotion(
     infra: Infra, tmp_path: Path
@@ -78,11 +88,12 @@ async def test_a_postgres_restart_mid_run_loses_and_duplicates_no_promotion(
             assert time.monotonic() < deadline, f"only {pipeline.done()} promotions finished"
             await asyncio.sleep(0.05)
         leader_before = await relay_leader_pid(pipeline.stack.database_url)
+        started_before = await postmaster_started(infra.database_url)
         in_flight = PROMOTIONS - pipeline.done()
         outage = await restart_postgres(port, down_s)
         print(f"[pg] restarted with {in_flight} promotions in flight; down for {outage:.1f}s")
-        conn = await asyncpg.connect(infra.database_url)  # the same port as before
-        await conn.close()
+        # The same port as before, and really a new server (not a script that did nothing).
+        assert await postmaster_started(infra.database_url) > started_before
 
         took = await pipeline.wait(timeout_s=300, stall_s=90)
         report = await pipeline.report()

@@ -54,6 +54,8 @@ async def test_killing_any_service_at_any_moment_loses_and_duplicates_no_promoti
         killed = {p.kill.target for p in performed} | {p.service for p in performed}
         assert set(KINDS) - {REFERENCE_SERVER} <= killed, killed  # RELAY_LEADER among them
         assert killed & {"replica1", "replica2"}, killed
+        struck = [d for d in pipeline.supervisor.deaths if d.killed]
+        assert sorted(d.pid for d in struck) == sorted(p.pid for p in performed)
         died = pipeline.supervisor.unexpected_deaths()
         assert not died, f"seed {seed}: services died on their own: {died}"
         print(pipeline.audit().strip())
