@@ -15,6 +15,7 @@ BENCHES = (
     "bench_ingest",
     "bench_evaluator",
     "bench_activator",
+    "bench_pipeline",
     "bench_audit",
     "bench_throughput",
 )

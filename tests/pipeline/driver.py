@@ -21,8 +21,10 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from confluent_kafka import Producer
 
 from shared.events import BaseModelRef
+from shared.kafka.producer import make_producer
 from shared.modelkit.cache import Kit, kit
 from tests.conftest import Infra
 from tests.pipeline.bot import Approver, Follower, seen_of
@@ -104,6 +106,14 @@ def service_specs(
     ]
 
 
+def warm_producer(bootstrap_servers: str) -> Producer:
+    """An idempotent producer past its start (producer id acquired, metadata fetched)."""
+    producer = make_producer(bootstrap_servers)
+    producer.list_topics(timeout=30)
+    producer.flush(30)
+    return producer
+
+
 def wait_http(url: str, supervisor: Supervisor, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -127,6 +137,7 @@ class Pipeline:
     approval_url: str
     expected: list[Expected] = field(default_factory=list)
     submitted_at: float = 0.0
+    producer: Producer | None = None  # the training cluster's, reused across promote()s
 
     @classmethod
     async def start(
@@ -170,8 +181,11 @@ class Pipeline:
         follower.start()
         return pipeline
 
-    async def promote(self, count: int, *, bad_every: int = 25) -> list[Submission]:
-        """Submit `count` adapters at once; every `bad_every`-th is spoiled and must be refused."""
+    async def promote(
+        self, count: int, *, bad_every: int = 25, prefix: str = "a"
+    ) -> list[Submission]:
+        """Submit `count` adapters at once (named `<prefix>-0000`...); every `bad_every`-th
+        is spoiled and must be refused."""
         submissions = prepare(
             template=self.tiny.good,
             incoming=self.stack.incoming,
@@ -183,11 +197,15 @@ class Pipeline:
             ),
             base_folder=self.tiny.base,
             environment=ENVIRONMENT,
+            prefix=prefix,
         )
         self.expected = [s.expected for s in submissions]
+        bootstrap = self.stack.infra.bootstrap_servers
+        if self.producer is None:
+            self.producer = await asyncio.to_thread(warm_producer, bootstrap)
         self.submitted_at = time.monotonic()
         await asyncio.to_thread(
-            submit_all, self.stack.infra.bootstrap_servers, self.stack.trained_topic, submissions
+            submit_all, bootstrap, self.stack.trained_topic, submissions, self.producer
         )
         return submissions
 
