@@ -67,6 +67,7 @@ def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,  # as the auditor's reader: no broker-side wait at the end
         }
     )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -75,9 +76,10 @@ def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
         for p in partitions
     }
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end])
-    pending, count = {p for p, end in ends.items() if end}, 0
+    pending, count, total = {p for p, end in ends.items() if end}, 0, sum(ends.values())
     while pending:
-        for msg in consumer.consume(1000, timeout=1.0):
+        # Never ask for more than are left: a consume call waits for as many as it asks for.
+        for msg in consumer.consume(min(1000, max(1, total - count)), timeout=1.0):
             if msg.error():
                 continue
             if decode:

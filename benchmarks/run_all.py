@@ -22,8 +22,10 @@ BENCHES = (
 
 
 def main() -> int:
+    """Run every bench, then gather; `--collect` only gathers what benchmarks/out/ holds
+    (after re-running one bench by hand; each row keeps the time it was measured)."""
     failed = []
-    for bench in BENCHES:
+    for bench in () if "--collect" in sys.argv[1:] else BENCHES:
         print(f"\n### {bench}", flush=True)
         started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", f"benchmarks.{bench}"], cwd=REPO)

@@ -87,8 +87,7 @@ def read_entry(codec: Codec, position: Position, key: bytes | None, value: bytes
     if value is None:
         return Entry(position, text_key, error="empty record: a tombstone has no place here")
     try:
-        full_name, record = codec.decode_writer(value)
-        event = codec.decode(value)
+        full_name, record, event = codec.decode_both(value)
     except CodecError as exc:
         return Entry(position, text_key, error=f"undecodable record: {exc}")
     if not isinstance(event, LIFECYCLE_EVENTS):

@@ -491,3 +491,18 @@ def test_bytes_inserted_or_removed_in_a_valid_encoding_raise_nothing_but_codec_e
     for read in (codec.decode, codec.decode_writer):
         with contextlib.suppress(CodecError):
             read(mutated)
+
+
+@pytest.mark.parametrize(
+    "sample",
+    sorted((Path(__file__).resolve().parent.parent / "data" / "golden").glob("*.bin")),
+    ids=lambda p: p.stem,
+)
+def test_decode_both_is_decode_writer_and_decode_of_every_released_version(sample: Path) -> None:
+    """The auditor's one-read path agrees with the two reads it replaces, for current and
+    older writer schemas alike."""
+    codec = Codec.from_env()
+    data = sample.read_bytes()
+    full_name, written, event = codec.decode_both(data)
+    assert (full_name, written) == codec.decode_writer(data)
+    assert event == codec.decode(data)
