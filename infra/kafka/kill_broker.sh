@@ -19,5 +19,13 @@ if ! pid=$(node_pid "$id"); then
 fi
 kill "-$signal" "$pid"
 wait_gone 30 "$pid" || die "kafka node $id (pid $pid) still runs 30 s after SIG$signal"
+# A JVM's main thread can be a zombie while its other threads still exit and hold the
+# sockets: the node is down only once its port refuses connections.
+port=$(broker_port "$id")
+for _ in $(seq 100); do
+  port_open "$port" || break
+  sleep 0.1
+done
+port_open "$port" && die "kafka node $id (pid $pid) is gone but port $port still accepts"
 rm -f "$(pid_file "$id")"
 say "kafka node $id (pid $pid) stopped with SIG$signal"
