@@ -19,11 +19,12 @@ from shared.codec import Codec
 from shared.events import RevisionRegistered, RevisionValidated
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, provision
-from shared.registry.relay import LEADER_LOCK, OutboxRelay, RelayConfig
+from shared.registry.relay import OutboxRelay, RelayConfig
 from shared.registry.store import Registry
 from tests.conftest import REPO, Infra
 from tests.factories import lifecycle
 from tests.integration.conftest import create_database
+from tests.pipeline.chaos import relay_leader_pid
 
 
 @pytest.fixture
@@ -112,25 +113,6 @@ async def test_a_thousand_transitions_over_fifty_adapters_arrive_in_order_withou
     await left.close()
 
 
-async def _leader_pid(database: str, timeout_s: float = 30) -> int:
-    conn = await asyncpg.connect(database)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            name = await conn.fetchval(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
-                " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objid = $1"
-                " AND l.granted",
-                LEADER_LOCK,
-            )
-            if name and name.startswith("relay-"):
-                return int(name.removeprefix("relay-"))
-            await asyncio.sleep(0.2)
-    finally:
-        await conn.close()
-    raise AssertionError("no relay became leader")
-
-
 async def test_killing_the_relay_leader_mid_stream_loses_nothing_once_a_standby_takes_over(
     infra: Infra, database: str, unique: Callable[[str], str]
 ) -> None:
@@ -147,13 +129,13 @@ async def test_killing_the_relay_leader_mid_stream_loses_nothing_once_a_standby_
     try:
         adapters = [unique(f"k{i}") for i in range(30)]
         writing = asyncio.create_task(_commit_journeys(registry, adapters, revisions=10))
-        leader = await _leader_pid(database)
+        leader = await relay_leader_pid(database, timeout_s=30)
         await asyncio.sleep(0.5)  # mid-stream: transitions are still being committed
         assert not writing.done(), "the writers finished before the kill: make the run longer"
         os.kill(leader, signal.SIGKILL)
         committed = await writing
         records = await asyncio.to_thread(_wait_for_events, infra, topic, committed)
-        successor = await _leader_pid(database)
+        successor = await relay_leader_pid(database, timeout_s=30)
         assert successor != leader
     finally:
         for relay in relays:
