@@ -2,8 +2,9 @@
 replication factor 3 and min.insync.replicas 2): nothing is lost, every revision ends
 Activated (or Rejected) exactly once, the audit log verifies.
 
-The cluster is a second one of its own (`VAR_DIR=var/faults3`, ports from 49092), started
-and stopped by the project's scripts for this module only; the session's single broker at
+The cluster is a second one of its own (`VAR_DIR=var/faults3`, ports from 29092, below
+the ephemeral range; `FAULTS_KAFKA_PORT_BASE`), started and stopped by the project's
+scripts for this module only; the session's single broker at
 39092 and its PostgreSQL are left alone (the pipeline's database is a private one there).
 """
 
@@ -28,7 +29,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 PROMOTIONS = 100
 CLUSTER = REPO / "var" / "faults3"
-PORT_BASE = 49092
+# Below Linux's ephemeral range (32768-60999): a client's outgoing connection can never be
+# holding one of these ports when the cluster starts (it once held 49194, a controller's).
+PORT_BASE = int(os.environ.get("FAULTS_KAFKA_PORT_BASE", "29092"))
 BROKERS = ",".join(f"127.0.0.1:{PORT_BASE + i}" for i in range(3))
 
 
@@ -67,8 +70,8 @@ def kafka_pids(var_dir: Path) -> set[int]:
 def cluster3(infra: Infra) -> Iterator[Infra]:
     """The 3-broker cluster, with the session's PostgreSQL; stopped at the module's end."""
     main_brokers = kafka_pids(REPO / "var")
-    infra_script("kafka/start.sh")
     try:
+        infra_script("kafka/start.sh")  # inside: a node that fails to start is stopped too
         ours = kafka_pids(CLUSTER)
         assert len(ours) == 3 and not ours & main_brokers, (ours, main_brokers)
         assert kafka_pids(REPO / "var") == main_brokers  # var/'s scripts do not see ours
@@ -76,7 +79,7 @@ def cluster3(infra: Infra) -> Iterator[Infra]:
     finally:
         infra_script("down.sh")  # with VAR_DIR=var/faults3: this cluster only
         assert not kafka_pids(CLUSTER), "the 3-broker cluster outlived down.sh"
-        shutil.rmtree(CLUSTER)  # the next run starts an empty cluster
+        shutil.rmtree(CLUSTER, ignore_errors=True)  # the next run starts an empty cluster
         assert kafka_pids(REPO / "var") == main_brokers, "down.sh stopped the main cluster"
         assert _port_open(infra.bootstrap_servers.split(",")[0])
 
