@@ -9,10 +9,11 @@ BROKERS ?= 1
 MARKERS ?= not gpu and not docker
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check bench
+.PHONY: lock setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check bench
 
 help:
-	@echo "make setup      venv + Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
+	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
+	@echo "make lock       re-resolve uv.lock after editing pyproject.toml (ARGS=--upgrade-package X)"
 	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
 	@echo "make demo       the main job: local stack + an adapter's journey through it"
 	@echo "make lint       ruff, mypy (shared/), import-linter contracts"
@@ -21,11 +22,23 @@ help:
 	@echo "make bench      every benchmark -> benchmarks/results.json and RESULTS.md"
 	@echo "make gpu-check  the evaluator's vLLM path on an NVIDIA GPU (never needed by CI)"
 
-$(VENV)/.stamp: pyproject.toml
+# Installs are locked: uv.lock pins every package (direct and transitive) for every extra.
+# `uv sync --locked` refuses a lock that no longer matches pyproject.toml, and installs
+# exactly what the lock says (removing anything else). To change a dependency, edit
+# pyproject.toml and run `make lock` (README: "Upgrading a dependency").
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+EXTRAS := --extra dev --extra eval --extra archive-s3
+
+$(VENV)/.stamp: pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e ".[dev,eval]"
-	@sha256sum pyproject.toml > $@
+	@$(UV) --version 2>/dev/null | grep -q " $(UV_VERSION) " || $(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) sync --locked $(EXTRAS) --python $(PY)
+	@sha256sum pyproject.toml uv.lock > $@
+
+# Re-resolve after editing pyproject.toml; `make lock ARGS="--upgrade-package torch"` moves one package.
+lock: $(VENV)/.stamp
+	$(UV) lock --python $(PY) $(ARGS)
 
 setup: $(VENV)/.stamp
 	infra/kafka/fetch.sh
