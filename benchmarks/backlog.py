@@ -16,8 +16,8 @@ from shared.catalogue import EnvironmentSpec
 from shared.codec import Codec
 from shared.events import RevisionRegistered, RevisionValidated
 from shared.manifest import FileEntry, Manifest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry, Step
+from shared.registry.catalogue_store import PostgresCatalogue
+from shared.registry.store import PostgresRegistry, Step
 from tests.factories import lifecycle
 
 ENV = "bench"
@@ -30,8 +30,8 @@ def revision_of(adapter: str, i: int) -> str:
 async def seed(dsn: str, store: LocalArtifactStore, revisions: int, adapters: int) -> float:
     """Register and validate `revisions` over `adapters` in a fresh registry, each with its
     manifest stored; the mean size of a RevisionValidated on the wire."""
-    registry = await Registry.connect(dsn, Codec.from_env(), max_size=12)
-    await Catalogue(registry.pool).put_environment(
+    registry = await PostgresRegistry.connect(dsn, Codec.from_env(), max_size=12)
+    await PostgresCatalogue(registry.pool).put_environment(
         EnvironmentSpec(
             name=ENV,
             base_model_id="bench/base",

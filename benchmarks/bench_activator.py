@@ -45,7 +45,7 @@ from shared.hf_folder import chat_template_hash, tokenizer_hash
 from shared.kafka.producer import make_producer, publish
 from shared.manifest import Manifest, revision_digest
 from shared.modelkit.cache import Kit, kit
-from shared.registry.store import Registry, Step
+from shared.registry.store import PostgresRegistry, Step
 from tests.conftest import Infra
 from tests.factories import lifecycle
 from tests.integration.test_activator import kit_files, start_replica, wait_healthy
@@ -86,7 +86,7 @@ class Activations(threading.Thread):
 
 
 async def approve_variant(
-    registry: Registry, store: LocalArtifactStore, tiny: Kit, root: Path, adapter: str, i: int
+    registry: PostgresRegistry, store: LocalArtifactStore, tiny: Kit, root: Path, adapter: str, i: int
 ) -> str:
     """A copy of the good adapter with one more file (so a new revision), approved in ENV."""
     folder = root / "variants" / f"v{i}"
@@ -143,7 +143,7 @@ def wait_routed(client: httpx.Client, replicas: list[str], adapter: str, name: s
 
 
 async def cycles(stack: Stack, tiny: Kit, replicas: list[str], n: int) -> dict[str, Any]:
-    registry = await Registry.connect(stack.database_url, Codec.from_env())
+    registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
     store = LocalArtifactStore(stack.artifacts)
     watcher = Activations(stack.infra.bootstrap_servers, stack.lifecycle_topic)
     watcher.start()

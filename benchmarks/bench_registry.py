@@ -1,4 +1,4 @@
-"""Registry + outbox relay: transitions committed and published per second, and the
+"""PostgresRegistry + outbox relay: transitions committed and published per second, and the
 commit-to-topic latency, against a raw confluent-kafka produce-and-consume round trip
 measured in the same run on the same broker.
 
@@ -23,7 +23,7 @@ from shared.events import RevisionRegistered, RevisionValidated
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.registry.relay import OutboxRelay, RelayConfig
-from shared.registry.store import Registry
+from shared.registry.store import PostgresRegistry
 from tests.factories import lifecycle
 
 
@@ -100,7 +100,7 @@ async def registry_pipeline(bootstrap: str, dsn_base: str, n: int, writers: int)
     dsn = dsn_base.rsplit("/", 1)[0] + "/" + database
     topic = _topic(bootstrap)
     codec = Codec.from_env()
-    registry = await Registry.connect(dsn, codec, max_size=writers + 2)
+    registry = await PostgresRegistry.connect(dsn, codec, max_size=writers + 2)
     warmup = 20
     arrivals = Arrivals(
         bootstrap, topic, n + warmup, lambda m: dict(m.headers())["event_id"].decode()

@@ -31,7 +31,7 @@ from shared.events import (
 from shared.lifecycle import SERVING, LifecycleEvent, RevisionStatus, State, apply
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.relay import OutboxRelay, RelayConfig
-from shared.registry.store import Registry, Step
+from shared.registry.store import PostgresRegistry, Step
 from tests.factories import lifecycle
 
 ENVIRONMENTS = ("staging", "production")
@@ -158,7 +158,7 @@ async def commit_and_publish(
     the outbox relay publishes to `topic`; return once every event is on the topic."""
     from shared.codec import Codec
 
-    registry = await Registry.connect(dsn, Codec.from_env(), max_size=writers + 1)
+    registry = await PostgresRegistry.connect(dsn, Codec.from_env(), max_size=writers + 1)
     relay = OutboxRelay(RelayConfig(dsn=dsn, bootstrap_servers=bootstrap, topic=topic))
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))

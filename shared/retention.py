@@ -33,7 +33,7 @@ from shared.lifecycle import SERVING, RevisionStatus, State
 from shared.pointers import EnvironmentPointer
 
 if TYPE_CHECKING:
-    from shared.registry.store import Registry
+    from shared.registry.port import Registry
 
 EXPIRABLE = frozenset({State.VALIDATED, State.REJECTED})
 # Still moving through the train: awaiting an approver or a rollout. Expiring such a

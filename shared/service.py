@@ -28,20 +28,28 @@ from shared.observability import (
     serve,
     watch,
 )
+from shared.registry.catalogue_store import PostgresCatalogue
+from shared.registry.port import Registry
 from shared.registry.relay import relay_from_settings
-from shared.registry.store import UNAVAILABLE, Registry
-from shared.settings import KernelSettings
+from shared.registry.store import UNAVAILABLE, PostgresRegistry
+from shared.settings import KernelSettings, exit_on_bad_settings
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class Kernel:
-    """What every service's handlers may use."""
+    """What a service's composition root (`main.py`) wires its handlers with.
+
+    Handlers see `registry` (the port) and `catalogue`; `pool` is for the composition root
+    alone, to give the service's own storage adapter its connections.
+    """
 
     settings: KernelSettings
     codec: Codec
     registry: Registry
+    catalogue: PostgresCatalogue
+    pool: Any  # asyncpg.Pool shared with the registry
     app: Any  # the faust app: timers, extra topics, web views
 
 
@@ -57,16 +65,17 @@ def run_service(
     run_relay: bool | None = None,
 ) -> None:
     """Run `name` until SIGTERM: consume `topics(settings)` in order, one event at a time."""
-    settings = KernelSettings.from_env(name, env)
+    with exit_on_bad_settings(name):
+        settings = KernelSettings.from_env(name, env)
     consumed = list(topics(settings))
     configure_logging(name, fmt=settings.log_format, level=settings.log_level)
     # Health and metrics are served by our own small server (below), not faust's web.
     app = make_app(settings, web_enabled=False)
-    codec = Codec.from_env()
+    codec = Codec.from_settings(settings.schemas)
     handlers: dict[type, Handler] = {}
     ready = asyncio.Event()
     metrics = Metrics(name)
-    registries: list[Registry] = []
+    registries: list[PostgresRegistry] = []
     dispatcher = Dispatcher(
         service=name,
         codec=codec,
@@ -84,9 +93,16 @@ def run_service(
         metrics.follow_relay(lambda: relay.is_leader)
 
     async def start() -> None:
-        registry = await Registry.connect(settings.database_url, codec)
+        registry = await PostgresRegistry.connect(settings.database_url, codec)
         registries.append(registry)
-        kernel = Kernel(settings=settings, codec=codec, registry=registry, app=app)
+        kernel = Kernel(
+            settings=settings,
+            codec=codec,
+            registry=registry,
+            catalogue=PostgresCatalogue(registry.pool),
+            pool=registry.pool,
+            app=app,
+        )
         handlers.update(await build(kernel))
         ready.set()
         log.info("service_ready", topics=consumed, handles=[t.__name__ for t in handlers])

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from services.activator.compat import ServingContract
 from services.activator.ports import TargetError
+from shared.contract import ServingContract
 
 ALREADY_LOADED = "already been loaded"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from services.activator.analysis import AnalysisPolicy, Verdict, analyse
+from services.activator.fleet import RolloutStopped
 from services.activator.handlers import attempt
 from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
 from services.activator.plans import Plan, Refused, Situation, plan_expand, plan_rollback
@@ -13,11 +14,22 @@ from services.activator.ports import TargetError
 from services.activator.rollouts import SERVICE_ACTOR, ActivatorDeps, Request, policy_for
 from services.activator.routing import lora_name
 from services.activator.store import CanaryStep
+from shared.artifacts import StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.ids import derive_event_id
 from shared.pointers import EnvironmentPointer
+from shared.registry.port import ConcurrentTransition
+from shared.registry.store import UNAVAILABLE
 
 log = structlog.get_logger(__name__)
+
+# What a round waits out (ADR 0008): the registry restarting, a replica that does not
+# answer, a writer that moved the revision first. Anything else is a bug: it crashes the
+# service, and its supervisor restarts it.
+OUTAGES: tuple[type[Exception], ...] = (*UNAVAILABLE, TargetError, ConcurrentTransition)
+# What one replica's reload may fail on (a manifest the store cannot read, a contract the
+# replica does not serve, a replica that refuses): logged, tried again next round.
+RELOAD_FAILURES: tuple[type[Exception], ...] = (StoreError, ValueError, RolloutStopped, TargetError)
 
 
 async def tick(deps: ActivatorDeps) -> None:
@@ -25,20 +37,20 @@ async def tick(deps: ActivatorDeps) -> None:
     try:
         canaries = await deps.store.canaries()
         environments = await deps.store.served_environments()
-    except Exception as exc:  # the registry is away (restarting): the next tick retries
+    except OUTAGES as exc:  # the registry is away (restarting): the next tick retries
         log.error("analysis_round_skipped", error=repr(exc))
         return
     for adapter, environment, pointer in canaries:
         try:
             await analyse_canary(deps, adapter, environment, pointer)
-        except Exception as exc:  # registry, replica or metrics trouble: the next tick retries
+        except OUTAGES as exc:  # registry or replica trouble: the next tick retries
             log.error(
                 "canary_analysis_failed", adapter=adapter, environment=environment, error=repr(exc)
             )
     for environment in environments:
         try:
             await reconcile(deps, environment)
-        except Exception as exc:
+        except OUTAGES as exc:
             log.error("reconcile_failed", environment=environment, error=repr(exc))
 
 
@@ -138,12 +150,12 @@ async def reconcile(deps: ActivatorDeps, environment: str) -> None:
             record = await deps.registry.revision(adapter, revision)
             if spec is None or record is None or not record.manifest_digest:
                 continue
-            manifest = deps.artifacts.get_manifest(record.manifest_digest)
-            deps.artifacts.materialize(manifest)
             try:
+                manifest = deps.artifacts.get_manifest(record.manifest_digest)
+                deps.artifacts.materialize(manifest)
                 await deps.fleet.check_contract([target], spec, manifest)
                 await target.load(name, deps.serving_path(manifest))
                 log.info("replica_reloaded", url=target.url, lora_name=name)
-            except Exception as exc:
+            except RELOAD_FAILURES as exc:
                 log.error("replica_reload_failed", url=target.url, lora_name=name, error=str(exc))
     await deps.fleet.publish(environment, reachable)

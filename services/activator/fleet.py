@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 
 import structlog
 
-from services.activator.compat import contract_of_environment, contract_of_manifest, mismatches
+from services.activator.compat import contract_problems
 from services.activator.metrics import Counters, parse_metrics
 from services.activator.ports import ServingTarget, TargetError
 from services.activator.routing import lora_name, routing_document, served_names
 from services.activator.store import ActivatorStore
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
 from shared.manifest import Manifest
 
 log = structlog.get_logger(__name__)
@@ -88,8 +89,9 @@ class Fleet:
         self, targets: Sequence[ServingTarget], spec: EnvironmentSpec, manifest: Manifest
     ) -> None:
         """RolloutStopped unless the environment and every replica run what the manifest needs."""
-        wanted = contract_of_manifest(manifest)
-        problems = mismatches(wanted, contract_of_environment(spec), f"environment {spec.name}")
+        wanted = ServingContract.of_manifest(manifest)
+        environment = ServingContract.of_environment(spec)
+        problems = contract_problems(wanted, environment, f"environment {spec.name}")
         described = await asyncio.gather(
             *(self._retrying(t.describe) for t in targets), return_exceptions=True
         )
@@ -97,7 +99,7 @@ class Fleet:
             if isinstance(found, BaseException):
                 problems.append(f"replica {target.url} cannot describe itself: {found}")
             elif found is not None:
-                problems.extend(mismatches(wanted, found, f"replica {target.url}"))
+                problems.extend(contract_problems(wanted, found, f"replica {target.url}"))
         if problems:
             raise RolloutStopped(
                 "the serving contract does not match: " + "; ".join(problems),

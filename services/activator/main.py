@@ -21,8 +21,8 @@ from services.activator.web import make_app, start_web
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
 from shared.manifest import Manifest
-from shared.registry.catalogue_store import Catalogue
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +50,12 @@ def start_timer(app: Any, deps: ActivatorDeps, interval_s: float) -> None:
 
 
 def run(env: Mapping[str, str] | None = None) -> None:
-    settings = ActivatorSettings.from_env(env)
+    settings = read_at_start("activator", ActivatorSettings, env)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         client = httpx.AsyncClient(timeout=settings.target_timeout_s)
-        store = ActivatorStore(kernel.registry.pool)
-        catalogue = Catalogue(kernel.registry.pool)
+        store = ActivatorStore(kernel.pool)
+        catalogue = kernel.catalogue
         artifacts = LocalArtifactStore(Path(kernel.settings.artifact_root))
         deps = ActivatorDeps(
             registry=kernel.registry,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from services.activator.compat import ServingContract
+from shared.contract import ServingContract
 
 
 class TargetError(Exception):

@@ -22,11 +22,10 @@ from services.activator.plans import Plan, Refused, Situation
 from services.activator.store import ActivatorStore, CanaryStep
 from shared.artifacts import LocalArtifactStore, StoreError
 from shared.catalogue import EnvironmentSpec
-from shared.events import Actor, Envelope
-from shared.ids import derive_event_id
+from shared.events import Actor, caused_envelope
 from shared.manifest import Manifest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Committed, Registry, RevisionRecord, Step
+from shared.registry.port import Catalogue
+from shared.registry.port import Committed, Registry, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
@@ -88,17 +87,16 @@ def _events(request: Request, plan: Plan, fleet_evidence: dict[str, str]) -> lis
         fields = dict(move.fields)
         if "evidence" in fields:
             fields["evidence"] = {**fleet_evidence, **fields["evidence"]}
-        envelope = Envelope(
-            event_id=derive_event_id(
-                request.cause_id, f"{move.event.__name__}:{move.revision}", request.environment
-            ),
+        envelope = caused_envelope(
+            cause_id=request.cause_id,
+            correlation_id=request.correlation_id,
             adapter=request.adapter,
             revision=move.revision,
             environment=request.environment,
-            occurred_at=datetime.now(UTC),
+            event_type=move.event.__name__,
+            discriminator=move.revision,  # a rollback moves two revisions in one command
             actor=request.actor,
-            causation_id=request.cause_id,
-            correlation_id=request.correlation_id,
+            occurred_at=datetime.now(UTC),
         )
         events.append(move.event(envelope=envelope, **fields))
     return events

@@ -2,50 +2,59 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat
+
+from shared.settings import Count, EnvSettings, OrNone, Port
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActivatorSettings:
+class ActivatorSettings(EnvSettings):
     """How often canaries are analysed, how replicas are driven, and where routing goes.
 
     The kernel's settings (Kafka, PostgreSQL, topics, artifact root, logs) come from
     `KernelSettings`; these are only what the activator adds.
     """
 
-    analysis_interval_s: float = 30.0
-    http_host: str = "127.0.0.1"
-    http_port: int = 8490  # GET /routing; 0: no HTTP server
-    routing_dir: Path | None = Path("var/routing")
-    load_attempts: int = 5
-    load_backoff_s: float = 0.2
-    load_backoff_max_s: float = 3.0
-    target_timeout_s: float = 30.0
-    serving_artifact_root: str = ""  # the artifact root as replicas see it ("" = the same path)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ActivatorSettings:
-        env = os.environ if env is None else env
-        d = cls()
-        routing = env.get("ACTIVATOR_ROUTING_DIR", str(d.routing_dir))
-        settings = cls(
-            analysis_interval_s=float(
-                env.get("ACTIVATOR_ANALYSIS_INTERVAL_S", d.analysis_interval_s)
-            ),
-            http_host=env.get("ACTIVATOR_HTTP_HOST", d.http_host),
-            http_port=int(env.get("ACTIVATOR_HTTP_PORT", d.http_port)),
-            routing_dir=Path(routing) if routing else None,
-            load_attempts=int(env.get("ACTIVATOR_LOAD_ATTEMPTS", d.load_attempts)),
-            load_backoff_s=float(env.get("ACTIVATOR_LOAD_BACKOFF_S", d.load_backoff_s)),
-            load_backoff_max_s=float(env.get("ACTIVATOR_LOAD_BACKOFF_MAX_S", d.load_backoff_max_s)),
-            target_timeout_s=float(env.get("ACTIVATOR_TARGET_TIMEOUT_S", d.target_timeout_s)),
-            serving_artifact_root=env.get("ACTIVATOR_SERVING_ARTIFACT_ROOT", ""),
-        )
-        if settings.analysis_interval_s <= 0 or settings.load_attempts < 1:
-            raise ValueError(
-                "ACTIVATOR_ANALYSIS_INTERVAL_S must be positive, ACTIVATOR_LOAD_ATTEMPTS at least 1"
-            )
-        return settings
+    analysis_interval_s: PositiveFloat = Field(
+        default=30.0,
+        validation_alias="ACTIVATOR_ANALYSIS_INTERVAL_S",
+        description="seconds between canary analyses",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        validation_alias="ACTIVATOR_HTTP_HOST",
+        description="where GET /routing listens",
+    )
+    http_port: Port = Field(
+        default=8490,
+        validation_alias="ACTIVATOR_HTTP_PORT",
+        description="GET /routing; 0: no HTTP server",
+    )
+    routing_dir: Annotated[Path | None, OrNone] = Field(
+        default=Path("var/routing"),
+        validation_alias="ACTIVATOR_ROUTING_DIR",
+        description="routing files for the replicas' proxies; empty: none written",
+    )
+    load_attempts: Count = Field(
+        default=5, validation_alias="ACTIVATOR_LOAD_ATTEMPTS", description="tries per replica load"
+    )
+    load_backoff_s: NonNegativeFloat = Field(
+        default=0.2, validation_alias="ACTIVATOR_LOAD_BACKOFF_S", description="first retry delay"
+    )
+    load_backoff_max_s: NonNegativeFloat = Field(
+        default=3.0,
+        validation_alias="ACTIVATOR_LOAD_BACKOFF_MAX_S",
+        description="longest retry delay",
+    )
+    target_timeout_s: PositiveFloat = Field(
+        default=30.0,
+        validation_alias="ACTIVATOR_TARGET_TIMEOUT_S",
+        description="seconds a replica has to answer",
+    )
+    serving_artifact_root: str = Field(
+        default="",
+        validation_alias="ACTIVATOR_SERVING_ARTIFACT_ROOT",
+        description="the artifact root as replicas mount it; empty: the same path",
+    )

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from services.activator.routing import routing_document
 from services.activator.store import ActivatorStore
-from shared.registry.catalogue_store import Catalogue
+from shared.registry.port import Catalogue
 
 
 async def document_for(store: ActivatorStore, environment: str) -> dict[str, Any]:

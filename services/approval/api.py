@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from services.approval import readmodel
 from services.approval.auth import api_role
 from services.approval.deciding import Conflict, UnknownTarget, cast
 from services.approval.decisions import Ballot, Choice, Reason, Refused
@@ -40,7 +39,7 @@ async def pending_list(deps: WebDeps, environment: str) -> PendingList:
     spec = await deps.catalogue.environment(environment)
     if spec is None:
         raise ApiProblem(404, "not-found", f"environment {environment!r} is not in the catalogue")
-    rows = await readmodel.pending(deps.registry.pool, environment)
+    rows = await deps.readmodel.pending(environment)
     return PendingList(
         environment=environment,
         revisions=[

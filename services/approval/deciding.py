@@ -21,12 +21,10 @@ from services.approval import readmodel
 from services.approval.decisions import Ballot, Outcome, Situation, Verdict, decide
 from services.approval.projection import project_decision
 from services.approval.readmodel import Evaluation
-from shared.events import Actor, Envelope, RevisionApproved, RevisionDenied
-from shared.ids import derive_event_id
+from shared.events import Actor, RevisionApproved, RevisionDenied, caused_envelope
 from shared.lifecycle import InvalidTransition
-from shared.registry.catalogue_store import Catalogue
+from shared.registry.port import Catalogue, ConcurrentTransition, Registry, Step
 from shared.registry.principals import Principal
-from shared.registry.store import ConcurrentTransition, Registry, Step
 from shared.signing import APPROVED, DENIED, DecisionClaim, Signer
 
 log = structlog.get_logger(__name__)
@@ -43,6 +41,7 @@ class Conflict(Exception):
 @dataclass(frozen=True, slots=True)
 class Decider:
     registry: Registry
+    readmodel: readmodel.ReadModel
     catalogue: Catalogue
     signer: Signer
     # One ballot at a time per process: a ballot holds one pooled connection (the row lock)
@@ -98,7 +97,7 @@ async def _cast(
     ballot: Ballot,
     required: int,
 ) -> Decided:
-    async with decider.registry.pool.acquire() as conn, conn.transaction():
+    async with decider.readmodel.transaction() as conn:
         evaluation = await readmodel.evaluation(conn, adapter, revision, environment, lock=True)
         record = await decider.registry.revision(adapter, revision)
         if record is None:
@@ -170,15 +169,15 @@ def _decision_event(
         comment=comment,
     )
     kind = "RevisionApproved" if approved else "RevisionDenied"
-    envelope = Envelope(
-        event_id=derive_event_id(evaluation.event_id, kind, evaluation.environment),
+    envelope = caused_envelope(
+        cause_id=evaluation.event_id,
+        correlation_id=evaluation.correlation_id,
         adapter=evaluation.adapter,
         revision=evaluation.revision,
         environment=evaluation.environment,
-        occurred_at=datetime.now(UTC),
+        event_type=kind,
         actor=Actor(principal=principal.name, role=principal.role.value),
-        causation_id=evaluation.event_id,
-        correlation_id=evaluation.correlation_id,
+        occurred_at=datetime.now(UTC),
     )
     signature, key_id = signer.sign(claim), signer.key_id
     if approved:

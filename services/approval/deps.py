@@ -9,14 +9,15 @@ from fastapi import Request
 from services.approval.auth import Lookup
 from services.approval.deciding import Decider
 from services.approval.evidence import EvidenceSources
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry
+from services.approval.readmodel import ReadModel
+from shared.registry.port import Catalogue, Registry
 from shared.signing import Signer
 
 
 @dataclass(frozen=True, slots=True)
 class WebDeps:
     registry: Registry
+    readmodel: ReadModel
     catalogue: Catalogue
     decider: Decider
     sources: EvidenceSources

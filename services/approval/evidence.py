@@ -35,8 +35,7 @@ from services.approval.views import (
 )
 from shared.artifacts import LocalArtifactStore, StoreError
 from shared.manifest import Manifest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry
+from shared.registry.port import Catalogue, Registry
 
 
 class EvidenceUnreadable(Exception):
@@ -46,6 +45,7 @@ class EvidenceUnreadable(Exception):
 @dataclass(frozen=True, slots=True)
 class EvidenceSources:
     registry: Registry
+    readmodel: readmodel.ReadModel
     catalogue: Catalogue
     store: LocalArtifactStore
     max_report_bytes: int
@@ -201,8 +201,8 @@ async def gather(
     sources: EvidenceSources, adapter: str, revision: str, environment: str
 ) -> Evidence | None:
     """Everything about one revision in one environment; None if it was never evaluated there."""
-    pool = sources.registry.pool
-    evaluation = await readmodel.evaluation(pool, adapter, revision, environment)
+    reads = sources.readmodel
+    evaluation = await reads.evaluation(adapter, revision, environment)
     record = await sources.registry.revision(adapter, revision)
     if evaluation is None or record is None:
         return None
@@ -222,9 +222,9 @@ async def gather(
         problems.append(str(exc))
     changed, unchanged = compare_outputs(report)
     gated = compare_metrics(evaluation.metrics or report_gates(report))
-    submission = await readmodel.submission(pool, adapter, revision)
+    submission = await reads.submission(adapter, revision)
     spec = await sources.catalogue.environment(environment)
-    decided = await readmodel.decision(pool, adapter, revision, environment)
+    decided = await reads.decision(adapter, revision, environment)
     state = record.status.track(environment)
     return Evidence(
         adapter=adapter,
@@ -258,7 +258,7 @@ async def gather(
                 comment=b.comment,
                 cast_at=b.cast_at,
             )
-            for b in await readmodel.ballots(pool, adapter, revision, environment)
+            for b in await reads.ballots(adapter, revision, environment)
         ],
         decision=_decision_view(decided),
     )

@@ -23,11 +23,12 @@ from services.approval.deciding import Decider
 from services.approval.deps import WebDeps
 from services.approval.evidence import EvidenceSources
 from services.approval.projection import handlers
+from services.approval.readmodel import ReadModel
 from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
-from shared.registry.catalogue_store import Catalogue
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 from shared.signing import Signer, load_or_create_signer, public_path
 
 log = structlog.get_logger(__name__)
@@ -40,20 +41,22 @@ class _Server(uvicorn.Server):
 
 
 def build_web(kernel: Kernel, settings: ApprovalSettings, signer: Signer) -> WebDeps:
-    registry = kernel.registry
-    catalogue = Catalogue(registry.pool)
+    registry, catalogue = kernel.registry, kernel.catalogue
+    reads = ReadModel(kernel.pool)
     return WebDeps(
         registry=registry,
+        readmodel=reads,
         catalogue=catalogue,
-        decider=Decider(registry=registry, catalogue=catalogue, signer=signer),
+        decider=Decider(registry=registry, readmodel=reads, catalogue=catalogue, signer=signer),
         sources=EvidenceSources(
             registry=registry,
+            readmodel=reads,
             catalogue=catalogue,
             store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
             max_report_bytes=settings.max_report_bytes,
         ),
         signer=signer,
-        lookup=lookup_in(registry.pool),
+        lookup=lookup_in(kernel.pool),
     )
 
 
@@ -77,7 +80,7 @@ def serve(kernel: Kernel, deps: WebDeps, settings: ApprovalSettings) -> None:
 
 
 def run(env: Mapping[str, str] | None = None) -> None:
-    settings = ApprovalSettings.from_env(env)
+    settings = read_at_start("approval", ApprovalSettings, env)
     signer = load_or_create_signer(settings.signing_key)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
@@ -88,6 +91,6 @@ def run(env: Mapping[str, str] | None = None) -> None:
             key_id=signer.key_id,
             public_key=str(public_path(settings.signing_key)),
         )
-        return handlers(kernel.registry.pool)
+        return handlers(kernel.pool)
 
     run_service("approval", lambda s: [s.lifecycle_topic], build, env=env)

@@ -3,6 +3,8 @@ the approvers' ballots and the decisions committed. SQL lives here and nowhere e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -217,12 +219,36 @@ async def decision(
     )
 
 
-async def may_operate(
-    pool: asyncpg.Pool, adapter: str, revision: str, environment: str, operator: str
-) -> bool:
-    """The migration's `approval_may_operate`, as the activator will call it."""
-    return bool(
-        await pool.fetchval(
-            "SELECT approval_may_operate($1, $2, $3, $4)", adapter, revision, environment, operator
-        )
-    )
+class ReadModel:
+    """The approval service's own tables, read through one pool (its storage adapter).
+
+    `transaction()` gives the connection a ballot is decided on (row locks held until it
+    ends); the module's functions take that connection, or this pool through the methods.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def pending(self, environment: str) -> list[Pending]:
+        return await pending(self._pool, environment)
+
+    async def evaluation(
+        self, adapter: str, revision: str, environment: str
+    ) -> Evaluation | None:
+        return await evaluation(self._pool, adapter, revision, environment)
+
+    async def submission(self, adapter: str, revision: str) -> Submission | None:
+        return await submission(self._pool, adapter, revision)
+
+    async def ballots(self, adapter: str, revision: str, environment: str) -> list[BallotRow]:
+        return await ballots(self._pool, adapter, revision, environment)
+
+    async def decision(
+        self, adapter: str, revision: str, environment: str
+    ) -> DecisionRow | None:
+        return await decision(self._pool, adapter, revision, environment)

@@ -1,15 +1,21 @@
-"""What a sweep reads from the registry: revisions, pointers, policies and holds, one snapshot."""
+"""What a sweep reads: revisions, pointers and supersessions from the registry (one snapshot),
+and the retention policies and legal holds from the archiver's own store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from shared.codec import Codec
+from services.archiver.ports import RetentionRules
 from shared.events import RevisionSuperseded
+from shared.lifecycle import LifecycleEvent, State
 from shared.pointers import EnvironmentPointer
-from shared.registry.store import Registry, status_from_json
+from shared.registry.port import Registry
 from shared.retention import RetentionPolicy, RevisionFacts
+
+# A revision may expire from these revision-track states; these are on the way out.
+EXPIRABLE = (State.VALIDATED, State.REJECTED)
+LEAVING = (State.EXPIRED, State.ARCHIVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,115 +26,49 @@ class Facts:
     holds: set[tuple[str, str]]
 
 
-async def read_facts(registry: Registry, adapter: str | None = None) -> Facts:
+async def read_facts(
+    registry: Registry, rules: RetentionRules, adapter: str | None = None
+) -> Facts:
     """Every revision that may expire (of `adapter`, or all), and what decides it.
 
-    One repeatable-read transaction, so versions and pointers agree with each other.
+    The registry's part is one consistent snapshot, so versions and pointers agree.
     """
-    async with (
-        registry.pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        rows = await conn.fetch(
-            "SELECT adapter, revision, version, tracks, created_at FROM revisions"
-            " WHERE tracks->>'' IN ('validated', 'rejected')"
-            " AND ($1::text IS NULL OR adapter = $1) ORDER BY adapter, created_at, revision",
-            adapter,
-        )
-        pointer_rows = await conn.fetch(
-            "SELECT * FROM pointers WHERE $1::text IS NULL OR adapter = $1", adapter
-        )
-        policies = await conn.fetch(
-            "SELECT environment, adapter, keep_superseded, min_age_days FROM retention_policies"
-        )
-        holds = await conn.fetch(
-            "SELECT adapter, revision FROM legal_holds WHERE released_at IS NULL"
-            " AND ($1::text IS NULL OR adapter = $1)",
-            adapter,
-        )
-        superseded = await _superseded_seqs(conn, registry.codec, adapter)
+    snapshot = await registry.snapshot(
+        tracks=EXPIRABLE, adapter=adapter, event_types=(RevisionSuperseded,)
+    )
+    superseded = superseded_seqs(snapshot.events)
     return Facts(
         revisions=[
             RevisionFacts(
-                adapter=r["adapter"],
-                revision=r["revision"],
-                version=r["version"],
-                status=status_from_json(r["tracks"]),
-                registered_at=r["created_at"],
-                superseded_seq=superseded.get((r["adapter"], r["revision"]), {}),
+                adapter=r.adapter,
+                revision=r.revision,
+                version=r.version,
+                status=r.status,
+                registered_at=r.created_at,
+                superseded_seq=superseded.get((r.adapter, r.revision), {}),
             )
-            for r in rows
+            for r in sorted(snapshot.revisions, key=lambda r: (r.adapter, r.created_at, r.revision))
+            if r.created_at is not None
         ],
-        pointers={
-            (p["adapter"], p["environment"]): EnvironmentPointer(
-                active=p["active"],
-                canary=p["canary"],
-                canary_percent=p["canary_percent"],
-                canary_tenants=tuple(p["canary_tenants"]),
-                rollback_target=p["rollback_target"],
-            )
-            for p in pointer_rows
-        },
-        policies=[
-            RetentionPolicy(
-                environment=p["environment"],
-                adapter=p["adapter"],
-                keep_superseded=p["keep_superseded"],
-                min_age_days=p["min_age_days"],
-            )
-            for p in policies
-        ],
-        holds={(h["adapter"], h["revision"]) for h in holds},
+        pointers=snapshot.pointers,
+        policies=await rules.policies(),
+        holds=await rules.holds(adapter),
     )
 
 
-async def _superseded_seqs(
-    conn: Any, codec: Codec, adapter: str | None
-) -> dict[tuple[str, str], dict[str, int]]:
+def superseded_seqs(events: Sequence[LifecycleEvent]) -> dict[tuple[str, str], dict[str, int]]:
     """(adapter, revision) -> {environment: seq of its last RevisionSuperseded there}."""
-    rows = await conn.fetch(
-        "SELECT seq, payload FROM outbox WHERE event_type = $1"
-        " AND ($2::text IS NULL OR adapter = $2) ORDER BY seq",
-        RevisionSuperseded.SCHEMA,
-        adapter,
-    )
     found: dict[tuple[str, str], dict[str, int]] = {}
-    for row in rows:
-        event: Any = codec.decode(bytes(row["payload"]))
-        envelope = event.envelope
-        found.setdefault((envelope.adapter, envelope.revision), {})[envelope.environment] = row[
-            "seq"
-        ]
+    for event in events:
+        if isinstance(event, RevisionSuperseded):
+            envelope = event.envelope
+            key = (envelope.adapter, envelope.revision)
+            found.setdefault(key, {})[envelope.environment] = envelope.seq
     return found
 
 
 async def pending(registry: Registry, adapter: str | None = None) -> list[tuple[str, str]]:
     """Revisions expired or archived whose weights are not yet deleted, oldest move first."""
-    rows = await registry.pool.fetch(
-        "SELECT adapter, revision FROM revisions WHERE tracks->>'' IN ('expired', 'archived')"
-        " AND ($1::text IS NULL OR adapter = $1) ORDER BY updated_at, adapter, revision",
-        adapter,
-    )
-    return [(r["adapter"], r["revision"]) for r in rows]
-
-
-async def pointers_naming(registry: Registry, adapter: str, revision: str) -> list[str]:
-    """The environments whose pointer still names the revision (must be none to delete it)."""
-    rows = await registry.pool.fetch(
-        "SELECT environment FROM pointers WHERE adapter = $1"
-        " AND $2 IN (active, canary, rollback_target) ORDER BY environment",
-        adapter,
-        revision,
-    )
-    return [r["environment"] for r in rows]
-
-
-async def hold_reason(registry: Registry, adapter: str, revision: str) -> str | None:
-    """The reason of the legal hold in force on the revision, if any."""
-    reason: str | None = await registry.pool.fetchval(
-        "SELECT reason FROM legal_holds WHERE adapter = $1 AND revision = $2"
-        " AND released_at IS NULL",
-        adapter,
-        revision,
-    )
-    return reason
+    return [
+        (r.adapter, r.revision) for r in await registry.revisions(tracks=LEAVING, adapter=adapter)
+    ]

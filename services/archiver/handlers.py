@@ -7,13 +7,27 @@ from dataclasses import dataclass, field
 import structlog
 
 from services.archiver.facts import pending, read_facts
-from services.archiver.pipeline import ArchiverDeps, complete, expire
+from services.archiver.pipeline import ArchiveNotVerified, ArchiverDeps, complete, expire
+from shared.artifacts import StoreError
+from shared.coldstore import ColdStorageError
 from shared.events import RevisionExpired, RevisionSuperseded
 from shared.kafka.dispatch import Handler
 from shared.lifecycle import State
+from shared.registry.port import ConcurrentTransition
 from shared.retention import decide_expiry
 
 log = structlog.get_logger(__name__)
+
+# What keeps one revision where it stands until the next sweep, the others going on: its
+# archive does not verify, cold storage refuses or cannot read it, its weights are not
+# where the store says, or another writer moved it first. Anything else is a bug in this
+# service: it propagates (and a registry outage propagates, for the caller to wait out).
+REVISION_FAULTS: tuple[type[Exception], ...] = (
+    ArchiveNotVerified,
+    ColdStorageError,
+    StoreError,
+    ConcurrentTransition,
+)
 
 
 @dataclass
@@ -26,13 +40,13 @@ class SweepReport:
 async def sweep(deps: ArchiverDeps, adapter: str | None = None) -> SweepReport:
     """Expire what the policy lets go, then take every expired revision to `deleted`.
 
-    A revision that fails (cold storage down, an archive that does not verify) is logged
-    and left where it stands; the next sweep tries it again, and nothing is deleted
-    without a verified archive.
+    A revision that fails for one of `REVISION_FAULTS` (cold storage down, an archive that
+    does not verify) is logged and left where it stands; the next sweep tries it again,
+    and nothing is deleted without a verified archive. Any other exception propagates.
     """
     report = SweepReport()
     async with deps.lock:
-        facts = await read_facts(deps.registry, adapter)
+        facts = await read_facts(deps.registry, deps.rules, adapter)
         decisions = decide_expiry(
             facts.revisions, facts.pointers, facts.policies, facts.holds, deps.clock()
         )
@@ -42,7 +56,7 @@ async def sweep(deps: ArchiverDeps, adapter: str | None = None) -> SweepReport:
         for key in await pending(deps.registry, adapter):
             try:
                 report.finished[key] = await complete(deps, *key)
-            except Exception as exc:  # reported, logged and retried by the next sweep
+            except REVISION_FAULTS as exc:  # reported, logged and retried by the next sweep
                 report.failed[key] = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "revision_archiving_failed", adapter=key[0], revision=key[1], error=repr(exc)

@@ -12,12 +12,27 @@ from services.archiver.faults import crash_after
 from services.archiver.handlers import handlers, sweep
 from services.archiver.pipeline import ArchiverDeps
 from services.archiver.settings import ArchiverSettings
+from services.archiver.store import PostgresRetentionRules
 from shared.artifacts import LocalArtifactStore
-from shared.coldstore import open_cold_storage
+from shared.coldstore import ColdStorageError, open_cold_storage
 from shared.kafka.dispatch import Handler
+from shared.registry.store import UNAVAILABLE
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 
 log = structlog.get_logger(__name__)
+
+# What a sweep waits out (ADR 0008): the registry restarting, cold storage away. A bug
+# propagates, crashes the service, and its supervisor restarts it.
+SWEEP_OUTAGES: tuple[type[Exception], ...] = (*UNAVAILABLE, ColdStorageError)
+
+
+async def sweep_waiting_out_outages(deps: ArchiverDeps) -> None:
+    """One sweep; an outage is logged and left to the next tick, a bug propagates."""
+    try:
+        await sweep(deps)
+    except SWEEP_OUTAGES as exc:
+        log.error("sweep_failed", error=repr(exc))
 
 
 def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
@@ -28,22 +43,20 @@ def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
     """
 
     async def sweep_once() -> None:
-        try:
-            await sweep(deps)
-        except Exception as exc:  # the registry or storage is down: the next tick retries
-            log.error("sweep_failed", error=repr(exc))
+        await sweep_waiting_out_outages(deps)
 
     timer = app.timer(interval_s, name="archiver.sweep")(sweep_once)
     app.add_future(sweep_once())
     app.add_future(timer())
 
 
-def run() -> None:
-    settings = ArchiverSettings.from_env()
+def run(env: Mapping[str, str] | None = None) -> None:
+    settings = read_at_start("archiver", ArchiverSettings, env)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         deps = ArchiverDeps(
             registry=kernel.registry,
+            rules=PostgresRetentionRules(kernel.pool),
             store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
             cold=open_cold_storage(settings.cold_storage),
             crash=crash_after(settings.crash_after),
@@ -56,4 +69,4 @@ def run() -> None:
         )
         return handlers(deps)
 
-    run_service("archiver", lambda s: [s.lifecycle_topic], build)
+    run_service("archiver", lambda s: [s.lifecycle_topic], build, env=env)

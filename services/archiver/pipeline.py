@@ -17,12 +17,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.archiver.facts import hold_reason, pointers_naming
 from services.archiver.faults import Crash, no_crash
-from services.archiver.ports import WeightStore
+from services.archiver.ports import RetentionRules, WeightStore
 from shared.artifacts import hash_file
 from shared.coldstore import ColdStorage
-from shared.coldstore.evidence import manifest_archived, revision_events
 from shared.coldstore.record import (
     archive_key,
     build_record,
@@ -42,7 +40,13 @@ from shared.events import (
 from shared.ids import derive_event_id
 from shared.lifecycle import InvalidTransition, State
 from shared.manifest import Manifest
-from shared.registry.store import ConcurrentTransition, Registry, RevisionRecord, Step
+from shared.registry.port import (
+    ConcurrentTransition,
+    Registry,
+    RevisionRecord,
+    Step,
+    pointers_naming,
+)
 from shared.retention import ExpiryDecision
 
 log = structlog.get_logger(__name__)
@@ -57,6 +61,7 @@ class ArchiveNotVerified(Exception):
 @dataclass
 class ArchiverDeps:
     registry: Registry
+    rules: RetentionRules
     store: WeightStore
     cold: ColdStorage
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -66,16 +71,7 @@ class ArchiverDeps:
 
 def _after(deps: ArchiverDeps, event_type: str, cause: Envelope) -> Envelope:
     """The envelope of the step `cause` leads to; the expiry's id correlates the whole way out."""
-    adapter, revision = cause.adapter, cause.revision
-    return Envelope(
-        event_id=derive_event_id(cause.event_id, event_type),
-        adapter=adapter,
-        revision=revision,
-        occurred_at=deps.clock(),
-        actor=ACTOR,
-        causation_id=cause.event_id,
-        correlation_id=cause.correlation_id,
-    )
+    return Envelope.caused_by(cause, event_type=event_type, actor=ACTOR, occurred_at=deps.clock())
 
 
 async def expire(deps: ArchiverDeps, decision: ExpiryDecision) -> bool:
@@ -123,7 +119,7 @@ async def complete(deps: ArchiverDeps, adapter: str, revision: str) -> State | N
 async def archive(deps: ArchiverDeps, record: RevisionRecord) -> None:
     adapter, revision = record.adapter, record.revision
     bound = log.bind(adapter=adapter, revision=revision)
-    events = await revision_events(deps.registry.pool, deps.registry.codec, adapter, revision)
+    events = await deps.registry.events(adapter, revision)
     registered = next((e for e in events if isinstance(e, RevisionRegistered)), None)
     expired = [e for e in events if isinstance(e, RevisionExpired)]
     manifest = None
@@ -170,12 +166,13 @@ def weight_problems(store: WeightStore, manifest: Manifest) -> list[str]:
 async def delete_weights(deps: ArchiverDeps, record: RevisionRecord) -> None:
     adapter, revision = record.adapter, record.revision
     bound = log.bind(adapter=adapter, revision=revision)
-    held = await hold_reason(deps.registry, adapter, revision)
+    held = await deps.rules.hold_reason(adapter, revision)
     if held is not None:  # placed after the expiry: the weights stay while it is in force
         bound.info("deletion_held", reason=held)
         return
-    archived = await manifest_archived(deps.registry.pool, deps.registry.codec, adapter, revision)
-    if archived is None:
+    found = await deps.registry.events(adapter, revision, types=(ManifestArchived,))
+    archived = found[-1] if found else None
+    if not isinstance(archived, ManifestArchived):
         raise ArchiveNotVerified(f"{adapter}@{revision} is archived but has no ManifestArchived")
     data = await asyncio.to_thread(deps.cold.read, archived.archive_uri)
     problems = verify_record(
@@ -184,7 +181,7 @@ async def delete_weights(deps: ArchiverDeps, record: RevisionRecord) -> None:
     if problems:
         bound.error("archive_not_verified", archive_uri=archived.archive_uri, problems=problems)
         raise ArchiveNotVerified(f"{adapter}@{revision}: " + "; ".join(problems))
-    named = await pointers_naming(deps.registry, adapter, revision)
+    named = pointers_naming(await deps.registry.pointers(adapter), adapter, revision)
     if named:  # the lifecycle clears pointers on expiry: this would be a registry defect
         raise ArchiveNotVerified(f"{adapter}@{revision} is still named by {', '.join(named)}")
     manifest = record_manifest(parse_record(data))

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from pydantic import Field, PositiveFloat, field_validator
 
 from services.archiver.faults import CRASH_POINTS
 from shared.coldstore import ColdStorageSettings
+from shared.settings import EnvSettings
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ArchiverSettings:
-    cold_storage: ColdStorageSettings = field(default_factory=ColdStorageSettings)
-    sweep_interval_s: float = 300.0
-    crash_after: str = ""  # fault injection for tests: exit right after this step
+class ArchiverSettings(EnvSettings):
+    """Where archive records go, how often retention sweeps, and (tests only) a crash point."""
 
+    cold_storage: ColdStorageSettings = ColdStorageSettings()
+    sweep_interval_s: PositiveFloat = Field(
+        default=300.0,
+        validation_alias="ARCHIVER_SWEEP_INTERVAL_S",
+        description="seconds between retention sweeps",
+    )
+    crash_after: str = Field(
+        default="",
+        validation_alias="ARCHIVER_CRASH_AFTER",
+        description=f"tests only: exit right after this step ({', '.join(CRASH_POINTS)})",
+    )
+
+    @field_validator("crash_after")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiverSettings:
-        env = os.environ if env is None else env
-        crash_after = env.get("ARCHIVER_CRASH_AFTER", "")
-        if crash_after and crash_after not in CRASH_POINTS:
-            raise ValueError(
-                f"ARCHIVER_CRASH_AFTER={crash_after!r}: use one of {', '.join(CRASH_POINTS)}"
-            )
-        interval = float(env.get("ARCHIVER_SWEEP_INTERVAL_S", "300"))
-        if interval <= 0:
-            raise ValueError("ARCHIVER_SWEEP_INTERVAL_S must be positive")
-        return cls(
-            cold_storage=ColdStorageSettings.from_env(env),
-            sweep_interval_s=interval,
-            crash_after=crash_after,
-        )
+    def _known_step(cls, point: str) -> str:
+        if point and point not in CRASH_POINTS:
+            raise ValueError(f"use one of {', '.join(CRASH_POINTS)}")
+        return point

@@ -5,16 +5,62 @@ from __future__ import annotations
 
 import gc
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from services.gpu_evaluator.ports import BackendConfigError, EvaluationBackend
+from services.gpu_evaluator.ports import (
+    AdapterRef,
+    BackendConfigError,
+    BackendError,
+    EvaluationBackend,
+)
 from services.gpu_evaluator.settings import EvaluatorSettings
 from shared.catalogue import EnvironmentSpec
 from shared.hf_folder import FolderError, chat_template_hash, tokenizer_hash
 
 Build = Callable[[Path, EnvironmentSpec], EvaluationBackend]
 Key = Callable[[Path, EnvironmentSpec], Hashable]
+
+
+def is_resource_error(exc: BaseException) -> bool:
+    """Out of host or GPU memory, or a file the runtime needs is missing or unreadable.
+
+    torch raises `torch.OutOfMemoryError` (a RuntimeError; `torch.cuda.OutOfMemoryError`
+    before 2.5) and, for other device faults, a RuntimeError naming CUDA; matched by name
+    so that this module needs no torch.
+    """
+    if isinstance(exc, MemoryError | OSError):
+        return True
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in message or "CUDA" in message)
+
+
+@contextmanager
+def backend_errors() -> Iterator[None]:
+    """Raise the runtime's resource errors as `BackendError`; let everything else through."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:
+        if is_resource_error(exc):
+            raise BackendError(f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
+@contextmanager
+def adapter_loading(ref: AdapterRef) -> Iterator[None]:
+    """Any failure to load `ref`'s weights is the revision's (a malformed adapter): a
+    `BackendError`, so the revision gets its verdict rather than endless retries."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"adapter {ref.adapter} does not load: {exc}") from exc
 
 
 class BaseModelFolders:

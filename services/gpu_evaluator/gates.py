@@ -17,9 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.events import Finding, MetricResult
+from shared.findings import FindingCode
 
 # What a failed gate on these metrics means, as the finding's code says it.
-CODES = {"no_op_rate": "no_op_adapter", "schema_validity": "structured_output_invalid"}
+CODES = {
+    "no_op_rate": FindingCode.NO_OP_ADAPTER,
+    "schema_validity": FindingCode.STRUCTURED_OUTPUT_INVALID,
+}
 PERFORMANCE = frozenset({"latency_p50_ms", "latency_p95_ms", "tokens_per_s"})
 MEANINGS = {
     "no_op_rate": "share of must-change prompts answered exactly as the base model answers",
@@ -94,7 +98,10 @@ def check_metric(
     """One metric against its threshold; a missing or NaN value fails (nothing to judge)."""
     if value is None or math.isnan(value):
         finding = _finding(
-            "metric_missing", name, f"{name} was not measured, so its gate cannot pass", {}
+            FindingCode.METRIC_MISSING,
+            name,
+            f"{name} was not measured, so its gate cannot pass",
+            {},
         )
         return MetricResult(
             name=name, value=math.nan, baseline=baseline, threshold=gate.describe(), passed=False
@@ -123,7 +130,7 @@ def _absolute(name: str, value: float, gate: MetricThreshold) -> Finding | None:
         message = f"{name} {value:.2f} above the ceiling {gate.threshold:.2f}"
     else:
         return None
-    code = CODES.get(name, "metric_below_threshold")
+    code = CODES.get(name, FindingCode.METRIC_BELOW_THRESHOLD)
     evidence = {"value": f"{value:.4f}", "threshold": f"{gate.threshold:.4f}"}
     return _finding(code, name, message, evidence)
 
@@ -178,13 +185,15 @@ def _relative_change(
     return _finding(_regression_code(name), name, message, evidence)
 
 
-def _regression_code(name: str) -> str:
+def _regression_code(name: str) -> FindingCode:
     if name in CODES:
         return CODES[name]
-    return "performance_regressed" if name in PERFORMANCE else "metric_regressed"
+    return (
+        FindingCode.PERFORMANCE_REGRESSED if name in PERFORMANCE else FindingCode.METRIC_REGRESSED
+    )
 
 
-def _finding(code: str, metric: str, message: str, evidence: dict[str, str]) -> Finding:
+def _finding(code: FindingCode, metric: str, message: str, evidence: dict[str, str]) -> Finding:
     meaning = MEANINGS.get(metric)
     return Finding(
         code=code,

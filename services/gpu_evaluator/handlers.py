@@ -11,14 +11,15 @@ from pathlib import Path
 
 import structlog
 
+from services.gpu_evaluator.backends import backend_errors
 from services.gpu_evaluator.evaluation import EvaluationRun, Plan, run_evaluation, target_metrics
 from services.gpu_evaluator.gates import decide_gate
 from services.gpu_evaluator.load import ProfileError, load_profile
 from services.gpu_evaluator.ports import (
     AdapterRef,
     BackendConfigError,
+    BackendError,
     BackendProvider,
-    BackendUnavailable,
     EvaluationBackend,
 )
 from services.gpu_evaluator.report import build_report, report_bytes, store_report
@@ -32,12 +33,12 @@ from shared.events import (
     RevisionEvaluationFailed,
     RevisionValidated,
 )
-from shared.ids import derive_event_id
+from shared.findings import FindingCode
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.lifecycle import State
 from shared.manifest import Manifest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry, RevisionRecord, Step
+from shared.registry.port import Catalogue
+from shared.registry.port import Registry, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +112,9 @@ async def evaluate_in(
         manifest = deps.store.get_manifest(str(record.manifest_digest))
         candidate = AdapterRef(adapter, revision, deps.store.materialize(manifest))
     except (StoreError, ValueError, OSError) as exc:
-        finding = Finding(code="artifact_unreadable", severity="error", message=str(exc)[:1000])
+        finding = Finding(
+            code=FindingCode.ARTIFACT_UNREADABLE, severity="error", message=str(exc)[:1000]
+        )
         return _failed(
             event,
             environment,
@@ -122,19 +125,22 @@ async def evaluate_in(
             findings=[finding],
         )
     plan = Plan(suite=suite, candidate=candidate, baseline=baseline, load=profile)
+    # OOM, a missing file, weights that do not load: the revision's verdict. Anything else
+    # (BackendUnavailable, a bug of ours) propagates to the dispatcher's retries and
+    # dead-letter topic, and the revision stays `validated`, evaluable again.
     try:
-        run = await asyncio.to_thread(run_evaluation, backend, plan)
-    except BackendUnavailable:
-        raise  # nothing was judged: retried, then dead-lettered
-    except Exception as exc:  # OOM, a missing file, weights that do not load: the verdict
+        with backend_errors():
+            run = await asyncio.to_thread(run_evaluation, backend, plan)
+    except BackendError as exc:
+        failure = exc.__cause__ or exc
         return _failed(
             event,
             environment,
             deps,
-            cause=f"backend {backend.name} failed: {type(exc).__name__}: {exc}"[:1000],
+            cause=f"backend {backend.name} failed: {type(failure).__name__}: {failure}"[:1000],
             suite_digest=suite.digest,
             baseline=baseline,
-            findings=[_backend_finding(backend, exc)],
+            findings=[_backend_finding(backend, failure)],
         )
     return await judge(event, environment, plan, run, manifest, backend, deps)
 
@@ -213,7 +219,7 @@ async def _baseline(
 
 def _backend_finding(backend: EvaluationBackend, exc: BaseException) -> Finding:
     return Finding(
-        code="backend_error",
+        code=FindingCode.BACKEND_ERROR,
         severity="error",
         message=f"the {backend.name} backend raised {type(exc).__name__}: {exc}"[:1000],
         evidence={"backend": backend.name, "exception": type(exc).__name__},
@@ -242,16 +248,12 @@ def _failed(
 def _envelope(
     event: RevisionValidated, environment: str, kind: str, deps: EvaluatorDeps
 ) -> Envelope:
-    cause = event.envelope
-    return Envelope(
-        event_id=derive_event_id(cause.event_id, kind, environment),
-        adapter=cause.adapter,
-        revision=cause.revision,
-        environment=environment,
-        occurred_at=deps.now(),
+    return Envelope.caused_by(
+        event.envelope,
+        event_type=kind,
         actor=ACTOR,
-        causation_id=cause.event_id,
-        correlation_id=cause.correlation_id,
+        occurred_at=deps.now(),
+        environment=environment,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,8 +11,8 @@ from services.gpu_evaluator.ports import BackendProvider
 from services.gpu_evaluator.settings import EvaluatorSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
-from shared.registry.catalogue_store import Catalogue
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 
 Wrap = Callable[[BackendProvider], BackendProvider]
 
@@ -23,7 +22,7 @@ def build_deps(
 ) -> EvaluatorDeps:
     return EvaluatorDeps(
         registry=kernel.registry,
-        catalogue=Catalogue(kernel.registry.pool),
+        catalogue=kernel.catalogue,
         store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
         backends=backends or backends_from_settings(settings),
         suites_root=settings.suites_root,
@@ -35,7 +34,7 @@ def build_deps(
 def run(*, env: Mapping[str, str] | None = None, wrap: Wrap | None = None) -> None:
     """Evaluate validated revisions until SIGTERM. `wrap` decorates the backend provider
     (a fault-injecting one in tests); the backends themselves load on first use."""
-    settings = EvaluatorSettings.from_env(os.environ if env is None else env)
+    settings = read_at_start("gpu_evaluator", EvaluatorSettings, env)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         provider = backends_from_settings(settings)

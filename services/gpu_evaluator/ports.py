@@ -54,6 +54,13 @@ class BackendUnavailable(Exception):
     """The runtime cannot serve now (a remote fleet down): retry later, judge nothing."""
 
 
+class BackendError(Exception):
+    """The runtime could not evaluate this revision: out of memory, weights that do not
+    load, a file that is missing. The revision's verdict (it fails evaluation), unlike an
+    exception from our own code, which propagates and leaves the revision retryable.
+    `__cause__` is what the runtime raised."""
+
+
 class BackendConfigError(Exception):
     """The evaluator cannot evaluate for this environment (no base model folder, or one
     that does not match the environment's contract): an operator must fix the setup."""

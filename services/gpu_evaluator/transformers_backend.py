@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from services.gpu_evaluator.backends import adapter_loading
 from services.gpu_evaluator.ports import (
     AdapterRef,
     Generation,
@@ -230,7 +231,7 @@ class TransformersBackend:
             raise FileNotFoundError(f"{ref.path} has no adapter_config.json")
         from peft import PeftModel
 
-        with library_warnings_silenced():
+        with library_warnings_silenced(), adapter_loading(ref):
             if self._peft is None:
                 try:
                     self._peft = PeftModel.from_pretrained(

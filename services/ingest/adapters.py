@@ -10,16 +10,20 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from services.ingest.ports import Limits, SourceFile, SourceRefused
+from shared.findings import FindingCode
 
 
 def _path_of(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         if parsed.netloc not in ("", "localhost"):
-            raise SourceRefused("unsupported_uri", f"file URI with host {parsed.netloc!r}")
+            raise SourceRefused(
+                FindingCode.UNSUPPORTED_URI, f"file URI with host {parsed.netloc!r}"
+            )
         return Path(unquote(parsed.path if parsed.scheme else uri))
     raise SourceRefused(
-        "unsupported_uri", f"scheme {parsed.scheme!r} is not supported (file:// or a path)"
+        FindingCode.UNSUPPORTED_URI,
+        f"scheme {parsed.scheme!r} is not supported (file:// or a path)",
     )
 
 
@@ -30,13 +34,15 @@ class LocalDirectorySource:
     def _confine(self, uri: str) -> Path:
         raw = _path_of(uri)
         if not raw.is_absolute():
-            raise SourceRefused("path_not_absolute", f"artifact path {str(raw)!r} is relative")
+            raise SourceRefused(
+                FindingCode.PATH_NOT_ABSOLUTE, f"artifact path {str(raw)!r} is relative"
+            )
         # Normalise lexically first: '..' must not climb out, even through real folders.
         lexical = Path(os.path.normpath(raw))
         root = next((r for r in self.allowed_roots if lexical.is_relative_to(r)), None)
         if root is None or ".." in raw.parts:
             raise SourceRefused(
-                "path_escapes_root",
+                FindingCode.PATH_ESCAPES_ROOT,
                 f"artifact path {str(raw)!r} is outside the allowed roots",
                 {"path": str(raw), "allowed_roots": ",".join(map(str, self.allowed_roots))},
             )
@@ -44,9 +50,11 @@ class LocalDirectorySource:
         for part in lexical.relative_to(root).parts:
             current = current / part
             if current.is_symlink():
-                raise SourceRefused("symlink", f"{current} is a symlink", {"path": str(current)})
+                raise SourceRefused(
+                    FindingCode.SYMLINK, f"{current} is a symlink", {"path": str(current)}
+                )
         if not lexical.is_dir():
-            raise SourceRefused("source_missing", f"no artifact folder at {lexical}")
+            raise SourceRefused(FindingCode.SOURCE_MISSING, f"no artifact folder at {lexical}")
         return lexical
 
     def list_files(self, uri: str, limits: Limits) -> list[SourceFile]:
@@ -56,29 +64,33 @@ class LocalDirectorySource:
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
             for name in sorted(dirnames):
                 if (Path(dirpath) / name).is_symlink():
-                    raise SourceRefused("symlink", f"{Path(dirpath) / name} is a symlink")
+                    raise SourceRefused(FindingCode.SYMLINK, f"{Path(dirpath) / name} is a symlink")
             for name in sorted(filenames):
                 full = Path(dirpath) / name
                 info = full.lstat()
                 rel = full.relative_to(folder).as_posix()
                 if stat.S_ISLNK(info.st_mode):
-                    raise SourceRefused("symlink", f"{rel} is a symlink", {"path": rel})
+                    raise SourceRefused(FindingCode.SYMLINK, f"{rel} is a symlink", {"path": rel})
                 if not stat.S_ISREG(info.st_mode):
-                    raise SourceRefused("not_a_regular_file", f"{rel} is not a regular file")
+                    raise SourceRefused(
+                        FindingCode.NOT_A_REGULAR_FILE, f"{rel} is not a regular file"
+                    )
                 if info.st_size > limits.max_file_bytes:
                     raise SourceRefused(
-                        "file_too_large",
+                        FindingCode.FILE_TOO_LARGE,
                         f"{rel} is {info.st_size} bytes, above the {limits.max_file_bytes} bound",
                         {"path": rel, "size": str(info.st_size)},
                     )
                 total += info.st_size
                 files.append(SourceFile(rel, info.st_size, full))
         if len(files) > limits.max_files:
-            raise SourceRefused("too_many_files", f"{len(files)} files, above {limits.max_files}")
+            raise SourceRefused(
+                FindingCode.TOO_MANY_FILES, f"{len(files)} files, above {limits.max_files}"
+            )
         if total > limits.max_total_bytes:
-            raise SourceRefused("artifact_too_large", f"{total} bytes in all")
+            raise SourceRefused(FindingCode.ARTIFACT_TOO_LARGE, f"{total} bytes in all")
         if not files:
-            raise SourceRefused("source_empty", f"no files under {folder}")
+            raise SourceRefused(FindingCode.SOURCE_EMPTY, f"no files under {folder}")
         return sorted(files, key=lambda f: f.path)
 
     def open(self, file: SourceFile) -> AbstractContextManager[BinaryIO]:

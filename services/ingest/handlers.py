@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -20,11 +20,12 @@ from shared.events import (
     Finding,
     RevisionRegistered,
     RevisionRejected,
+    caused_envelope,
 )
-from shared.ids import derive_event_id
+from shared.findings import FindingCode
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.manifest import FileEntry, Manifest, revision_digest
-from shared.registry.store import ConcurrentTransition, Registry, Step
+from shared.registry.port import ConcurrentTransition, Registry, Step
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +52,7 @@ def copy_artifact(
             stored = store.put_stream(stream, max_bytes=limits.max_file_bytes)
         if stored.size != listed.size:
             raise SourceRefused(
-                "source_changed",
+                FindingCode.SOURCE_CHANGED,
                 f"{listed.path} changed while it was copied ({listed.size} -> {stored.size} bytes)",
             )
         entries.append(FileEntry(path=listed.path, sha256=stored.sha256, size=stored.size))
@@ -94,18 +95,27 @@ def manifest_for(event: AdapterTrained, files: list[FileEntry]) -> Manifest:
     )
 
 
+def _caused_by_trained(
+    event: AdapterTrained, revision: str, event_type: str, actor: Actor
+) -> Envelope:
+    """The trained event starts the revision's story: it is the cause and the correlation."""
+    return caused_envelope(
+        cause_id=event.event_id,
+        correlation_id=event.event_id,
+        adapter=event.adapter,
+        revision=revision,
+        event_type=event_type,
+        actor=actor,
+        occurred_at=datetime.now(UTC),
+    )
+
+
 def _registered(
     event: AdapterTrained, revision: str, digest: str, files: list[FileEntry], uri: str
 ) -> RevisionRegistered:
     return RevisionRegistered(
-        envelope=Envelope(
-            event_id=derive_event_id(event.event_id, "RevisionRegistered"),
-            adapter=event.adapter,
-            revision=revision,
-            occurred_at=datetime.now(UTC),
-            actor=Actor(principal=event.submitter, role="trainer"),
-            causation_id=event.event_id,
-            correlation_id=event.event_id,
+        envelope=_caused_by_trained(
+            event, revision, "RevisionRegistered", Actor(principal=event.submitter, role="trainer")
         ),
         manifest_digest=digest,
         manifest_uri=uri,
@@ -165,14 +175,13 @@ async def _reject_unstorable(
     revision = "sha256:" + hashlib.sha256(f"refused\n{event.event_id}".encode()).hexdigest()
     registered = _registered(event, revision, "", [], "")
     rejected = RevisionRejected(
-        envelope=Envelope(
-            event_id=derive_event_id(event.event_id, "RevisionRejected"),
-            adapter=event.adapter,
-            revision=revision,
-            occurred_at=datetime.now(UTC),
-            actor=Actor(principal="ingest", role="service"),
+        # Its id derives from the trained event like the registration's; its cause on the
+        # log is the registration it follows in the same commit.
+        envelope=replace(
+            _caused_by_trained(
+                event, revision, "RevisionRejected", Actor(principal="ingest", role="service")
+            ),
             causation_id=registered.envelope.event_id,
-            correlation_id=event.event_id,
         ),
         findings=[
             Finding(

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from services.ingest.adapters import LocalDirectorySource
 from services.ingest.handlers import IngestDeps, handlers
-from services.ingest.ports import Limits
+from services.ingest.settings import IngestSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 
 
-def limits_from_env(env: Mapping[str, str]) -> Limits:
-    defaults = Limits()
-    return Limits(
-        max_file_bytes=int(env.get("INGEST_MAX_FILE_BYTES", defaults.max_file_bytes)),
-        max_total_bytes=int(env.get("INGEST_MAX_TOTAL_BYTES", defaults.max_total_bytes)),
-        max_files=int(env.get("INGEST_MAX_FILES", defaults.max_files)),
-    )
-
-
-def build_deps(kernel: Kernel, env: Mapping[str, str]) -> IngestDeps:
-    roots = [Path(p) for p in env.get("INGEST_ALLOWED_ROOTS", "var/incoming").split(":") if p]
+def build_deps(kernel: Kernel, settings: IngestSettings) -> IngestDeps:
     return IngestDeps(
         registry=kernel.registry,
         store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
-        source=LocalDirectorySource(roots),
-        limits=limits_from_env(env),
+        source=LocalDirectorySource(list(settings.allowed_roots)),
+        limits=settings.limits,
     )
 
 
-def run() -> None:
-    async def build(kernel: Kernel) -> Mapping[type, Handler]:
-        return handlers(build_deps(kernel, os.environ))
+def run(env: Mapping[str, str] | None = None) -> None:
+    settings = read_at_start("ingest", IngestSettings, env)
 
-    run_service("ingest", lambda settings: [settings.trained_topic], build)
+    async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        return handlers(build_deps(kernel, settings))
+
+    run_service("ingest", lambda kernel_settings: [kernel_settings.trained_topic], build, env=env)

@@ -6,11 +6,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from shared.findings import FindingCode
+
 
 class SourceRefused(Exception):
     """The artifact cannot be ingested; becomes a rejection finding, never a crash."""
 
-    def __init__(self, code: str, message: str, evidence: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: FindingCode, message: str, evidence: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -13,6 +13,7 @@ from services.reference_server.app import ServerState, create_app
 from services.reference_server.engine import Engine
 from services.reference_server.faults import Faults
 from services.reference_server.settings import ServerSettings
+from shared.settings import exit_on_bad_settings
 
 
 def main() -> None:
@@ -20,7 +21,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    settings = ServerSettings.from_env()
+    with exit_on_bad_settings("reference_server"):
+        settings = ServerSettings.from_env()
     state = ServerState(
         settings=settings,
         engine=Engine(

@@ -3,52 +3,101 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from shared.settings import Count, EnvSettings
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerSettings:
-    base_folder: Path
-    base_model_id: str
-    base_model_revision: str
-    quantization_profile: str = "bf16"
-    faults_enabled: bool = False  # the /admin/faults switch, for tests only
-    faults: Mapping[str, Any] = field(default_factory=dict)
-    torch_threads: int = 1
-    max_resident_loras: int = 32  # in the PEFT model at once; the rest swap in on use
+def _json_object(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON object ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("expected a JSON object")
+    return parsed
 
+
+class ServerSettings(EnvSettings):
+    """The base folder served, the identity claimed for it, and the replica's bounds."""
+
+    base_folder: Path = Field(  # unset: `_default_to_the_kit` fills it
+        validation_alias="REFERENCE_BASE_FOLDER",
+        description="the base model's folder; unset: the model kit's tiny base",
+    )
+    base_model_id: str = Field(
+        default="",
+        validate_default=True,
+        validation_alias="REFERENCE_BASE_ID",
+        description="the base's model id; unset: the kit's, else the folder's name",
+    )
+    base_model_revision: str = Field(
+        default="",
+        validate_default=True,
+        validation_alias="REFERENCE_BASE_REVISION",
+        description="the base's revision; unset: the digest of the folder's files",
+    )
+    quantization_profile: str = Field(
+        default="bf16",
+        validation_alias="REFERENCE_QUANTIZATION",
+        description="claimed in the contract",
+    )
+    faults_enabled: bool = Field(
+        default=False,
+        validation_alias="REFERENCE_FAULTS_ENABLED",
+        description="tests only: the `/admin/faults` switch",
+    )
+    faults: Annotated[Mapping[str, Any], BeforeValidator(_json_object)] = Field(
+        default_factory=dict,
+        validation_alias="REFERENCE_FAULTS",
+        description="tests only: faults at start, as `POST /admin/faults` takes them (JSON)",
+    )
+    torch_threads: Count = Field(
+        default=1, validation_alias="REFERENCE_TORCH_THREADS", description="torch's CPU threads"
+    )
+    max_resident_loras: Count = Field(
+        default=32,
+        validation_alias="REFERENCE_MAX_RESIDENT_LORAS",
+        description="adapters in the PEFT model at once; the rest swap in on use",
+    )
+
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
-        """REFERENCE_BASE_FOLDER (default: the model kit's base), REFERENCE_BASE_ID,
-        REFERENCE_BASE_REVISION (default: the digest of the folder's files)."""
-        env = os.environ if env is None else env
-        folder_text = env.get("REFERENCE_BASE_FOLDER", "")
-        model_id = env.get("REFERENCE_BASE_ID", "")
-        if folder_text:
-            folder = Path(folder_text)
-        else:
-            from shared.modelkit.cache import kit
+    def _default_to_the_kit(cls, data: Any) -> Any:
+        """No base folder: the model kit's tiny base, under the kit's model id."""
+        if not isinstance(data, dict) or data.get("base_folder"):
+            return data
+        from shared.modelkit.cache import kit  # builds the kit on first use: only when needed
 
-            tiny = kit()
-            folder, model_id = tiny.base, model_id or tiny.model_ids["main"]
+        tiny = kit()
+        model_id = data.get("base_model_id") or tiny.model_ids["main"]
+        return {**data, "base_folder": tiny.base, "base_model_id": model_id}
+
+    @field_validator("base_folder")
+    @classmethod
+    def _has_config(cls, folder: Path) -> Path:
         if not (folder / "config.json").is_file():
-            raise ValueError(f"REFERENCE_BASE_FOLDER={folder}: no config.json there")
-        revision = env.get("REFERENCE_BASE_REVISION", "")
-        if not revision:
-            from shared.modelkit.digests import digest_folder
+            raise ValueError("no config.json there")
+        return folder
 
-            revision = digest_folder(folder)
-        return cls(
-            base_folder=folder,
-            base_model_id=model_id or folder.name,
-            base_model_revision=revision,
-            quantization_profile=env.get("REFERENCE_QUANTIZATION", "bf16"),
-            faults_enabled=env.get("REFERENCE_FAULTS_ENABLED", "0") in ("1", "true", "yes"),
-            faults=json.loads(env.get("REFERENCE_FAULTS", "{}")),
-            torch_threads=int(env.get("REFERENCE_TORCH_THREADS", "1")),
-            max_resident_loras=int(env.get("REFERENCE_MAX_RESIDENT_LORAS", "32")),
-        )
+    @field_validator("base_model_id")
+    @classmethod
+    def _named_after_the_folder(cls, model_id: str, info: ValidationInfo) -> str:
+        folder = info.data.get("base_folder")
+        return model_id or (folder.name if folder else "")
+
+    @field_validator("base_model_revision")
+    @classmethod
+    def _digest_of_the_folder(cls, revision: str, info: ValidationInfo) -> str:
+        folder = info.data.get("base_folder")
+        if revision or folder is None:
+            return revision
+        from shared.modelkit.digests import digest_folder
+
+        return digest_folder(folder)

@@ -62,6 +62,7 @@ from services.validator.provenance import (
 )
 from shared.catalogue import BaseModelSpec, EnvironmentSpec
 from shared.events.common import Finding
+from shared.findings import FindingCode
 from shared.manifest import Manifest
 from shared.safetensors_header import HeaderError, SafetensorsHeader, TensorInfo
 
@@ -143,7 +144,7 @@ def check_adapter_config(raw: Mapping[str, Any] | None, read_error: str | None) 
     if read_error is not None:
         return [
             error(
-                "adapter_config_invalid",
+                FindingCode.ADAPTER_CONFIG_INVALID,
                 f"adapter_config.json is unreadable: {read_error}",
                 path="adapter_config.json",
                 found=read_error,
@@ -152,14 +153,14 @@ def check_adapter_config(raw: Mapping[str, Any] | None, read_error: str | None) 
     if raw is None:
         return [
             error(
-                "adapter_config_missing",
+                FindingCode.ADAPTER_CONFIG_MISSING,
                 "the revision has no adapter_config.json",
                 expected="adapter_config.json",
             )
         ]
     return [
         error(
-            "adapter_config_invalid",
+            FindingCode.ADAPTER_CONFIG_INVALID,
             f"adapter_config.json is not a LoRA config: {problem}",
             path="adapter_config.json",
             found=problem,
@@ -188,7 +189,7 @@ def check_environments_known(
 ) -> list[Finding]:
     findings = [
         error(
-            "unknown_environment",
+            FindingCode.UNKNOWN_ENVIRONMENT,
             f"target environment {name!r} is not in the catalogue",
             environment=name,
         )
@@ -197,7 +198,7 @@ def check_environments_known(
     if not environments and not unknown:
         findings.append(
             warning(
-                "no_target_environments",
+                FindingCode.NO_TARGET_ENVIRONMENTS,
                 "the manifest names no target environment; nothing was checked for serving",
                 found=",".join(manifest.target_environments) or "none",
             )

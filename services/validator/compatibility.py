@@ -1,18 +1,21 @@
 """Whether a revision can be served by one environment: its contract and its limits.
 
-The contract (base revision, tokenizer, chat template, quantization) is what the
-revision was trained for; serving it anywhere else gives outputs nobody evaluated.
+The contract (base revision, tokenizer, chat template, quantization; `shared.contract`) is
+what the revision was trained for; serving it anywhere else gives outputs nobody evaluated.
 The limits are what the serving stack refuses or crashes on (vLLM's `max_lora_rank`,
 its supported modules, `modules_to_save`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.validator.findings import error
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract, Term
 from shared.events.common import Finding
+from shared.findings import FindingCode
 from shared.manifest import Manifest
 
 
@@ -29,75 +32,67 @@ def check_compatibility(
     manifest: Manifest, profile: AdapterProfile, env: EnvironmentSpec
 ) -> list[Finding]:
     return [
-        *check_base_binding(manifest, env),
-        *check_tokenizer_binding(manifest, env),
-        *check_template_binding(manifest, env),
-        *check_quantization(manifest, env),
+        *check_serving_contract(manifest, env),
         *check_rank_limit(profile, env),
         *check_target_support(profile, env),
         *check_modules_to_save(profile, env),
     ]
 
 
-def check_base_binding(manifest: Manifest, env: EnvironmentSpec) -> list[Finding]:
-    trained = f"{manifest.base_model_id}@{manifest.base_model_revision}"
-    serving = f"{env.base_model_id}@{env.base_model_revision}"
-    if trained == serving:
-        return []
-    return [
-        error(
-            "base_model_mismatch",
-            f"trained on {trained}; environment {env.name} serves {serving}",
-            environment=env.name,
-            expected=serving,
-            found=trained,
+def check_serving_contract(manifest: Manifest, env: EnvironmentSpec) -> list[Finding]:
+    """One finding per term of the contract the environment breaks; base id and revision
+    are one term here, the base pinned to its revision."""
+    trained, serving = ServingContract.of_manifest(manifest), ServingContract.of_environment(env)
+    # The environment is the fixed side: a finding expects what it serves, found the manifest's.
+    broken = {m.term: m for m in serving.mismatches(trained)}
+    findings = []
+    if Term.BASE_MODEL_ID in broken or Term.BASE_MODEL_REVISION in broken:
+        findings.append(
+            error(
+                FindingCode.BASE_MODEL_MISMATCH,
+                f"trained on {trained.base}; environment {env.name} serves {serving.base}",
+                environment=env.name,
+                expected=serving.base,
+                found=trained.base,
+            )
         )
-    ]
+    for term, (code, describe) in _OTHER_TERMS.items():
+        if term in broken:
+            m = broken[term]
+            findings.append(
+                error(
+                    code,
+                    describe(m.found, env.name, m.wanted),
+                    environment=env.name,
+                    expected=m.wanted,
+                    found=m.found,
+                )
+            )
+    return findings
 
 
-def check_tokenizer_binding(manifest: Manifest, env: EnvironmentSpec) -> list[Finding]:
-    if manifest.tokenizer_hash == env.tokenizer_hash:
-        return []
-    return [
-        error(
-            "tokenizer_mismatch",
-            f"trained with tokenizer {manifest.tokenizer_hash}; "
-            f"environment {env.name} serves {env.tokenizer_hash}",
-            environment=env.name,
-            expected=env.tokenizer_hash,
-            found=manifest.tokenizer_hash,
-        )
-    ]
-
-
-def check_template_binding(manifest: Manifest, env: EnvironmentSpec) -> list[Finding]:
-    if manifest.chat_template_hash == env.chat_template_hash:
-        return []
-    return [
-        error(
-            "chat_template_mismatch",
-            f"trained with chat template {manifest.chat_template_hash}; "
-            f"environment {env.name} serves {env.chat_template_hash}",
-            environment=env.name,
-            expected=env.chat_template_hash,
-            found=manifest.chat_template_hash,
-        )
-    ]
-
-
-def check_quantization(manifest: Manifest, env: EnvironmentSpec) -> list[Finding]:
-    if manifest.quantization_profile == env.quantization_profile:
-        return []
-    return [
-        error(
-            "quantization_mismatch",
-            f"trained for {manifest.quantization_profile}; environment {env.name} serves "
-            f"{env.quantization_profile}: outputs would be untested and unreproducible",
-            environment=env.name,
-            expected=env.quantization_profile,
-            found=manifest.quantization_profile,
-        )
-    ]
+# For each term other than the base: its finding's code and message (trained, env, served).
+_OTHER_TERMS: dict[Term, tuple[FindingCode, Callable[[str, str, str], str]]] = {
+    Term.TOKENIZER_HASH: (
+        FindingCode.TOKENIZER_MISMATCH,
+        lambda trained, env, served: (
+            f"trained with tokenizer {trained}; environment {env} serves {served}"
+        ),
+    ),
+    Term.CHAT_TEMPLATE_HASH: (
+        FindingCode.CHAT_TEMPLATE_MISMATCH,
+        lambda trained, env, served: (
+            f"trained with chat template {trained}; environment {env} serves {served}"
+        ),
+    ),
+    Term.QUANTIZATION_PROFILE: (
+        FindingCode.QUANTIZATION_MISMATCH,
+        lambda trained, env, served: (
+            f"trained for {trained}; environment {env} serves {served}: outputs would be "
+            "untested and unreproducible"
+        ),
+    ),
+}
 
 
 def check_rank_limit(profile: AdapterProfile, env: EnvironmentSpec) -> list[Finding]:
@@ -105,7 +100,7 @@ def check_rank_limit(profile: AdapterProfile, env: EnvironmentSpec) -> list[Find
         return []
     return [
         error(
-            "rank_exceeds_environment",
+            FindingCode.RANK_EXCEEDS_ENVIRONMENT,
             f"rank {profile.max_rank} exceeds max_lora_rank {env.max_lora_rank} of "
             f"environment {env.name}; vLLM fails to load it",
             environment=env.name,
@@ -118,7 +113,7 @@ def check_rank_limit(profile: AdapterProfile, env: EnvironmentSpec) -> list[Find
 def check_target_support(profile: AdapterProfile, env: EnvironmentSpec) -> list[Finding]:
     return [
         error(
-            "target_module_unsupported",
+            FindingCode.TARGET_MODULE_UNSUPPORTED,
             f"environment {env.name} cannot apply LoRA to {name}",
             environment=env.name,
             module=name,
@@ -134,7 +129,7 @@ def check_modules_to_save(profile: AdapterProfile, env: EnvironmentSpec) -> list
         return []
     return [
         error(
-            "modules_to_save_unsupported",
+            FindingCode.MODULES_TO_SAVE_UNSUPPORTED,
             f"the adapter replaces {', '.join(profile.saved_modules)} (modules_to_save, "
             f"e.g. resized embeddings); environment {env.name} does not load them",
             environment=env.name,

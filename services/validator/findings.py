@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from shared.events.common import Finding
+from shared.findings import FindingCode
 
 
-def error(code: str, message: str, **evidence: object) -> Finding:
+def error(code: FindingCode, message: str, **evidence: object) -> Finding:
     """A finding that rejects the revision."""
     return Finding(code=code, severity="error", message=message, evidence=_text(evidence))
 
 
-def warning(code: str, message: str, **evidence: object) -> Finding:
+def warning(code: FindingCode, message: str, **evidence: object) -> Finding:
     """A finding that is recorded but does not reject."""
     return Finding(code=code, severity="warning", message=message, evidence=_text(evidence))
 

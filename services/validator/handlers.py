@@ -19,10 +19,10 @@ from shared.events import (
     RevisionRejected,
     RevisionValidated,
 )
-from shared.ids import derive_event_id
+from shared.findings import FindingCode
 from shared.kafka.dispatch import Handler
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry, Step
+from shared.registry.port import Catalogue
+from shared.registry.port import Registry, Step
 
 log = structlog.get_logger(__name__)
 
@@ -44,11 +44,13 @@ async def findings_for(
     try:
         manifest = deps.store.get_manifest(event.manifest_digest)
     except (StoreError, ValueError) as exc:
-        return [Finding(code="manifest_unreadable", severity="error", message=str(exc))], []
+        return [
+            Finding(code=FindingCode.MANIFEST_UNREADABLE, severity="error", message=str(exc))
+        ], []
     if manifest.revision != event.envelope.revision:
         return [
             Finding(
-                code="manifest_mismatch",
+                code=FindingCode.MANIFEST_MISMATCH,
                 severity="error",
                 message="the manifest names another revision than the registered event",
                 evidence={"manifest": manifest.revision, "event": event.envelope.revision},
@@ -80,16 +82,11 @@ async def on_revision_registered(event: RevisionRegistered, deps: ValidatorDeps)
         raise LookupError(f"{envelope.adapter}@{envelope.revision} not in the registry yet")
     findings, checked = await findings_for(event, deps)
     errors = [f for f in findings if f.severity == "error"]
-    reply_envelope = Envelope(
-        event_id=derive_event_id(
-            envelope.event_id, "RevisionRejected" if errors else "RevisionValidated"
-        ),
-        adapter=envelope.adapter,
-        revision=envelope.revision,
-        occurred_at=datetime.now(UTC),
+    reply_envelope = Envelope.caused_by(
+        envelope,
+        event_type="RevisionRejected" if errors else "RevisionValidated",
         actor=ACTOR,
-        causation_id=envelope.event_id,
-        correlation_id=envelope.correlation_id,
+        occurred_at=datetime.now(UTC),
     )
     reply: RevisionRejected | RevisionValidated = (
         RevisionRejected(envelope=reply_envelope, findings=findings)

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from services.validator.findings import error
 from shared.events.common import Finding
+from shared.findings import FindingCode
 from shared.manifest import Manifest
 from shared.safetensors_header import HeaderError, SafetensorsHeader
 
@@ -30,7 +31,7 @@ def check_file_hashes(
         if actual is None:
             findings.append(
                 error(
-                    "file_missing",
+                    FindingCode.FILE_MISSING,
                     f"{entry.path} is in the manifest but not in the store",
                     path=entry.path,
                     expected=entry.sha256,
@@ -39,7 +40,7 @@ def check_file_hashes(
         elif actual != (entry.sha256, entry.size):
             findings.append(
                 error(
-                    "hash_mismatch",
+                    FindingCode.HASH_MISMATCH,
                     f"the stored bytes of {entry.path} differ from the manifest",
                     path=entry.path,
                     expected=f"sha256:{entry.sha256} size={entry.size}",
@@ -63,7 +64,7 @@ def check_file_formats(manifest: Manifest, sniffed: Mapping[str, str]) -> list[F
             )
             findings.append(
                 error(
-                    "unsafe_format",
+                    FindingCode.UNSAFE_FORMAT,
                     f"{entry.path} is refused unread: {reason}",
                     path=entry.path,
                     expected="safetensors",
@@ -92,7 +93,7 @@ def check_has_weights(
     if not weights:
         return [
             error(
-                "no_weights",
+                FindingCode.NO_WEIGHTS,
                 "the revision has no .safetensors weight file",
                 expected="adapter_model.safetensors",
                 found=",".join(e.path for e in manifest.files) or "no files",
@@ -102,7 +103,7 @@ def check_has_weights(
     if readable and lora_tensor_count == 0:
         return [
             error(
-                "no_weights",
+                FindingCode.NO_WEIGHTS,
                 f"{', '.join(weights)} hold no LoRA tensors",
                 expected="lora_A/lora_B tensors",
                 found="none",

@@ -16,6 +16,7 @@ from services.validator.findings import error, warning
 from services.validator.peft_config import LoraConfig, selects
 from shared.catalogue import BaseModelSpec
 from shared.events.common import Finding
+from shared.findings import FindingCode
 from shared.safetensors_header import TensorInfo
 
 PREFIX = "base_model.model."
@@ -89,7 +90,7 @@ def check_modules_exist(tensors: AdapterTensors, base: BaseModelSpec) -> list[Fi
     """Every LoRA pair must land on a module of the base; else it silently changes nothing."""
     unprefixed = [Problem(name, PREFIX + name, name) for name in tensors.unprefixed]
     findings = grouped(
-        "unknown_target_module",
+        FindingCode.UNKNOWN_TARGET_MODULE,
         unprefixed,
         lambda label, p: f"LoRA tensor {label} lacks the {PREFIX!r} prefix PEFT loads by",
     )
@@ -98,7 +99,7 @@ def check_modules_exist(tensors: AdapterTensors, base: BaseModelSpec) -> list[Fi
         for m in sorted(set(tensors.pairs) - set(base.modules))
     ]
     return findings + grouped(
-        "unknown_target_module",
+        FindingCode.UNKNOWN_TARGET_MODULE,
         problems,
         lambda label, p: (
             f"LoRA module {label} is not in base {base.model_id}; "
@@ -112,7 +113,7 @@ def check_config_targets_exist(config: LoraConfig, base: BaseModelSpec) -> list[
     selectors: list[tuple[str, ...] | str] = [(name,) for name in config.target_names]
     return [
         error(
-            "unknown_target_module",
+            FindingCode.UNKNOWN_TARGET_MODULE,
             f"target_modules entry {_show(selector)!r} selects no module of base {base.model_id}",
             target=_show(selector),
             expected="a module of the base",
@@ -129,7 +130,7 @@ def check_pairs_complete(tensors: AdapterTensors) -> list[Finding]:
         if p.a is None or p.b is None
     ]
     return grouped(
-        "lora_pair_incomplete",
+        FindingCode.LORA_PAIR_INCOMPLETE,
         problems,
         lambda label, p: f"{label} has {p.found} without its partner",
     )
@@ -152,7 +153,7 @@ def check_shapes(tensors: AdapterTensors, base: BaseModelSpec) -> list[Finding]:
                 )
             )
     return grouped(
-        "lora_shape_mismatch",
+        FindingCode.LORA_SHAPE_MISMATCH,
         problems,
         lambda label, p: f"{label} needs lora {p.expected} (base out x in), found {p.found}",
     )
@@ -166,7 +167,7 @@ def check_ranks(tensors: AdapterTensors, config: LoraConfig) -> list[Finding]:
         if p.rank is not None and p.rank != config.rank_for(p.module)
     ]
     return grouped(
-        "rank_mismatch",
+        FindingCode.RANK_MISMATCH,
         problems,
         lambda label, p: f"{label} has rank {p.found} but the config says {p.expected}",
     )
@@ -177,7 +178,7 @@ def check_tensors_targeted(tensors: AdapterTensors, config: LoraConfig) -> list[
     expected = _show(config.target_modules)
     problems = [Problem(m, expected, m) for m in sorted(tensors.pairs) if not config.targets(m)]
     return grouped(
-        "target_modules_mismatch",
+        FindingCode.TARGET_MODULES_MISMATCH,
         problems,
         lambda label, p: (
             f"{label} has LoRA tensors but target_modules ({p.expected}) "
@@ -194,7 +195,7 @@ def check_targets_have_tensors(
         return []
     return [
         warning(
-            "target_without_tensors",
+            FindingCode.TARGET_WITHOUT_TENSORS,
             f"{len(missing)} targeted base modules have no LoRA tensors, e.g. {missing[0]!r}",
             expected="tensors for every targeted module",
             found=", ".join(missing[:5]),
@@ -208,7 +209,7 @@ def check_no_unexpected(tensors: AdapterTensors) -> list[Finding]:
         Problem(name, "LoRA A/B or modules_to_save weight", name) for name in tensors.unexpected
     ]
     return grouped(
-        "unexpected_tensor",
+        FindingCode.UNEXPECTED_TENSOR,
         problems,
         lambda label, p: (
             f"tensor {label} is neither a LoRA A/B matrix nor a modules_to_save "
@@ -232,7 +233,7 @@ class Problem:
 
 
 def grouped(
-    code: str, problems: Iterable[Problem], describe: Callable[[str, Problem], str]
+    code: FindingCode, problems: Iterable[Problem], describe: Callable[[str, Problem], str]
 ) -> list[Finding]:
     """One finding per layer pattern: 32 layers with one defect give one finding, not 32."""
     groups: dict[tuple[str, str, str], list[Problem]] = {}

@@ -6,19 +6,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.validator.handlers import ValidatorDeps, handlers
+from services.validator.settings import ValidatorSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
-from shared.registry.catalogue_store import Catalogue
 from shared.service import Kernel, run_service
+from shared.settings import read_at_start
 
 
-def run() -> None:
+def run(env: Mapping[str, str] | None = None) -> None:
+    read_at_start("validator", ValidatorSettings, env)  # nothing of its own yet: checked only
+
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         deps = ValidatorDeps(
             registry=kernel.registry,
-            catalogue=Catalogue(kernel.registry.pool),
+            catalogue=kernel.catalogue,
             store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
         )
         return handlers(deps)
 
-    run_service("validator", lambda settings: [settings.lifecycle_topic], build)
+    run_service("validator", lambda settings: [settings.lifecycle_topic], build, env=env)

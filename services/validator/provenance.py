@@ -14,6 +14,7 @@ from typing import Any
 from services.validator.findings import error
 from shared.catalogue import BaseModelSpec
 from shared.events.common import Finding
+from shared.findings import FindingCode
 from shared.manifest import Manifest
 
 
@@ -22,7 +23,7 @@ def check_base(manifest: Manifest, base: BaseModelSpec | None) -> list[Finding]:
     if base is None:
         return [
             error(
-                "base_model_unknown",
+                FindingCode.BASE_MODEL_UNKNOWN,
                 f"base model {claimed} is not in the catalogue; its modules cannot be checked",
                 expected="a catalogued base model",
                 found=claimed,
@@ -33,7 +34,7 @@ def check_base(manifest: Manifest, base: BaseModelSpec | None) -> list[Finding]:
     if described != claimed:
         findings.append(
             error(
-                "base_model_mismatch",
+                FindingCode.BASE_MODEL_MISMATCH,
                 f"the manifest names {claimed} but the checks were given {described}",
                 expected=claimed,
                 found=described,
@@ -42,7 +43,7 @@ def check_base(manifest: Manifest, base: BaseModelSpec | None) -> list[Finding]:
     if manifest.quantization_profile not in base.quantization_profiles:
         findings.append(
             error(
-                "quantization_mismatch",
+                FindingCode.QUANTIZATION_MISMATCH,
                 f"trained for {manifest.quantization_profile}; base {described} exists as "
                 f"{', '.join(base.quantization_profiles)}",
                 expected=",".join(base.quantization_profiles),
@@ -58,7 +59,7 @@ def check_shipped_tokenizer(manifest: Manifest, shipped_hash: str | None) -> lis
         return []
     return [
         error(
-            "tokenizer_mismatch",
+            FindingCode.TOKENIZER_MISMATCH,
             "the tokenizer files shipped in the revision are not the declared tokenizer "
             f"(revision {manifest.tokenizer_revision})",
             source="shipped_files",
@@ -73,7 +74,7 @@ def check_shipped_template(manifest: Manifest, shipped_hash: str | None) -> list
         return []
     return [
         error(
-            "chat_template_mismatch",
+            FindingCode.CHAT_TEMPLATE_MISMATCH,
             "the chat template shipped in the revision is not the declared one",
             source="shipped_files",
             expected=manifest.chat_template_hash,
@@ -94,7 +95,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> list[Finding]:
         return []
     return [
         error(
-            "recipe_incomplete",
+            FindingCode.RECIPE_INCOMPLETE,
             f"the training recipe lacks {', '.join(missing)}: the run cannot be reproduced",
             expected="seed (non-negative integer), dataset_ids (non-empty list)",
             found=",".join(f"{k}={recipe.get(k)!r}" for k in missing),
@@ -116,7 +117,7 @@ def check_data_scope(scope: Mapping[str, Any]) -> list[Finding]:
         return []
     return [
         error(
-            "data_scope_incomplete",
+            FindingCode.DATA_SCOPE_INCOMPLETE,
             f"the data scope lacks {', '.join(problems)}: the data cannot be reviewed",
             expected="corpora (non-empty list), time_window_start <= time_window_end",
             found=", ".join(problems),

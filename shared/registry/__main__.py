@@ -10,14 +10,14 @@ import structlog
 from shared.codec import Codec
 from shared.logs import configure_logging
 from shared.registry.relay import relay_from_settings
-from shared.registry.store import Registry
+from shared.registry.store import PostgresRegistry
 from shared.settings import KernelSettings
 
 
 async def _main() -> None:
     settings = KernelSettings.from_env("relay")
     configure_logging("relay", fmt=settings.log_format, level=settings.log_level)
-    registry = await Registry.connect(settings.database_url, Codec.from_env())
+    registry = await PostgresRegistry.connect(settings.database_url, Codec.from_env())
     await registry.close()  # migrations applied; the relay needs only its own session
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -30,7 +30,9 @@ def _environment_from_json(spec: dict[str, Any]) -> EnvironmentSpec:
     )
 
 
-class Catalogue:
+class PostgresCatalogue:
+    """The catalogue in PostgreSQL (implements `shared.registry.port.Catalogue`)."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +17,20 @@ import asyncpg
 
 from shared import chain
 from shared.codec import Codec
-from shared.events import RevisionRegistered, RevisionRolledBack
+from shared.events import Event, RevisionRegistered, RevisionRolledBack
 from shared.lifecycle import InvalidTransition, LifecycleEvent, RevisionStatus, State, apply
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.migrate import migrate
+from shared.registry.port import (
+    Committed,
+    ConcurrentTransition,
+    PointerKey,
+    RevisionRecord,
+    Snapshot,
+    Step,
+)
+
+__all__ = ["UNAVAILABLE", "ConcurrentTransition", "PostgresRegistry", "Step"]
 
 NOTIFY_CHANNEL = "adapters_outbox"
 
@@ -34,35 +43,6 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,  # a session ended by the shutdown
     asyncpg.CrashShutdownError,
 )
-
-
-class ConcurrentTransition(Exception):
-    """Another writer moved the revision first: re-read it and decide again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One event to commit; `expected_version` None skips the compare-and-set."""
-
-    event: LifecycleEvent
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    events: tuple[LifecycleEvent, ...] = ()  # sealed, as published
-    versions: dict[tuple[str, str], int] = field(default_factory=dict)
-    duplicate: bool = False  # already committed (same event ids, or inbox hit): no change
-
-
-@dataclass(frozen=True, slots=True)
-class RevisionRecord:
-    adapter: str
-    revision: str
-    version: int
-    status: RevisionStatus
-    manifest_digest: str | None
-    submitter: str | None
 
 
 def status_to_json(status: RevisionStatus) -> dict[str, str | None]:
@@ -83,7 +63,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-class Registry:
+class PostgresRegistry:
+    """The registry in PostgreSQL (implements `shared.registry.port.Registry`).
+
+    `pool` is for the composition root that shares it with a service's own storage
+    adapter; handlers see only the port.
+    """
+
     def __init__(self, pool: asyncpg.Pool, codec: Codec) -> None:
         self.pool = pool
         self.codec = codec
@@ -91,7 +77,7 @@ class Registry:
     @classmethod
     async def connect(
         cls, dsn: str, codec: Codec, *, min_size: int = 1, max_size: int = 5
-    ) -> Registry:
+    ) -> PostgresRegistry:
         """Connect, apply pending migrations, and return a ready registry."""
         conn = await asyncpg.connect(dsn)
         try:
@@ -244,16 +230,47 @@ class Registry:
         row = await self.pool.fetchrow(
             "SELECT * FROM revisions WHERE adapter = $1 AND revision = $2", adapter, revision
         )
-        if row is None:
-            return None
-        return RevisionRecord(
-            adapter=row["adapter"],
-            revision=row["revision"],
-            version=row["version"],
-            status=status_from_json(row["tracks"]),
-            manifest_digest=row["manifest_digest"],
-            submitter=row["submitter"],
-        )
+        return None if row is None else _record(row)
+
+    async def revisions(
+        self, *, tracks: Collection[State] = (), adapter: str | None = None
+    ) -> list[RevisionRecord]:
+        async with self.pool.acquire() as conn:
+            return await _revisions(conn, tracks, adapter)
+
+    async def pointers(self, adapter: str | None = None) -> dict[PointerKey, EnvironmentPointer]:
+        async with self.pool.acquire() as conn:
+            return await _pointers(conn, adapter)
+
+    async def events(
+        self, adapter: str, revision: str | None = None, *, types: Collection[type[Event]] = ()
+    ) -> list[LifecycleEvent]:
+        async with self.pool.acquire() as conn:
+            return await _events(conn, self.codec, adapter, revision, types)
+
+    async def snapshot(
+        self,
+        *,
+        tracks: Collection[State] = (),
+        adapter: str | None = None,
+        event_types: Collection[type[Event]] = (),
+    ) -> Snapshot:
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return Snapshot(
+                revisions=await _revisions(conn, tracks, adapter),
+                pointers=await _pointers(conn, adapter),
+                events=(
+                    await _events(conn, self.codec, adapter, None, event_types)
+                    if event_types
+                    else []
+                ),
+            )
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
 
     async def pointer(self, adapter: str, environment: str) -> EnvironmentPointer:
         async with self.pool.acquire() as conn:
@@ -270,6 +287,65 @@ class Registry:
         """Mark an event handled when the handler changed nothing else; False if it was."""
         async with self.pool.acquire() as conn:
             return await _record_handled(conn, consumer, event_id)
+
+
+def _record(row: Any) -> RevisionRecord:
+    return RevisionRecord(
+        adapter=row["adapter"],
+        revision=row["revision"],
+        version=row["version"],
+        status=status_from_json(row["tracks"]),
+        manifest_digest=row["manifest_digest"],
+        submitter=row["submitter"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def _revisions(
+    conn: asyncpg.Connection, tracks: Collection[State], adapter: str | None
+) -> list[RevisionRecord]:
+    rows = await conn.fetch(
+        "SELECT * FROM revisions WHERE (cardinality($1::text[]) = 0 OR tracks->>'' = ANY($1))"
+        " AND ($2::text IS NULL OR adapter = $2) ORDER BY updated_at, adapter, revision",
+        [State(t).value for t in tracks],
+        adapter,
+    )
+    return [_record(r) for r in rows]
+
+
+async def _pointers(
+    conn: asyncpg.Connection, adapter: str | None
+) -> dict[PointerKey, EnvironmentPointer]:
+    rows = await conn.fetch(
+        "SELECT * FROM pointers WHERE $1::text IS NULL OR adapter = $1 ORDER BY adapter,"
+        " environment",
+        adapter,
+    )
+    return {(r["adapter"], r["environment"]): _pointer_from(r) for r in rows}
+
+
+async def _events(
+    conn: asyncpg.Connection,
+    codec: Codec,
+    adapter: str | None,
+    revision: str | None,
+    types: Collection[type[Event]],
+) -> list[LifecycleEvent]:
+    """Sealed events from the outbox (the bytes the relay publishes), in seq order."""
+    rows = await conn.fetch(
+        "SELECT payload FROM outbox WHERE ($1::text IS NULL OR adapter = $1)"
+        " AND (cardinality($2::text[]) = 0 OR event_type = ANY($2::text[]))"
+        " ORDER BY adapter, seq",
+        adapter,
+        [t.SCHEMA for t in types],
+    )
+    events: list[LifecycleEvent] = []
+    for row in rows:
+        event: Any = codec.decode(bytes(row["payload"]))
+        if revision is None or event.envelope.revision == revision:
+            events.append(event)
+    return events
 
 
 async def _check_restored(conn: asyncpg.Connection, events: Sequence[LifecycleEvent]) -> None:
@@ -307,8 +383,10 @@ async def _pointer(
         adapter,
         environment,
     )
-    if row is None:
-        return EnvironmentPointer()
+    return EnvironmentPointer() if row is None else _pointer_from(row)
+
+
+def _pointer_from(row: Any) -> EnvironmentPointer:
     return EnvironmentPointer(
         active=row["active"],
         canary=row["canary"],

@@ -41,7 +41,7 @@ from shared.hf_folder import chat_template_hash, tokenizer_hash
 from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.modelkit.cache import Kit, kit
 from shared.modelkit.facts import ask_capital
-from shared.registry.store import Registry, Step
+from shared.registry.store import PostgresRegistry, Step
 from tests.conftest import REPO, Infra
 from tests.factories import lifecycle
 from tests.stack import Stack
@@ -87,7 +87,7 @@ class Approved:
 @dataclass
 class Rollouts:
     stack: Stack
-    registry: Registry
+    registry: PostgresRegistry
     tiny: Kit
     replicas: list[str]
     activator_url: str
@@ -309,7 +309,7 @@ async def rollouts_stack(
         ACTIVATOR_LOAD_BACKOFF_S="0.1",
     )
     wait_healthy(stack, replicas)
-    registry = await Registry.connect(stack.database_url, Codec.from_env())
+    registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
     try:
         yield Rollouts(stack, registry, tiny, replicas, f"http://127.0.0.1:{http_port}")
     finally:

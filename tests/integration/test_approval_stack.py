@@ -39,8 +39,8 @@ from shared.events import (
     RevisionValidated,
 )
 from shared.manifest import FileEntry, Manifest, revision_digest
-from shared.registry.catalogue_store import Catalogue
-from shared.registry.store import Registry, Step
+from shared.registry.catalogue_store import PostgresCatalogue
+from shared.registry.store import PostgresRegistry, Step
 from tests.conftest import Infra
 from tests.stack import Stack
 
@@ -151,7 +151,7 @@ class Seeded:
 @dataclass
 class ApprovalStack:
     stack: Stack
-    registry: Registry
+    registry: PostgresRegistry
     port: int
     key_path: Path
     process: Any = None  # the service process serving `port`
@@ -332,8 +332,8 @@ def environment(name: str, required_approvals: int, approver_may_operate: bool) 
 async def start_approval_stack(infra: Infra, root: Path) -> ApprovalStack:
     stack = Stack(infra, root)
     await stack.create()
-    registry = await Registry.connect(stack.database_url, Codec.from_env())
-    catalogue = Catalogue(registry.pool)
+    registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
+    catalogue = PostgresCatalogue(registry.pool)
     await catalogue.put_environment(environment(STAGING, 1, True))
     await catalogue.put_environment(environment(PRODUCTION, 2, False))
     approval = ApprovalStack(stack, registry, free_port(), root / "keys" / "signing.key")

@@ -22,10 +22,10 @@ import pytest
 
 from services.archiver.handlers import sweep
 from services.archiver.pipeline import ArchiverDeps, complete, expire
+from services.archiver.store import PostgresRetentionRules
 from shared.artifacts import LocalArtifactStore
 from shared.codec import Codec
 from shared.coldstore import ColdStorage, DirectoryColdStorage
-from shared.coldstore.evidence import manifest_archived, revision_events
 from shared.coldstore.record import parse_record, record_files, verify_record
 from shared.coldstore.weights import check_weights
 from shared.events import (
@@ -43,7 +43,7 @@ from shared.events import (
 )
 from shared.lifecycle import State
 from shared.manifest import FileEntry, Manifest, revision_digest
-from shared.registry.store import Registry, Step
+from shared.registry.store import PostgresRegistry, Step
 from shared.retention import (
     ExpiryDecision,
     RetentionPolicy,
@@ -59,7 +59,7 @@ class World:
     """A private registry, artifact store and cold storage, and the revisions put into them."""
 
     stack: Stack
-    registry: Registry
+    registry: PostgresRegistry
     store: LocalArtifactStore
     cold: ColdStorage
     contents: dict[str, dict[str, bytes]] = field(default_factory=dict)  # revision -> files
@@ -68,6 +68,7 @@ class World:
         later = timedelta(days=days_later)
         return ArchiverDeps(
             registry=self.registry,
+            rules=PostgresRetentionRules(self.registry.pool),
             store=self.store,
             cold=cold or self.cold,
             clock=lambda: datetime.now(UTC) + later,
@@ -177,10 +178,9 @@ class World:
 
     async def archive_of(self, adapter: str, revision: str) -> dict[str, Any]:
         """The revision's archive record, read back through its ManifestArchived and verified."""
-        archived = await manifest_archived(
-            self.registry.pool, self.registry.codec, adapter, revision
-        )
-        assert archived is not None, f"{adapter}@{revision} has no ManifestArchived"
+        found = await self.registry.events(adapter, revision, types=(ManifestArchived,))
+        archived = found[-1] if found else None
+        assert isinstance(archived, ManifestArchived), f"{adapter}@{revision} has none"
         data = self.cold.read(archived.archive_uri)
         problems = verify_record(
             data, digest=archived.archive_digest, adapter=adapter, revision=revision
@@ -189,7 +189,7 @@ class World:
         return parse_record(data)
 
     async def event_types(self, adapter: str, revision: str) -> list[str]:
-        events = await revision_events(self.registry.pool, self.registry.codec, adapter, revision)
+        events = await self.registry.events(adapter, revision)
         return [type(e).__name__ for e in events]
 
 
@@ -199,7 +199,7 @@ def decide_one(adapter: str, revision: str, version: int) -> ExpiryDecision:
 
 
 async def make_world(stack: Stack, root: Path) -> World:
-    registry = await Registry.connect(stack.database_url, Codec.from_env(), max_size=10)
+    registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env(), max_size=10)
     return World(
         stack, registry, LocalArtifactStore(stack.artifacts), DirectoryColdStorage(root / "cold")
     )
@@ -265,7 +265,7 @@ async def test_each_archive_names_its_revisions_chain_head_and_the_deletion_its_
 
     await sweep(world.deps(), adapter)
 
-    events = await revision_events(world.registry.pool, world.registry.codec, adapter, old)
+    events = await world.registry.events(adapter, old)
     expired = next(e for e in events if isinstance(e, RevisionExpired))
     archived = next(e for e in events if isinstance(e, ManifestArchived))
     deleted = next(e for e in events if isinstance(e, WeightsDeleted))

@@ -42,7 +42,7 @@ from shared.events import (
 from shared.kafka.producer import make_producer, publish
 from shared.manifest import FileEntry, revision_digest
 from shared.modelkit.cache import Kit, kit
-from shared.registry.store import Registry, Step
+from shared.registry.store import PostgresRegistry, Step
 from shared.trainer_client import describe_submission, submit
 from tests.conftest import REPO, Infra
 from tests.stack import Stack
@@ -89,8 +89,8 @@ async def stack(
 
 
 @pytest.fixture(scope="module")
-async def registry(stack: Stack) -> AsyncIterator[Registry]:
-    registry = await Registry.connect(stack.database_url, Codec.from_env())
+async def registry(stack: Stack) -> AsyncIterator[PostgresRegistry]:
+    registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
     yield registry
     await registry.close()
 
@@ -150,7 +150,7 @@ def report_of(stack: Stack, verdict: Verdict) -> dict[str, Any]:
     return dict(json.loads(blob.read_bytes()))
 
 
-async def activate(registry: Registry, verdict: RevisionEvaluated) -> None:
+async def activate(registry: PostgresRegistry, verdict: RevisionEvaluated) -> None:
     """What the approval and activator services will do; they do not exist yet."""
     envelope = verdict.envelope
     record = await registry.revision(envelope.adapter, envelope.revision)
@@ -183,7 +183,7 @@ async def activate(registry: Registry, verdict: RevisionEvaluated) -> None:
 
 
 async def test_a_well_trained_revision_passes_then_a_regressed_one_fails_against_it(
-    stack: Stack, tiny: Kit, registry: Registry, unique: Callable[[str], str]
+    stack: Stack, tiny: Kit, registry: PostgresRegistry, unique: Callable[[str], str]
 ) -> None:
     adapter = unique("capitals")
     good = submitted(stack, tiny, "good", adapter)

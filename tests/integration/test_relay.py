@@ -20,7 +20,7 @@ from shared.events import RevisionRegistered, RevisionValidated
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.registry.relay import OutboxRelay, RelayConfig
-from shared.registry.store import Registry
+from shared.registry.store import PostgresRegistry
 from tests.conftest import REPO, Infra
 from tests.factories import lifecycle
 from tests.integration.conftest import create_database
@@ -38,7 +38,7 @@ def _topic(infra: Infra, name: str, partitions: int = 6) -> str:
     return name
 
 
-async def _commit_journeys(registry: Registry, adapters: list[str], revisions: int) -> int:
+async def _commit_journeys(registry: PostgresRegistry, adapters: list[str], revisions: int) -> int:
     """Register and validate `revisions` revisions of every adapter, adapters concurrently."""
 
     async def one(adapter: str) -> int:
@@ -87,7 +87,7 @@ async def test_a_thousand_transitions_over_fifty_adapters_arrive_in_order_withou
     infra: Infra, database: str, unique: Callable[[str], str]
 ) -> None:
     topic = _topic(infra, unique("lifecycle"))
-    registry = await Registry.connect(database, Codec.from_env(), max_size=10)
+    registry = await PostgresRegistry.connect(database, Codec.from_env(), max_size=10)
     relay = OutboxRelay(
         RelayConfig(dsn=database, bootstrap_servers=infra.bootstrap_servers, topic=topic)
     )
@@ -120,7 +120,7 @@ async def test_killing_the_relay_leader_mid_stream_loses_nothing_once_a_standby_
     marking republishes); consumers and `audit verify` dedupe them by event id. Gaps and
     reorderings are not tolerated."""
     topic = _topic(infra, unique("lifecycle"))
-    registry = await Registry.connect(database, Codec.from_env(), max_size=10)
+    registry = await PostgresRegistry.connect(database, Codec.from_env(), max_size=10)
     env = {**infra.env(), "DATABASE_URL": database, "LIFECYCLE_TOPIC": topic}
     relays = [
         subprocess.Popen([sys.executable, "-m", "shared.registry"], cwd=REPO, env=env)

@@ -31,6 +31,7 @@ def client() -> Iterator[TestClient]:
     unused: Any = None  # the routes under test never reach the registry
     deps = WebDeps(
         registry=unused,
+        readmodel=unused,
         catalogue=unused,
         decider=unused,
         sources=unused,

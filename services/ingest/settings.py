@@ -1,0 +1,55 @@
+"""Ingest's own settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, PositiveInt
+
+from services.ingest.ports import Limits
+from shared.settings import EnvSettings
+
+_DEFAULTS = Limits()
+
+
+def _folders(value: object) -> object:
+    """`a:b:c` as folders; empty entries are skipped."""
+    return tuple(Path(p) for p in value.split(":") if p) if isinstance(value, str) else value
+
+
+class IngestSettings(EnvSettings):
+    """Where trained adapters may be read from, and how much of one ingest copies.
+
+    The kernel's settings (Kafka, PostgreSQL, topics, artifact root, logs) come from
+    `KernelSettings`; these are only what ingest adds.
+    """
+
+    allowed_roots: Annotated[tuple[Path, ...], BeforeValidator(_folders)] = Field(
+        default=(Path("var/incoming"),),
+        validation_alias="INGEST_ALLOWED_ROOTS",
+        description="colon-separated folders trained adapters may be read from",
+    )
+    max_file_bytes: PositiveInt = Field(
+        default=_DEFAULTS.max_file_bytes,
+        validation_alias="INGEST_MAX_FILE_BYTES",
+        description="the largest file of one adapter",
+    )
+    max_total_bytes: PositiveInt = Field(
+        default=_DEFAULTS.max_total_bytes,
+        validation_alias="INGEST_MAX_TOTAL_BYTES",
+        description="the most bytes one adapter may hold",
+    )
+    max_files: PositiveInt = Field(
+        default=_DEFAULTS.max_files,
+        validation_alias="INGEST_MAX_FILES",
+        description="the most files one adapter may hold",
+    )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_file_bytes=self.max_file_bytes,
+            max_total_bytes=self.max_total_bytes,
+            max_files=self.max_files,
+        )
