@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from shared.codec import Codec
+from shared.flow import ServiceFlow
 from shared.kafka.app import FaustDeadLetters, attach_consumer, make_app, run_worker
 from shared.kafka.dispatch import Dispatcher, Handler, PermanentError
 from shared.lifecycle import InvalidTransition
@@ -57,17 +58,20 @@ Build = Callable[[Kernel], Awaitable[Mapping[type, Handler]]]
 
 
 def run_service(
-    name: str,
-    topics: Callable[[KernelSettings], Sequence[str]],
+    flow: ServiceFlow,
     build: Build,
     *,
     env: Mapping[str, str] | None = None,
     run_relay: bool | None = None,
 ) -> None:
-    """Run `name` until SIGTERM: consume `topics(settings)` in order, one event at a time."""
+    """Run `flow.service` until SIGTERM: consume its topics in order, one event at a time.
+
+    The handler map `build` returns must handle exactly the types the flow declares.
+    """
+    name = flow.service
     with exit_on_bad_settings(name):
         settings = KernelSettings.from_env(name, env)
-    consumed = list(topics(settings))
+    consumed = flow.topics(settings)
     configure_logging(name, fmt=settings.log_format, level=settings.log_level)
     # Health and metrics are served by our own small server (below), not faust's web.
     app = make_app(settings, web_enabled=False)
@@ -103,7 +107,13 @@ def run_service(
             pool=registry.pool,
             app=app,
         )
-        handlers.update(await build(kernel))
+        built = await build(kernel)
+        if set(built) != set(flow.handles):
+            raise RuntimeError(
+                f"{name}: its handler map ({sorted(t.__name__ for t in built)}) differs from "
+                f"its FLOW ({sorted(t.__name__ for t in flow.handles)})"
+            )
+        handlers.update(built)
         ready.set()
         log.info("service_ready", topics=consumed, handles=[t.__name__ for t in handlers])
         if relay is not None:

@@ -8,8 +8,10 @@ import structlog
 from services.activator.analysis import AnalysisPolicy
 from services.activator.fleet import RolloutStopped
 from services.activator.plans import (
+    Outcome,
     Plan,
     Refused,
+    RequestAction,
     Situation,
     operator_refusal,
     plan_abort,
@@ -28,12 +30,18 @@ from services.activator.rollouts import (
 from shared.catalogue import EnvironmentSpec
 from shared.events import (
     AbortCanary,
+    CanaryExpanded,
+    CanaryStarted,
     CommandHeader,
     ExpandCanary,
     PromoteRevision,
+    RevisionActivated,
     RevisionApproved,
+    RevisionRolledBack,
+    RevisionSuperseded,
     RollbackRevision,
 )
+from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.lifecycle import InvalidTransition
 from shared.retention import RollbackRefused, check_rollback_target
@@ -50,11 +58,11 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
         await execute(deps, request, decide)
         return None
     except Refused as exc:
-        outcome, reason, evidence = "refused", str(exc), {}
+        outcome, reason, evidence = Outcome.REFUSED, str(exc), {}
     except RolloutStopped as exc:
-        outcome, reason, evidence = "failed", str(exc), exc.evidence
+        outcome, reason, evidence = Outcome.FAILED, str(exc), exc.evidence
     except InvalidTransition as exc:  # the registry's verdict on a plan made on stale state
-        outcome, reason, evidence = "refused", str(exc), {}
+        outcome, reason, evidence = Outcome.REFUSED, str(exc), {}
     bound.warning("rollout_" + outcome, action=request.action, reason=reason)
     await deps.store.record_outcome(
         cause_id=request.cause_id,
@@ -92,7 +100,7 @@ async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> 
 
     request = Request(
         cause_id=envelope.event_id,
-        action="approved",
+        action=RequestAction.APPROVED,
         adapter=envelope.adapter,
         environment=envelope.environment,
         revision=envelope.revision,
@@ -103,7 +111,7 @@ async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> 
         await deps.registry.record_handled(CONSUMER, envelope.event_id)
 
 
-def _request(header: CommandHeader, action: str, revision: str | None) -> Request:
+def _request(header: CommandHeader, action: RequestAction, revision: str | None) -> Request:
     return Request(
         cause_id=header.command_id,
         action=action,
@@ -134,7 +142,7 @@ async def _operator_may(
 
 
 async def on_promote(command: PromoteRevision, deps: ActivatorDeps) -> None:
-    request = _request(command.header, "promote", command.revision)
+    request = _request(command.header, RequestAction.PROMOTE, command.revision)
 
     async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
         await _operator_may(deps, request, spec, command.revision)
@@ -150,7 +158,7 @@ async def on_promote(command: PromoteRevision, deps: ActivatorDeps) -> None:
 
 
 async def on_expand(command: ExpandCanary, deps: ActivatorDeps) -> None:
-    request = _request(command.header, "expand", command.revision)
+    request = _request(command.header, RequestAction.EXPAND, command.revision)
 
     async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
         await _operator_may(deps, request, spec, command.revision)
@@ -166,7 +174,7 @@ async def on_expand(command: ExpandCanary, deps: ActivatorDeps) -> None:
 
 
 async def on_rollback(command: RollbackRevision, deps: ActivatorDeps) -> None:
-    request = _request(command.header, "rollback", command.to_revision)
+    request = _request(command.header, RequestAction.ROLLBACK, command.to_revision)
 
     async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
         await _operator_may(deps, request, spec, command.to_revision or "")
@@ -190,7 +198,7 @@ async def on_rollback(command: RollbackRevision, deps: ActivatorDeps) -> None:
 
 
 async def on_abort(command: AbortCanary, deps: ActivatorDeps) -> None:
-    request = _request(command.header, "abort", command.revision)
+    request = _request(command.header, RequestAction.ABORT, command.revision)
 
     async def decide(situation: Situation, spec: EnvironmentSpec, _: AnalysisPolicy) -> Plan:
         await _operator_may(deps, request, spec, "")
@@ -227,3 +235,18 @@ def handlers(deps: ActivatorDeps) -> dict[type, Handler]:
         RollbackRevision: rollback,
         AbortCanary: abort,
     }
+
+
+FLOW = ServiceFlow(
+    service="activator",
+    consumes=(Topic.LIFECYCLE, Topic.COMMANDS),
+    handles=(RevisionApproved, PromoteRevision, ExpandCanary, RollbackRevision, AbortCanary),
+    emits=(
+        CanaryStarted,
+        CanaryExpanded,
+        RevisionSuperseded,
+        RevisionActivated,
+        RevisionRolledBack,
+    ),
+    inputs=("canary analysis on a timer", "replicas over HTTP"),
+)

@@ -12,13 +12,14 @@ import structlog
 
 from services.activator.adapters import VllmTarget
 from services.activator.canary import tick
-from services.activator.fleet import Fleet, Retry
-from services.activator.handlers import handlers
+from services.activator.fleet import Fleet
+from services.activator.handlers import FLOW, handlers
 from services.activator.rollouts import ActivatorDeps
 from services.activator.settings import ActivatorSettings
 from services.activator.store import ActivatorStore
 from services.activator.web import make_app, start_web
 from shared.artifacts import LocalArtifactStore
+from shared.backoff import Backoff
 from shared.kafka.dispatch import Handler
 from shared.manifest import Manifest
 from shared.service import Kernel, run_service
@@ -65,7 +66,7 @@ def run(env: Mapping[str, str] | None = None) -> None:
             fleet=Fleet(
                 store,
                 lambda url: VllmTarget(url, client),
-                retry=Retry(
+                retry=Backoff(
                     settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
                 ),
                 routing_dir=settings.routing_dir,
@@ -89,4 +90,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
         log.info("activator_ready", analysis_interval_s=settings.analysis_interval_s)
         return handlers(deps)
 
-    run_service("activator", lambda s: [s.lifecycle_topic, s.commands_topic], build, env=env)
+    run_service(FLOW, build, env=env)

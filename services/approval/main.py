@@ -22,7 +22,7 @@ from services.approval.auth import lookup_in
 from services.approval.deciding import Decider
 from services.approval.deps import WebDeps
 from services.approval.evidence import EvidenceSources
-from services.approval.projection import handlers
+from services.approval.handlers import FLOW, handlers
 from services.approval.readmodel import ReadModel
 from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
@@ -93,4 +93,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
         )
         return handlers(kernel.pool)
 
-    run_service("approval", lambda s: [s.lifecycle_topic], build, env=env)
+    run_service(FLOW, build, env=env)

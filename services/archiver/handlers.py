@@ -10,7 +10,13 @@ from services.archiver.facts import pending, read_facts
 from services.archiver.pipeline import ArchiveNotVerified, ArchiverDeps, complete, expire
 from shared.artifacts import StoreError
 from shared.coldstore import ColdStorageError
-from shared.events import RevisionExpired, RevisionSuperseded
+from shared.events import (
+    ManifestArchived,
+    RevisionExpired,
+    RevisionSuperseded,
+    WeightsDeleted,
+)
+from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler
 from shared.lifecycle import State
 from shared.registry.port import ConcurrentTransition
@@ -91,3 +97,12 @@ def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
         await on_revision_superseded(event, deps)
 
     return {RevisionExpired: expired, RevisionSuperseded: superseded}
+
+
+FLOW = ServiceFlow(
+    service="archiver",
+    consumes=(Topic.LIFECYCLE,),
+    handles=(RevisionExpired, RevisionSuperseded),
+    emits=(RevisionExpired, ManifestArchived, WeightsDeleted),
+    inputs=("a sweep on a timer", "cold storage"),
+)

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from services.archiver.faults import crash_after
-from services.archiver.handlers import handlers, sweep
+from services.archiver.handlers import FLOW, handlers, sweep
 from services.archiver.pipeline import ArchiverDeps
 from services.archiver.settings import ArchiverSettings
 from services.archiver.store import PostgresRetentionRules
@@ -69,4 +69,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
         )
         return handlers(deps)
 
-    run_service("archiver", lambda s: [s.lifecycle_topic], build, env=env)
+    run_service(FLOW, build, env=env)

@@ -34,11 +34,11 @@ from shared.events import (
     RevisionValidated,
 )
 from shared.findings import FindingCode
+from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.lifecycle import State
 from shared.manifest import Manifest
-from shared.registry.port import Catalogue
-from shared.registry.port import Registry, RevisionRecord, Step
+from shared.registry.port import Catalogue, Registry, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
@@ -262,3 +262,12 @@ def handlers(deps: EvaluatorDeps) -> dict[type, Handler]:
         await on_revision_validated(event, deps)
 
     return {RevisionValidated: validated}
+
+
+FLOW = ServiceFlow(
+    service="gpu_evaluator",
+    consumes=(Topic.LIFECYCLE,),
+    handles=(RevisionValidated,),
+    emits=(RevisionEvaluated, RevisionEvaluationFailed),
+    inputs=(),
+)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from services.gpu_evaluator.backends import backends_from_settings
-from services.gpu_evaluator.handlers import EvaluatorDeps, handlers
+from services.gpu_evaluator.handlers import FLOW, EvaluatorDeps, handlers
 from services.gpu_evaluator.ports import BackendProvider
 from services.gpu_evaluator.settings import EvaluatorSettings
 from shared.artifacts import LocalArtifactStore
@@ -40,6 +40,4 @@ def run(*, env: Mapping[str, str] | None = None, wrap: Wrap | None = None) -> No
         provider = backends_from_settings(settings)
         return handlers(build_deps(kernel, settings, backends=wrap(provider) if wrap else provider))
 
-    run_service(
-        "gpu_evaluator", lambda kernel_settings: [kernel_settings.lifecycle_topic], build, env=env
-    )
+    run_service(FLOW, build, env=env)

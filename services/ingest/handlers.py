@@ -23,6 +23,7 @@ from shared.events import (
     caused_envelope,
 )
 from shared.findings import FindingCode
+from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.registry.port import ConcurrentTransition, Registry, Step
@@ -202,3 +203,12 @@ def handlers(deps: IngestDeps) -> dict[type, Handler]:
         await on_adapter_trained(event, deps)
 
     return {AdapterTrained: trained}
+
+
+FLOW = ServiceFlow(
+    service="ingest",
+    consumes=(Topic.TRAINED,),
+    handles=(AdapterTrained,),
+    emits=(RevisionRegistered, RevisionRejected),
+    inputs=(),
+)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.ingest.adapters import LocalDirectorySource
-from services.ingest.handlers import IngestDeps, handlers
+from services.ingest.handlers import FLOW, IngestDeps, handlers
 from services.ingest.settings import IngestSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
@@ -29,4 +29,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         return handlers(build_deps(kernel, settings))
 
-    run_service("ingest", lambda kernel_settings: [kernel_settings.trained_topic], build, env=env)
+    run_service(FLOW, build, env=env)

@@ -20,9 +20,9 @@ from shared.events import (
     RevisionValidated,
 )
 from shared.findings import FindingCode
+from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler
-from shared.registry.port import Catalogue
-from shared.registry.port import Registry, Step
+from shared.registry.port import Catalogue, Registry, Step
 
 log = structlog.get_logger(__name__)
 
@@ -110,3 +110,12 @@ def handlers(deps: ValidatorDeps) -> dict[type, Handler]:
         await on_revision_registered(event, deps)
 
     return {RevisionRegistered: registered}
+
+
+FLOW = ServiceFlow(
+    service="validator",
+    consumes=(Topic.LIFECYCLE,),
+    handles=(RevisionRegistered,),
+    emits=(RevisionValidated, RevisionRejected),
+    inputs=(),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.validator.handlers import ValidatorDeps, handlers
+from services.validator.handlers import FLOW, ValidatorDeps, handlers
 from services.validator.settings import ValidatorSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
@@ -24,4 +24,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
         )
         return handlers(deps)
 
-    run_service("validator", lambda settings: [settings.lifecycle_topic], build, env=env)
+    run_service(FLOW, build, env=env)
