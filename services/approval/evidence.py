@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.approval import readmodel
-from services.approval.readmodel import Evaluation, Metric
+from services.approval.ports import ApprovalReads, DecisionRow, Evaluation, Metric
 from services.approval.views import (
     BallotView,
     DecisionView,
@@ -33,7 +32,7 @@ from services.approval.views import (
     MetricComparison,
     OutputComparison,
 )
-from shared.artifacts import LocalArtifactStore, StoreError
+from shared.artifacts import ArtifactStore, StoreError
 from shared.manifest import Manifest
 from shared.registry.port import Catalogue, Registry
 
@@ -45,9 +44,9 @@ class EvidenceUnreadable(Exception):
 @dataclass(frozen=True, slots=True)
 class EvidenceSources:
     registry: Registry
-    readmodel: readmodel.ReadModel
+    readmodel: ApprovalReads
     catalogue: Catalogue
-    store: LocalArtifactStore
+    store: ArtifactStore
     max_report_bytes: int
 
 
@@ -162,7 +161,7 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def read_report(store: LocalArtifactStore, digest: str, max_bytes: int) -> dict[str, Any]:
+def read_report(store: ArtifactStore, digest: str, max_bytes: int) -> dict[str, Any]:
     """The report JSON stored under `digest`, checked against it; bounded in size."""
     try:
         path = store.blob_path(digest.removeprefix("sha256:"))
@@ -264,7 +263,7 @@ async def gather(
     )
 
 
-def _decision_view(row: readmodel.DecisionRow | None) -> DecisionView | None:
+def _decision_view(row: DecisionRow | None) -> DecisionView | None:
     if row is None:
         return None
     return DecisionView(

@@ -24,7 +24,7 @@ from services.gpu_evaluator.ports import (
 )
 from services.gpu_evaluator.report import build_report, report_bytes, store_report
 from services.gpu_evaluator.suites import SuiteError, load_suite
-from shared.artifacts import LocalArtifactStore, StoreError
+from shared.artifacts import ArtifactStore, StoreError
 from shared.events import (
     Actor,
     Envelope,
@@ -51,7 +51,7 @@ Verdict = RevisionEvaluated | RevisionEvaluationFailed
 class EvaluatorDeps:
     registry: Registry
     catalogue: Catalogue
-    store: LocalArtifactStore
+    store: ArtifactStore
     backends: BackendProvider
     suites_root: Path
     load_profiles_root: Path | None = None

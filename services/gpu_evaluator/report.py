@@ -17,7 +17,7 @@ from typing import Any
 from services.gpu_evaluator.evaluation import EvaluationRun, Plan, TargetRun, score
 from services.gpu_evaluator.gates import GateDecision
 from services.gpu_evaluator.load import LoadResult
-from shared.artifacts import LocalArtifactStore
+from shared.artifacts import ArtifactStore
 from shared.manifest import Manifest
 
 SCHEMA = "adapters.evaluation_report.v1"
@@ -137,7 +137,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def store_report(store: LocalArtifactStore, data: bytes, *, max_bytes: int) -> tuple[str, str]:
+def store_report(store: ArtifactStore, data: bytes, *, max_bytes: int) -> tuple[str, str]:
     """(digest, uri) of the report, written once into the content-addressed store."""
     entry = store.put_stream(io.BytesIO(data), max_bytes=max_bytes)
     return "sha256:" + entry.sha256, f"artifact://blobs/sha256/{entry.sha256}"

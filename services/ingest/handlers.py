@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import structlog
 
 from services.ingest.ports import ArtifactSource, Limits, SourceRefused
-from shared.artifacts import LocalArtifactStore
+from shared.artifacts import ArtifactStore
 from shared.events import (
     Actor,
     AdapterTrained,
@@ -38,13 +38,13 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 @dataclass
 class IngestDeps:
     registry: Registry
-    store: LocalArtifactStore
+    store: ArtifactStore
     source: ArtifactSource
     limits: Limits
 
 
 def copy_artifact(
-    source: ArtifactSource, store: LocalArtifactStore, uri: str, limits: Limits
+    source: ArtifactSource, store: ArtifactStore, uri: str, limits: Limits
 ) -> list[FileEntry]:
     """Stream every file into the store, hashing as it goes (blocking: run in a thread)."""
     entries = []

@@ -10,7 +10,7 @@ import structlog
 
 from services.validator.checks import check_revision
 from services.validator.inputs import read_revision_inputs
-from shared.artifacts import LocalArtifactStore, StoreError
+from shared.artifacts import ArtifactStore, StoreError
 from shared.events import (
     Actor,
     Envelope,
@@ -34,7 +34,7 @@ ACTOR = Actor(principal="validator", role="service")
 class ValidatorDeps:
     registry: Registry
     catalogue: Catalogue
-    store: LocalArtifactStore
+    store: ArtifactStore
 
 
 async def findings_for(

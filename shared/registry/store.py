@@ -18,7 +18,14 @@ import asyncpg
 from shared import chain
 from shared.codec import Codec
 from shared.events import Event, RevisionRegistered, RevisionRolledBack
-from shared.lifecycle import InvalidTransition, LifecycleEvent, RevisionStatus, State, apply
+from shared.lifecycle import (
+    REVISION_TRACK_KEY,
+    InvalidTransition,
+    LifecycleEvent,
+    RevisionStatus,
+    State,
+    apply,
+)
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.migrate import migrate
 from shared.registry.port import (
@@ -46,13 +53,13 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 
 
 def status_to_json(status: RevisionStatus) -> dict[str, str | None]:
-    tracks: dict[str, str | None] = {"": status.revision_track}
+    tracks: dict[str, str | None] = {REVISION_TRACK_KEY: status.revision_track}
     tracks.update(status.environment_tracks)
     return tracks
 
 
 def status_from_json(tracks: dict[str, str | None]) -> RevisionStatus:
-    revision_track = tracks.get("")
+    revision_track = tracks.get(REVISION_TRACK_KEY)
     return RevisionStatus(
         revision_track=State(revision_track) if revision_track else None,
         environment_tracks={e: State(s) for e, s in tracks.items() if e and s},
@@ -306,10 +313,11 @@ async def _revisions(
     conn: asyncpg.Connection, tracks: Collection[State], adapter: str | None
 ) -> list[RevisionRecord]:
     rows = await conn.fetch(
-        "SELECT * FROM revisions WHERE (cardinality($1::text[]) = 0 OR tracks->>'' = ANY($1))"
+        "SELECT * FROM revisions WHERE (cardinality($1::text[]) = 0 OR tracks->>$3 = ANY($1))"
         " AND ($2::text IS NULL OR adapter = $2) ORDER BY updated_at, adapter, revision",
         [State(t).value for t in tracks],
         adapter,
+        REVISION_TRACK_KEY,
     )
     return [_record(r) for r in rows]
 

@@ -48,11 +48,11 @@ def _allowed(rel: str) -> bool:
     if rel in MAY_TOUCH_THE_DATABASE:
         return True
     parts = rel.split("/")
-    if parts[0] == "services" and parts[-1] in ("main.py", "store.py"):
-        return True  # a service's composition root, or its own storage adapter
-    if parts[0] == "adapterctl":
-        return True  # the command line is its own composition root
-    return False
+    # A service's composition root or its own storage adapter; the command line is its own
+    # composition root.
+    return (parts[0] == "services" and parts[-1] in ("main.py", "store.py")) or (
+        parts[0] == "adapterctl"
+    )
 
 
 def test_only_composition_roots_and_storage_adapters_touch_the_database() -> None:

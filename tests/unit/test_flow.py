@@ -29,6 +29,7 @@ from shared.flow import ServiceFlow, Topic, handled_by
 from shared.lifecycle import TRANSITIONS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+REGENERATE = "README drifted from the code: run `python -m infra.flow --write README.md`"
 UNUSED: Any = None  # building a handler map only closes over its deps
 
 HANDLER_MAPS = {
@@ -92,15 +93,11 @@ def test_a_flow_names_the_commits_it_did_not_declare() -> None:
 
 
 def test_the_readme_services_table_is_generated_from_the_flow() -> None:
-    assert _block(TABLE_BEGIN, TABLE_END) == services_table(), (
-        "README's services table drifted from the code: run `python -m infra.flow --write README.md`"
-    )
+    assert _block(TABLE_BEGIN, TABLE_END) == services_table(), REGENERATE
 
 
 def test_the_readme_diagram_is_generated_from_the_flow() -> None:
-    assert _block(DIAGRAM_BEGIN, DIAGRAM_END) == diagram(), (
-        "README's diagram drifted from the code: run `python -m infra.flow --write README.md`"
-    )
+    assert _block(DIAGRAM_BEGIN, DIAGRAM_END) == diagram(), REGENERATE
 
 
 def test_topics_resolve_to_the_configured_names() -> None:
