@@ -16,7 +16,7 @@ help:
 	@echo "make lock       re-resolve uv.lock after editing pyproject.toml (ARGS=--upgrade-package X)"
 	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
 	@echo "make demo       the main job: local stack + an adapter's journey through it"
-	@echo "make lint       ruff, mypy (shared/), import-linter contracts"
+	@echo "make lint       ruff, mypy (shared/, services/, adapterctl/), import-linter contracts"
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
 	@echo "make infra-down stop them; leaves no java or postgres process of ours"
 	@echo "make bench      every benchmark -> benchmarks/results.json and RESULTS.md"
@@ -68,7 +68,7 @@ gpu-check: $(VENV)/.stamp
 	$(PY) infra/gpu_check.py
 
 lint: $(VENV)/.stamp
-	$(VENV)/bin/ruff check shared services tests infra benchmarks
+	$(VENV)/bin/ruff check shared services adapterctl tests infra benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -211,7 +211,7 @@ async def run(n: int, log_level: str) -> dict[str, Any]:
     stack.adapterctl("env", "set", ENV, "--base", base, "--canary-steps", "100")
     try:
         replicas = [start_replica(stack, tiny, f"replica{i}") for i in (1, 2)]
-        stack.adapterctl("env", "replicas", ENV, *replicas)
+        stack.adapterctl("env", "replicas", ENV, *replicas, "--no-wait")  # done once it runs
         stack.start(
             "activator",
             ACTIVATOR_HTTP_PORT="0",

@@ -28,12 +28,12 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fastavro import schemaless_reader
 
+from adapterctl.audit import run_replay, run_verify
+from adapterctl.source import Source, accepted_events, read_kafka
 from benchmarks.common import REPO, Figure, delete_topics, infra_env, write_report
 from benchmarks.history import commit_and_publish, plan
 from shared import chain
 from shared.audit import Position, read_entry, verify
-from shared.cli.audit import run_replay, run_verify
-from shared.cli.source import Source, accepted_events, read_kafka
 from shared.codec import HEADER_SIZE, Codec
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.pointers import fold

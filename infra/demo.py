@@ -7,6 +7,11 @@ second canaries under live traffic and activates by analysis, a third regresses 
 evaluator refuses it, an operator rolls back in one command, retention archives the
 refused revision before deleting its weights, and the auditor verifies the log and every
 signed decision. Re-running is safe: each run's adapter carries the run's id.
+
+Test-only: `DEMO_PAUSE_AT=<point>` holds the demo at a named point until a signal arrives
+or `var/demo/resume` appears: `ready` (every service up, nothing submitted) or `canary`
+(the second revision canaries under live traffic; `tests/e2e/test_demo_interrupt.py`
+sends its Ctrl-C there).
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class Journey:
                 "1",
                 "--min-age-days",
                 "0",
+                "--no-wait",  # a command the archiver carries out once it runs
             )
         for name, role in (("carol", "approver"), ("dave", "approver"), ("olive", "operator")):
             # A re-run issues fresh tokens: the old ones were shown once and are gone.
@@ -116,7 +122,8 @@ class Journey:
                 REFERENCE_BASE_REVISION=self.kit.revisions["main"],
             )
             self.replicas.append(f"http://127.0.0.1:{port}")
-        s.adapterctl("env", "replicas", "production", *self.replicas, show=False)
+        # Commands the activator carries out once it runs (it starts below).
+        s.adapterctl("env", "replicas", "production", *self.replicas, "--no-wait", show=False)
         s.adapterctl(
             "env",
             "analysis",
@@ -127,10 +134,15 @@ class Journey:
             "8",
             "--min-p95-delta-ms",
             "2000",
+            "--no-wait",
             show=False,
         )
         approval_port, activator_port = free_port(), free_port()
+        archiver_port = free_port()
         self.approval = f"http://127.0.0.1:{approval_port}"
+        # Where adapterctl reads the activator's and the archiver's answers.
+        s.env["ACTIVATOR_URL"] = f"http://127.0.0.1:{activator_port}"
+        s.env["ARCHIVER_URL"] = f"http://127.0.0.1:{archiver_port}"
         suites = REPO / "infra" / "suites"
         s.start("ingest", "services.ingest")
         s.start("validator", "services.validator")
@@ -153,7 +165,12 @@ class Journey:
             ACTIVATOR_ANALYSIS_INTERVAL_S="1",
             ACTIVATOR_HTTP_PORT=str(activator_port),
         )
-        s.start("archiver", "services.archiver", ARCHIVER_SWEEP_INTERVAL_S="3")
+        s.start(
+            "archiver",
+            "services.archiver",
+            ARCHIVER_SWEEP_INTERVAL_S="3",
+            ARCHIVER_HTTP_PORT=str(archiver_port),
+        )
         with Progress("waiting for every service to report ready"):
             for url in self.replicas:
                 s.wait_http(f"{url}/health")
@@ -161,6 +178,7 @@ class Journey:
             for url in s.web.values():
                 s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
+        s.pause_point("ready")  # tests only: every service up, nothing submitted yet
 
     def submit(self, folder: Path, label: str) -> str:
         s = self.s
@@ -266,6 +284,7 @@ def main() -> int:
         journey.approve(second, "staging", ["carol"])
         with s.traffic(journey.replicas, journey.adapter, QUESTION) as statuses:
             journey.approve(second, "production", ["carol", "dave"])
+            s.pause_point("canary")  # tests only: the canary under live traffic, mid-journey
             s.wait_event(journey.adapter, second, "RevisionActivated", "production")
         steps = [
             f"{type(e).__name__}({getattr(e, 'traffic_percent', '')})"

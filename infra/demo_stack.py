@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from infra import processes
 from shared.codec import Codec
 from shared.kafka.reader import read_topic
 
@@ -28,6 +29,11 @@ DEMO = VAR / "demo"
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 LIFECYCLE = "adapters.lifecycle.v1"
 PIDS = DEMO / "processes.txt"  # the running demo's service pids: a re-run stops leftovers
+# Test-only: `DEMO_PAUSE_AT=<point>` holds the demo at that named point (see `pause_point`)
+# until a signal arrives or the file `DEMO_RESUME` appears, so a test can act while the
+# journey is provably under way rather than race it.
+PAUSE_AT = "DEMO_PAUSE_AT"
+RESUME = DEMO / "resume"
 SPINNER = "|/-\\"
 
 
@@ -100,6 +106,18 @@ class DemoStack:
     def done(self, started: float, note: str = "") -> None:
         print(f"    done in {time.monotonic() - started:.1f}s {note}".rstrip(), flush=True)
 
+    def pause_point(self, point: str) -> None:
+        """Hold here when `DEMO_PAUSE_AT` names `point` (tests only): until a signal (Ctrl-C
+        raises KeyboardInterrupt out of the sleep) or until `var/demo/resume` appears."""
+        if os.environ.get(PAUSE_AT) != point:
+            return
+        RESUME.unlink(missing_ok=True)
+        print(f"    paused at {point} ({PAUSE_AT}); resumes when {RESUME} appears", flush=True)
+        while not RESUME.exists():
+            self.check_alive()
+            time.sleep(0.2)
+        RESUME.unlink()
+
     # -- infrastructure and processes ----------------------------------------------------
     def start_infra(self) -> None:
         """infra/up.sh (idempotent); remembers whether Kafka and PostgreSQL already ran, so an
@@ -129,19 +147,15 @@ class DemoStack:
             port = free_port()  # health and Prometheus metrics, read at the end
             env = {f"{name.upper()}_WEB_PORT": str(port), **env}
             self.web[name] = f"http://127.0.0.1:{port}"
-        logs = DEMO / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        out = (logs / f"{name}.log").open("ab")
         # Its own session: a Ctrl-C reaches the demo alone, which then stops every service
         # in order (SIGTERM, then SIGKILL after 30 s) instead of each dying mid-write.
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            cwd=REPO,
-            env={**self.env, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.processes[name] = processes.ServiceCommand(
+            name,
+            ("-m", module, *args),
+            {**self.env, **env},
+            DEMO / "logs" / f"{name}.log",
+            new_session=True,
+        ).start()
         self._record_pids()
 
     def _record_pids(self) -> None:
@@ -179,27 +193,13 @@ class DemoStack:
                 raise SystemExit(f"{name} stopped; see var/demo/logs/{name}.log")
 
     def wait_http(self, url: str, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            self.check_alive()
-            time.sleep(0.3)
-        raise SystemExit(f"{url} did not answer within {timeout_s}s")
+        try:
+            processes.wait_http(url, timeout_s=timeout_s, check=self.check_alive)
+        except TimeoutError as exc:
+            raise SystemExit(str(exc)) from None
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop(self.processes.values())
         PIDS.unlink(missing_ok=True)
 
     def stop_infra(self) -> None:

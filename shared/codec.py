@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import os
 import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -15,6 +14,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from shared.events import BY_SCHEMA
 from shared.schemas import SchemaCatalogue, SchemaVersion
+from shared.settings import SchemaSettings
 
 MARKER = b"\xc3\x01"
 HEADER_SIZE = len(MARKER) + 8
@@ -39,9 +39,14 @@ class Codec:
         self._events = dict(BY_SCHEMA if events is None else events)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Codec:
-        """A codec over the schemas in `$ADAPTERS_SCHEMAS_DIR` (default: the repo's)."""
-        return cls(SchemaCatalogue.from_env(env))
+    def from_settings(cls, schemas: SchemaSettings) -> Codec:
+        """A codec over the schemas `schemas` names (default: the repository's)."""
+        return cls(SchemaCatalogue.load(schemas.directory))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Codec:
+        """A codec over the schemas in `$ADAPTERS_SCHEMAS_DIR` (default: the repository's)."""
+        return cls.from_settings(SchemaSettings.from_env(env))
 
     @staticmethod
     def default() -> Codec:

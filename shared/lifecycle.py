@@ -2,7 +2,8 @@
 
 A revision has one revision track (registered ... deleted) and one environment track per
 environment (evaluated ... superseded). An event's `envelope.environment` names the track it
-moves; "" is the revision track. Nothing outside this module decides whether a move is legal.
+moves; "" (`REVISION_TRACK_KEY`) is the revision track. Nothing outside this module decides
+whether a move is legal.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ REVISION_EVENTS: frozenset[type] = frozenset(
 )
 ENVIRONMENT_EVENTS: frozenset[type] = frozenset(cls for _, cls in TRANSITIONS) - REVISION_EVENTS
 ENVIRONMENT_TRACK_START = State.VALIDATED
+# The revision track's name where tracks are named: an event's empty `environment`, and its key
+# in the registry's JSON `tracks` column (stored as such; existing databases hold it).
+REVISION_TRACK_KEY = ""
 
 # An environment track in SERVING holds traffic, so the revision may not expire under it;
 # every other environment state is AT_REST.

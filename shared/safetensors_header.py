@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from shared.findings import FindingCode
+
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = 0x80
@@ -45,7 +47,7 @@ SNIFF_BYTES = 9  # the length prefix and the header's first byte
 class HeaderError(Exception):
     """A header the parser refuses; `code` is stable and becomes a finding's code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: FindingCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -91,20 +93,26 @@ def read_header(
     """Parse the header at the stream's position; never reads more than the bound."""
     head = f.read(min(file_size, SNIFF_BYTES))
     if sniff_format(head) in ("pickle", "zip"):
-        raise HeaderError("pickle_detected", "the bytes are a pickle or a zip archive")
+        raise HeaderError(FindingCode.PICKLE_DETECTED, "the bytes are a pickle or a zip archive")
     if len(head) < 8:
-        raise HeaderError("truncated", f"{len(head)} bytes is shorter than the length prefix")
+        raise HeaderError(
+            FindingCode.TRUNCATED, f"{len(head)} bytes is shorter than the length prefix"
+        )
     n = int.from_bytes(head[:8], "little")
     if n > max_header_bytes:
         raise HeaderError(
-            "header_too_large", f"declared header of {n} bytes exceeds {max_header_bytes}"
+            FindingCode.HEADER_TOO_LARGE, f"declared header of {n} bytes exceeds {max_header_bytes}"
         )
     if 8 + n > file_size:
-        raise HeaderError("truncated", f"header of {n} bytes runs past the {file_size}-byte file")
+        raise HeaderError(
+            FindingCode.TRUNCATED, f"header of {n} bytes runs past the {file_size}-byte file"
+        )
     raw = head[8 : 8 + n]
     raw += f.read(n - len(raw))
     if len(raw) != n:
-        raise HeaderError("truncated", f"the file ended {n - len(raw)} bytes into the header")
+        raise HeaderError(
+            FindingCode.TRUNCATED, f"the file ended {n - len(raw)} bytes into the header"
+        )
     return parse_header(raw, data_size=file_size - 8 - n)
 
 
@@ -123,7 +131,7 @@ def parse_header(raw: bytes, *, data_size: int) -> SafetensorsHeader:
 
 
 def _malformed(message: str) -> HeaderError:
-    return HeaderError("malformed_header", message)
+    return HeaderError(FindingCode.MALFORMED_HEADER, message)
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -204,7 +212,7 @@ def _check_layout(tensors: Mapping[str, TensorInfo], data_size: int) -> None:
     end = max((s[1] for s, _ in spans), default=0)
     if end > data_size:
         raise HeaderError(
-            "truncated", f"tensors end at byte {end} of a {data_size}-byte data section"
+            FindingCode.TRUNCATED, f"tensors end at byte {end} of a {data_size}-byte data section"
         )
     cursor = 0
     for (begin, stop), name in spans:

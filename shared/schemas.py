@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from fastavro.schema import (
     to_parsing_canonical_form,
 )
 
+from shared.settings import SchemaSettings
+
 DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
-SCHEMAS_DIR_ENV = "ADAPTERS_SCHEMAS_DIR"
 _FILE_NAME = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.(?P<version>[1-9][0-9]*)\.avsc")
 
 
@@ -96,9 +96,8 @@ class SchemaCatalogue:
         return cls(load_version(path) for path in sorted(root.rglob("*.avsc")))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> SchemaCatalogue:
-        configured = env.get(SCHEMAS_DIR_ENV)
-        return cls.load(Path(configured) if configured else None)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SchemaCatalogue:
+        return cls.load(SchemaSettings.from_env(env).directory)
 
     def by_fingerprint(self, fp: bytes) -> SchemaVersion | None:
         return self._by_fingerprint.get(fp)

@@ -39,6 +39,10 @@ class Infra:
         }
 
 
+# What docker-compose.yml publishes: the ports infra/up.sh uses.
+COMPOSED = Infra("127.0.0.1:39092", "postgresql://postgres@127.0.0.1:35432/adapters")
+
+
 def _read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -79,9 +83,8 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     if os.environ.get("ADAPTERS_TEST_INFRA") == "docker":
         # pytest-docker: `docker compose up` now, `down` at the session's end.
         services = request.getfixturevalue("docker_services")
-        composed = Infra("127.0.0.1:39092", "postgresql://postgres@127.0.0.1:35432/adapters")
-        services.wait_until_responsive(check=lambda: _reachable(composed), timeout=180, pause=1)
-        yield composed
+        services.wait_until_responsive(check=lambda: _reachable(COMPOSED), timeout=180, pause=1)
+        yield COMPOSED
         return
     given = _from_values(dict(os.environ))
     if given is not None:
@@ -104,6 +107,12 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
 @pytest.fixture(scope="session")
 def docker_compose_file() -> str:
     return str(REPO / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    """Only the compose file's Kafka and PostgreSQL: tests start the services themselves."""
+    return ["up --wait kafka postgres"]
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@ store and service processes, on the session's real Kafka and PostgreSQL."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,11 +13,33 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
+from infra import processes
+from infra.processes import ServiceCommand
 from shared.codec import Codec
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
 from tests.conftest import REPO, Infra
+from tests.eventually import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answering(url: str) -> bool:
+    """Whether `url` answers 200 now (a service still starting does not)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+class ServiceDied(Exception):
+    """A service the test waits on exited: waiting longer cannot help."""
 
 
 @dataclass
@@ -29,6 +51,9 @@ class Stack:
     # On a 3-broker cluster: 3 and 2, so the private topics survive a broker's loss.
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    # The read APIs adapterctl asks (ACTIVATOR_URL, ARCHIVER_URL): one port each per stack.
+    activator_port: int = field(default_factory=free_port)
+    archiver_port: int = field(default_factory=free_port)
 
     @property
     def database_url(self) -> str:
@@ -82,6 +107,10 @@ class Stack:
             "ARTIFACT_ROOT": str(self.artifacts),
             "INGEST_ALLOWED_ROOTS": str(self.incoming),
             "LOG_FORMAT": "json",
+            "ACTIVATOR_HTTP_PORT": str(self.activator_port),
+            "ACTIVATOR_URL": f"http://127.0.0.1:{self.activator_port}",
+            "ARCHIVER_HTTP_PORT": str(self.archiver_port),
+            "ARCHIVER_URL": f"http://127.0.0.1:{self.archiver_port}",
             **extra,
         }
 
@@ -89,30 +118,20 @@ class Stack:
         self, service: str, *, module: str | None = None, **extra: str
     ) -> subprocess.Popen[bytes]:
         """Run `python -m services.<service>` (or `module`, under the name `service`)."""
-        log = (self.root / f"{service}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", module or f"services.{service}"],
-            cwd=REPO,
-            env=self.env(**extra),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = self.command(service, ("-m", module or f"services.{service}"), **extra).start()
         self.processes[service] = process
         return process
+
+    def command(self, service: str, argv: Sequence[str], **extra: str) -> ServiceCommand:
+        """`python <argv>` in this stack's environment, logging to `<service>.log`."""
+        return ServiceCommand(service, argv, self.env(**extra), self.root / f"{service}.log")
 
     def log_of(self, service: str) -> str:
         path = self.root / f"{service}.log"
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes.stop(self.processes.values())
 
     def adapterctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -152,16 +171,21 @@ class Stack:
         timeout_s: float = 90,
         services: Sequence[str] = (),
     ) -> list[Any]:
-        deadline = time.monotonic() + timeout_s
-        events: list[Any] = []
-        while time.monotonic() < deadline:
-            events = self.events(adapter)
-            if condition(events):
-                return events
+        seen: list[Any] = []
+
+        def met() -> tuple[list[Any]] | None:  # a tuple: truthy even when no event is seen
+            seen[:] = self.events(adapter)
+            if condition(seen):
+                return (list(seen),)
             for name in services or self.processes:
-                process = self.processes[name]
-                assert process.poll() is None, f"{name} died:\n{self.log_of(name)}"
-            time.sleep(0.3)
-        logs = "\n".join(f"--- {n}\n{self.log_of(n)}" for n in self.processes)
-        names = [type(e).__name__ for e in events]
-        raise AssertionError(f"timed out; events for {adapter}: {names}\n{logs}")
+                if self.processes[name].poll() is not None:
+                    raise ServiceDied(f"{name} died:\n{self.log_of(name)}")
+            return None
+
+        try:
+            found = eventually(met, timeout=timeout_s, interval=0.3)
+        except AssertionError:
+            logs = "\n".join(f"--- {n}\n{self.log_of(n)}" for n in self.processes)
+            names = [type(e).__name__ for e in seen]
+            raise AssertionError(f"timed out; events for {adapter}: {names}\n{logs}") from None
+        return found[0]

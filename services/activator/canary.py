@@ -9,11 +9,17 @@ from services.activator.analysis import AnalysisPolicy, Verdict, analyse
 from services.activator.fleet import RolloutStopped
 from services.activator.handlers import attempt
 from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
-from services.activator.plans import Plan, Refused, Situation, plan_expand, plan_rollback
-from services.activator.ports import TargetError
+from services.activator.plans import (
+    Plan,
+    Refused,
+    RequestAction,
+    Situation,
+    plan_expand,
+    plan_rollback,
+)
+from services.activator.ports import CanaryStep, TargetError
 from services.activator.rollouts import SERVICE_ACTOR, ActivatorDeps, Request, policy_for
 from services.activator.routing import lora_name
-from services.activator.store import CanaryStep
 from shared.artifacts import StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.ids import derive_event_id
@@ -116,7 +122,7 @@ async def analyse_canary(
         deps,
         Request(
             cause_id=f"analysis/{step_key}/{decision.verdict.value}",
-            action=f"analysis.{decision.verdict.value}",
+            action=RequestAction.of_analysis(decision.verdict),
             adapter=adapter,
             environment=environment,
             revision=canary,

@@ -12,24 +12,27 @@ import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from tenacity import RetryCallState
 
 from services.activator.compat import contract_problems
 from services.activator.metrics import Counters, parse_metrics
-from services.activator.ports import ServingTarget, TargetError
+from services.activator.ports import ActivatorStore, ServingTarget, TargetError
 from services.activator.routing import lora_name, routing_document, served_names
-from services.activator.store import ActivatorStore
+from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
 from shared.contract import ServingContract
 from shared.manifest import Manifest
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+
+LOAD_BACKOFF = Backoff(max_delay_s=3.0)
 
 
 class RolloutStopped(Exception):
@@ -40,23 +43,13 @@ class RolloutStopped(Exception):
         self.evidence = dict(evidence)
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
-    attempts: int = 5
-    first_delay_s: float = 0.2
-    max_delay_s: float = 3.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1)))
-
-
 class Fleet:
     def __init__(
         self,
         store: ActivatorStore,
         make_target: Callable[[str], ServingTarget],
         *,
-        retry: Retry = Retry(),
+        retry: Backoff = LOAD_BACKOFF,
         routing_dir: Path | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -75,14 +68,19 @@ class Fleet:
         return [self._targets[u] for u in urls]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
+        def note(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            url = exc.url if isinstance(exc, TargetError) else None
+            log.warning("target_retry", url=url, attempt=state.attempt_number, error=str(exc))
+
+        retrying = self.retry.retrying(
+            retry_on=lambda exc: isinstance(exc, TargetError) and exc.retryable,
+            sleep=self.sleep,
+            before_sleep=note,
+        )
+        async for attempt in retrying:
+            with attempt:
                 return await call()
-            except TargetError as exc:
-                if not exc.retryable or attempt == self.retry.attempts:
-                    raise
-                log.warning("target_retry", url=exc.url, attempt=attempt, error=str(exc))
-                await self.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def check_contract(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from services.activator.analysis import AnalysisPolicy
+from services.activator.commands import on_set_canary_analysis, on_set_replicas
 from services.activator.fleet import RolloutStopped
 from services.activator.plans import (
     Outcome,
@@ -40,6 +41,8 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RollbackRevision,
+    SetCanaryAnalysis,
+    SetReplicas,
 )
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
@@ -228,19 +231,35 @@ def handlers(deps: ActivatorDeps) -> dict[type, Handler]:
     async def abort(command: AbortCanary) -> None:
         await on_abort(command, deps)
 
+    async def replicas(command: SetReplicas) -> None:
+        await on_set_replicas(command, deps)
+
+    async def analysis(command: SetCanaryAnalysis) -> None:
+        await on_set_canary_analysis(command, deps)
+
     return {
         RevisionApproved: approved,
         PromoteRevision: promote,
         ExpandCanary: expand,
         RollbackRevision: rollback,
         AbortCanary: abort,
+        SetReplicas: replicas,
+        SetCanaryAnalysis: analysis,
     }
 
 
 FLOW = ServiceFlow(
     service="activator",
     consumes=(Topic.LIFECYCLE, Topic.COMMANDS),
-    handles=(RevisionApproved, PromoteRevision, ExpandCanary, RollbackRevision, AbortCanary),
+    handles=(
+        RevisionApproved,
+        PromoteRevision,
+        ExpandCanary,
+        RollbackRevision,
+        AbortCanary,
+        SetReplicas,
+        SetCanaryAnalysis,
+    ),
     emits=(
         CanaryStarted,
         CanaryExpanded,

@@ -14,16 +14,19 @@ from services.activator.adapters import VllmTarget
 from services.activator.canary import tick
 from services.activator.fleet import Fleet
 from services.activator.handlers import FLOW, handlers
+from services.activator.migrations import MIGRATIONS
 from services.activator.rollouts import ActivatorDeps
 from services.activator.settings import ActivatorSettings
-from services.activator.store import ActivatorStore
-from services.activator.web import make_app, start_web
+from services.activator.store import PostgresActivatorStore
+from services.activator.web import make_app
 from shared.artifacts import LocalArtifactStore
 from shared.backoff import Backoff
 from shared.kafka.dispatch import Handler
 from shared.manifest import Manifest
+from shared.registry.migrate import migrate_pool
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
+from shared.web import start_web
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +57,9 @@ def run(env: Mapping[str, str] | None = None) -> None:
     settings = read_at_start("activator", ActivatorSettings, env)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        await migrate_pool(kernel.pool, MIGRATIONS)
         client = httpx.AsyncClient(timeout=settings.target_timeout_s)
-        store = ActivatorStore(kernel.pool)
+        store = PostgresActivatorStore(kernel.pool)
         catalogue = kernel.catalogue
         artifacts = LocalArtifactStore(Path(kernel.settings.artifact_root))
         deps = ActivatorDeps(

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
+from services.activator.analysis import Verdict
 from shared.events import (
     Actor,
     CanaryExpanded,
@@ -22,6 +25,54 @@ from shared.lifecycle import RevisionStatus, State
 from shared.pointers import EnvironmentPointer
 
 OPERATING_ROLES = frozenset({"operator", "admin"})
+
+
+class PlanAction(StrEnum):
+    """What a plan does to the environment."""
+
+    ACTIVATE = "activate"
+    CANARY = "canary"
+    EXPAND = "expand"
+    ROLLBACK = "rollback"
+
+
+class RequestAction(StrEnum):
+    """What a request asked of the activator, as its outcome row records it."""
+
+    APPROVED = "approved"  # an approval, which the environment's policy may roll out
+    PROMOTE = "promote"
+    EXPAND = "expand"
+    ROLLBACK = "rollback"
+    ABORT = "abort"
+    ANALYSIS_HOLD = "analysis.hold"
+    ANALYSIS_EXPAND = "analysis.expand"
+    ANALYSIS_PROMOTE = "analysis.promote"
+    ANALYSIS_ROLL_BACK = "analysis.roll_back"
+    SET_REPLICAS = "env.replicas"  # an operator's SetReplicas command
+    SET_ANALYSIS = "env.analysis"  # an operator's SetCanaryAnalysis command
+
+    @classmethod
+    def of_analysis(cls, verdict: Verdict) -> RequestAction:
+        """The request a canary analysis makes with its verdict."""
+        return ANALYSIS_ACTIONS[verdict]
+
+
+ANALYSIS_ACTIONS = MappingProxyType(
+    {
+        Verdict.hold: RequestAction.ANALYSIS_HOLD,
+        Verdict.expand: RequestAction.ANALYSIS_EXPAND,
+        Verdict.promote: RequestAction.ANALYSIS_PROMOTE,
+        Verdict.roll_back: RequestAction.ANALYSIS_ROLL_BACK,
+    }
+)
+
+
+class Outcome(StrEnum):
+    """How a request ended: committed, refused by a rule, or stopped while carried out."""
+
+    COMMITTED = "committed"
+    REFUSED = "refused"
+    FAILED = "failed"
 
 
 class Refused(Exception):
@@ -37,7 +88,7 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    action: str
+    action: PlanAction
     moves: tuple[Move, ...]
     load: tuple[str, ...]  # revisions every replica must list before the commit
     summary: str
@@ -74,7 +125,7 @@ def activation(
             {"previous_revision": previous, "reason": reason, "evidence": dict(evidence)},
         )
     )
-    return Plan("activate", tuple(moves), (revision,), f"{_short(revision)} active")
+    return Plan(PlanAction.ACTIVATE, tuple(moves), (revision,), f"{_short(revision)} active")
 
 
 def plan_rollout(
@@ -114,7 +165,7 @@ def plan_rollout(
     fields["stable_revision"] = pointer.active
     share = f"{percent}%" + (f" and tenants {', '.join(tenants)}" if tenants else "")
     return Plan(
-        "canary",
+        PlanAction.CANARY,
         (Move(CanaryStarted, revision, fields),),
         (revision,),
         f"{_short(revision)} canary at {share}",
@@ -145,7 +196,7 @@ def plan_expand(
         "evidence": {**evidence, **({"reason": reason} if reason else {})},
     }
     return Plan(
-        "expand",
+        PlanAction.EXPAND,
         (Move(CanaryExpanded, revision, fields),),
         (revision,),
         f"{_short(revision)} canary at {percent}%",
@@ -169,13 +220,17 @@ def plan_rollback(
     moves: list[Move] = []
     facts = {"reason": reason, "evidence": dict(evidence)}
     if pointer.canary:
+        only_canary = to_revision is None or to_revision == pointer.active
+        # The registry holds a rollback to what it claims to restore once the commit is
+        # done: with the active revision rolled back too, that is the named revision.
+        restored = pointer.active if only_canary else to_revision
         moves.append(
-            Move(RevisionRolledBack, pointer.canary, {"restored_revision": pointer.active, **facts})
+            Move(RevisionRolledBack, pointer.canary, {"restored_revision": restored, **facts})
         )
-        if to_revision is None or to_revision == pointer.active:
+        if only_canary:
             load = (pointer.active,) if pointer.active else ()
             summary = f"canary {_short(pointer.canary)} rolled back"
-            return Plan("rollback", tuple(moves), load, summary)
+            return Plan(PlanAction.ROLLBACK, tuple(moves), load, summary)
     target = to_revision or pointer.rollback_target
     if pointer.active is None:
         raise Refused(f"nothing is active in {situation.environment}: nothing to roll back")
@@ -196,7 +251,7 @@ def plan_rollback(
         )
     )
     summary = f"{_short(pointer.active)} rolled back, {_short(target)} active"
-    return Plan("rollback", tuple(moves), (target,), summary)
+    return Plan(PlanAction.ROLLBACK, tuple(moves), (target,), summary)
 
 
 def plan_abort(

@@ -1,11 +1,17 @@
-"""What the activator drives: serving targets (vLLM replicas, or the reference server)."""
+"""What the activator drives and keeps: serving targets (vLLM replicas, or the reference
+server), and its own tables (`store.PostgresActivatorStore`; in memory for tests,
+`tests.fakes.activator.InMemoryActivatorStore`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from services.activator.plans import Outcome, RequestAction
 from shared.contract import ServingContract
+from shared.pointers import EnvironmentPointer
 
 
 class TargetError(Exception):
@@ -39,3 +45,104 @@ class ServingTarget(Protocol):
 
     async def metrics(self) -> str:
         """The replica's Prometheus text."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanaryStep:
+    adapter: str
+    environment: str
+    revision: str
+    traffic_percent: int
+    step_started_at: datetime
+    baseline: Mapping[str, Any]
+
+
+class ActivatorStore(Protocol):
+    """The activator's own tables (replicas, analysis settings, approvers, canary steps,
+    outcomes) and its reads of the registry's pointers."""
+
+    async def replicas(self, environment: str) -> list[str]:
+        """The environment's replica URLs, in their configured order."""
+        ...
+
+    async def served_environments(self) -> list[str]:
+        """Every environment with at least one replica, sorted."""
+        ...
+
+    async def analysis_settings(self, environment: str) -> dict[str, Any]:
+        """The environment's stored canary analysis thresholds (unset: empty)."""
+        ...
+
+    async def set_replicas(self, environment: str, urls: Sequence[str]) -> list[str]:
+        """Make `urls` the environment's replicas, in order; the stored list."""
+        ...
+
+    async def merge_analysis_settings(
+        self, environment: str, settings: Mapping[str, object], set_by: str
+    ) -> dict[str, Any]:
+        """Set the given thresholds, keeping the others; every stored threshold now."""
+        ...
+
+    async def canary_rows(self, adapter: str, environment: str | None) -> list[dict[str, Any]]:
+        """The canary steps observed for `adapter` (in `environment`, or every one)."""
+        ...
+
+    async def recent_outcomes(
+        self, adapter: str, environment: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The newest answers about `adapter` (empty: its environment's commands), newest first."""
+        ...
+
+    async def record_approvers(
+        self,
+        adapter: str,
+        revision: str,
+        environment: str,
+        approvers: Sequence[str],
+        event_id: str,
+        approved_at: datetime,
+    ) -> None:
+        """Who approved the revision there; the first record stands."""
+        ...
+
+    async def approvers(self, adapter: str, revision: str, environment: str) -> list[str]: ...
+
+    async def pointers(self, environment: str) -> tuple[dict[str, EnvironmentPointer], int]:
+        """Every adapter's pointer in `environment`, and a generation that rises with each move."""
+        ...
+
+    async def canaries(self) -> list[tuple[str, str, EnvironmentPointer]]:
+        """(adapter, environment, pointer) of every running canary, by environment and adapter."""
+        ...
+
+    async def canary_step(self, adapter: str, environment: str) -> CanaryStep | None: ...
+
+    async def start_canary_step(self, step: CanaryStep) -> None:
+        """Begin observing `step`, replacing the adapter's step there and its last decision."""
+        ...
+
+    async def note_decision(
+        self, adapter: str, environment: str, evidence: Mapping[str, str]
+    ) -> None: ...
+
+    async def end_canary(self, adapter: str, environment: str) -> None: ...
+
+    async def outcome(self, cause_id: str) -> Mapping[str, Any] | None:
+        """The answer recorded for a request, or None when it has none yet."""
+        ...
+
+    async def record_outcome(
+        self,
+        *,
+        cause_id: str,
+        adapter: str,
+        environment: str,
+        action: RequestAction,
+        revision: str | None,
+        outcome: Outcome,
+        detail: str,
+        principal: str,
+        evidence: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record the answer to a request; the first answer under a cause id stands."""
+        ...

@@ -18,14 +18,13 @@ import structlog
 from services.activator.analysis import AnalysisPolicy
 from services.activator.fleet import Fleet
 from services.activator.metrics import snapshot_to_json
-from services.activator.plans import Plan, Refused, Situation
-from services.activator.store import ActivatorStore, CanaryStep
-from shared.artifacts import LocalArtifactStore, StoreError
+from services.activator.plans import Outcome, Plan, Refused, RequestAction, Situation
+from services.activator.ports import ActivatorStore, CanaryStep
+from shared.artifacts import ArtifactStore, StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.events import Actor, caused_envelope
 from shared.manifest import Manifest
-from shared.registry.port import Catalogue
-from shared.registry.port import Committed, Registry, RevisionRecord, Step
+from shared.registry.port import Catalogue, Committed, Registry, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +39,7 @@ class ActivatorDeps:
     registry: Registry
     catalogue: Catalogue
     store: ActivatorStore
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     fleet: Fleet
     serving_path: Callable[[Manifest], str]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -55,7 +54,7 @@ class Request:
     """Who asks what about which adapter, and the id that makes the answer idempotent."""
 
     cause_id: str
-    action: str
+    action: RequestAction
     adapter: str
     environment: str
     revision: str | None
@@ -158,7 +157,7 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
         environment=environment,
         action=request.action,
         revision=request.revision,
-        outcome="committed",
+        outcome=Outcome.COMMITTED,
         detail=plan.summary,
         principal=request.actor.principal,
         evidence=evidence,

@@ -1,25 +1,16 @@
-"""The activator's own tables (migration 005) and its reads of the registry's pointers."""
+"""The activator's own tables (`migrations/`) and its reads of the registry's pointers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from services.activator.plans import Outcome, RequestAction
+from services.activator.ports import CanaryStep
 from shared.pointers import EnvironmentPointer
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CanaryStep:
-    adapter: str
-    environment: str
-    revision: str
-    traffic_percent: int
-    step_started_at: datetime
-    baseline: Mapping[str, Any]
 
 
 def _pointer(row: Any) -> EnvironmentPointer:
@@ -32,7 +23,9 @@ def _pointer(row: Any) -> EnvironmentPointer:
     )
 
 
-class ActivatorStore:
+class PostgresActivatorStore:
+    """Implements `ports.ActivatorStore` on migration 005's tables and the registry's pointers."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
@@ -46,6 +39,59 @@ class ActivatorStore:
     async def served_environments(self) -> list[str]:
         rows = await self.pool.fetch("SELECT DISTINCT environment FROM activator_replicas")
         return sorted(r["environment"] for r in rows)
+
+    async def set_replicas(self, environment: str, urls: Sequence[str]) -> list[str]:
+        """Make `urls` the environment's replicas, in order (a URL serves one environment)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM activator_replicas WHERE environment = $1", environment)
+            for position, url in enumerate(urls):
+                await conn.execute(
+                    "INSERT INTO activator_replicas (url, environment, position)"
+                    " VALUES ($1, $2, $3) ON CONFLICT (url) DO UPDATE"
+                    " SET environment = $2, position = $3, updated_at = now()",
+                    url,
+                    environment,
+                    position,
+                )
+        return await self.replicas(environment)
+
+    async def merge_analysis_settings(
+        self, environment: str, settings: Mapping[str, object], set_by: str
+    ) -> dict[str, Any]:
+        """Set the given thresholds of the environment, keeping the others; all of them now."""
+        found = await self.pool.fetchval(
+            "INSERT INTO activator_analysis (environment, settings, set_by) VALUES ($1, $2, $3)"
+            " ON CONFLICT (environment) DO UPDATE SET settings ="
+            " activator_analysis.settings || $2, set_by = $3, updated_at = now()"
+            " RETURNING settings",
+            environment,
+            dict(settings),
+            set_by,
+        )
+        return dict(found or {})
+
+    async def canary_rows(self, adapter: str, environment: str | None) -> list[dict[str, Any]]:
+        """The canary steps being observed for `adapter` (in `environment`, or every one)."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM activator_canaries WHERE adapter = $1"
+            " AND ($2::text IS NULL OR environment = $2) ORDER BY environment",
+            adapter,
+            environment,
+        )
+        return [dict(r) for r in rows]
+
+    async def recent_outcomes(
+        self, adapter: str, environment: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The newest answers about `adapter` (or, with an empty adapter, its environment's)."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM activator_outcomes WHERE adapter = $1"
+            " AND ($2::text IS NULL OR environment = $2) ORDER BY decided_at DESC LIMIT $3",
+            adapter,
+            environment,
+            limit,
+        )
+        return [dict(r) for r in rows]
 
     async def analysis_settings(self, environment: str) -> dict[str, Any]:
         found = await self.pool.fetchval(
@@ -160,9 +206,9 @@ class ActivatorStore:
         cause_id: str,
         adapter: str,
         environment: str,
-        action: str,
+        action: RequestAction,
         revision: str | None,
-        outcome: str,
+        outcome: Outcome,
         detail: str,
         principal: str,
         evidence: Mapping[str, str] | None = None,

@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.approval import readmodel
-from services.approval.decisions import Ballot, Outcome, Situation, Verdict, decide
-from services.approval.projection import project_decision
-from services.approval.readmodel import Evaluation
+from services.approval.decisions import Ballot, Choice, Outcome, Situation, Verdict, decide
+from services.approval.ports import ApprovalReads, Evaluation
 from shared.events import Actor, RevisionApproved, RevisionDenied, caused_envelope
 from shared.lifecycle import InvalidTransition
 from shared.registry.port import Catalogue, ConcurrentTransition, Registry, Step
@@ -41,7 +39,7 @@ class Conflict(Exception):
 @dataclass(frozen=True, slots=True)
 class Decider:
     registry: Registry
-    readmodel: readmodel.ReadModel
+    readmodel: ApprovalReads
     catalogue: Catalogue
     signer: Signer
     # One ballot at a time per process: a ballot holds one pooled connection (the row lock)
@@ -97,12 +95,12 @@ async def _cast(
     ballot: Ballot,
     required: int,
 ) -> Decided:
-    async with decider.readmodel.transaction() as conn:
-        evaluation = await readmodel.evaluation(conn, adapter, revision, environment, lock=True)
+    async with decider.readmodel.transaction() as box:
+        evaluation = await box.evaluation(adapter, revision, environment)
         record = await decider.registry.revision(adapter, revision)
         if record is None:
             raise UnknownTarget(f"adapter {adapter!r} has no revision {revision}")
-        ballots = await readmodel.ballots(conn, adapter, revision, environment)
+        ballots = await box.ballots(adapter, revision, environment)
         situation = Situation(
             state=record.status.track(environment),
             revision_state=record.status.revision_track,
@@ -110,12 +108,11 @@ async def _cast(
             manifest_digest=record.manifest_digest,
             report_digest=evaluation.report_digest if evaluation else None,
             required_approvals=required,
-            approvals=tuple(b.principal for b in ballots if b.decision.value == "approve"),
+            approvals=tuple(b.principal for b in ballots if b.decision is Choice.APPROVE),
         )
         verdict = decide(situation, ballot)  # Refused propagates: nothing written
         assert evaluation is not None  # decide() refuses a ballot without an evaluation
-        await readmodel.cast_ballot(
-            conn,
+        await box.cast_ballot(
             adapter,
             revision,
             environment,
@@ -127,7 +124,7 @@ async def _cast(
         )
         event = None
         if verdict.final:
-            comments = [(b.principal, b.comment) for b in ballots if b.decision.value == "approve"]
+            comments = [(b.principal, b.comment) for b in ballots if b.decision is Choice.APPROVE]
             event = _decision_event(
                 decider.signer, evaluation, principal, ballot, verdict, comments
             )
@@ -140,7 +137,7 @@ async def _cast(
             sealed = committed.events[0] if committed.events else event
             assert isinstance(sealed, RevisionApproved | RevisionDenied)
             event = sealed
-            await project_decision(conn, event)
+            await box.record_decision(event)
     return Decided(verdict=verdict, required_approvals=required, event=event)
 
 

@@ -9,7 +9,7 @@ from fastapi import Request
 from services.approval.auth import Lookup
 from services.approval.deciding import Decider
 from services.approval.evidence import EvidenceSources
-from services.approval.readmodel import ReadModel
+from services.approval.ports import ApprovalReads
 from shared.registry.port import Catalogue, Registry
 from shared.signing import Signer
 
@@ -17,7 +17,7 @@ from shared.signing import Signer
 @dataclass(frozen=True, slots=True)
 class WebDeps:
     registry: Registry
-    readmodel: ReadModel
+    readmodel: ApprovalReads
     catalogue: Catalogue
     decider: Decider
     sources: EvidenceSources

@@ -23,10 +23,13 @@ from services.approval.deciding import Decider
 from services.approval.deps import WebDeps
 from services.approval.evidence import EvidenceSources
 from services.approval.handlers import FLOW, handlers
+from services.approval.migrations import MIGRATIONS
+from services.approval.projection import PostgresProjection
 from services.approval.readmodel import ReadModel
 from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
+from shared.registry.migrate import migrate_pool
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.signing import Signer, load_or_create_signer, public_path
@@ -84,6 +87,7 @@ def run(env: Mapping[str, str] | None = None) -> None:
     signer = load_or_create_signer(settings.signing_key)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        await migrate_pool(kernel.pool, MIGRATIONS)
         deps = build_web(kernel, settings, signer)
         serve(kernel, deps, settings)
         log.info(
@@ -91,6 +95,6 @@ def run(env: Mapping[str, str] | None = None) -> None:
             key_id=signer.key_id,
             public_key=str(public_path(settings.signing_key)),
         )
-        return handlers(kernel.pool)
+        return handlers(PostgresProjection(kernel.pool))
 
     run_service(FLOW, build, env=env)

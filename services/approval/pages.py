@@ -19,6 +19,7 @@ from services.approval.chart import bar_chart
 from services.approval.deps import WebDeps, web_deps
 from services.approval.problems import ApiProblem
 from services.approval.views import ADAPTER, DIGEST, ENVIRONMENT, DecisionRequest
+from shared.lifecycle import State
 from shared.registry.principals import Principal, Role
 
 router = APIRouter(include_in_schema=False)
@@ -136,7 +137,7 @@ async def revision_page(
         principal=principal,
         evidence=evidence,
         chart=Markup(bar_chart(evidence.metrics)),
-        may_decide=principal.role is Role.APPROVER and evidence.state == "evaluated",
+        may_decide=principal.role is Role.APPROVER and evidence.state == State.EVALUATED,
         outcome=outcome if outcome in ("recorded", "approved", "denied") else None,
     )
 

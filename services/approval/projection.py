@@ -1,6 +1,7 @@
 """The approval service's consumer: it projects the lifecycle events it needs into its
 read model (migration 003), each in one transaction with its inbox entry, so a
-redelivered event changes nothing."""
+redelivered event changes nothing. The handlers write through `ports.ProjectionStore`;
+`PostgresProjection` is the PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from services.approval.readmodel import Metric
+from services.approval.ports import Evaluation, Metric, Projected, ProjectionStore
 from shared.events import (
     RevisionApproved,
     RevisionDenied,
@@ -20,6 +21,7 @@ from shared.events import (
     RevisionValidated,
 )
 from shared.kafka.dispatch import Handler
+from shared.signing import APPROVED, DENIED
 
 CONSUMER = "approval"
 
@@ -50,11 +52,22 @@ async def project_validated(conn: asyncpg.Connection, event: RevisionValidated) 
     )
 
 
-async def project_evaluated(conn: asyncpg.Connection, event: RevisionEvaluated) -> None:
+def evaluation_of(event: RevisionEvaluated) -> Evaluation:
+    """The read model's row for `event`; JSON (and so jsonb) has no NaN: a metric not
+    measured is kept as None."""
     env = event.envelope
-    # JSON (and so jsonb) has no NaN: a metric not measured is stored as null.
-    metrics = [
-        dataclasses.asdict(
+    return Evaluation(
+        adapter=env.adapter,
+        revision=env.revision,
+        environment=env.environment,
+        event_id=env.event_id,
+        correlation_id=env.correlation_id,
+        report_digest=event.report_digest,
+        report_uri=event.report_uri,
+        suite_digest=event.suite_digest,
+        baseline_revision=event.baseline_revision,
+        backend=event.backend,
+        metrics=tuple(
             Metric(
                 name=m.name,
                 value=_finite(m.value),
@@ -62,26 +75,31 @@ async def project_evaluated(conn: asyncpg.Connection, event: RevisionEvaluated) 
                 threshold=m.threshold,
                 passed=m.passed,
             )
-        )
-        for m in event.metrics
-    ]
+            for m in event.metrics
+        ),
+        evaluated_at=env.occurred_at,
+    )
+
+
+async def project_evaluated(conn: asyncpg.Connection, event: RevisionEvaluated) -> None:
+    row = evaluation_of(event)
     await conn.execute(
         "INSERT INTO approval_evaluations (adapter, revision, environment, event_id,"
         " correlation_id, report_digest, report_uri, suite_digest, baseline_revision, backend,"
         " metrics, evaluated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         " ON CONFLICT DO NOTHING",
-        env.adapter,
-        env.revision,
-        env.environment,
-        env.event_id,
-        env.correlation_id,
-        event.report_digest,
-        event.report_uri,
-        event.suite_digest,
-        event.baseline_revision,
-        event.backend,
-        metrics,
-        env.occurred_at,
+        row.adapter,
+        row.revision,
+        row.environment,
+        row.event_id,
+        row.correlation_id,
+        row.report_digest,
+        row.report_uri,
+        row.suite_digest,
+        row.baseline_revision,
+        row.backend,
+        [dataclasses.asdict(m) for m in row.metrics],
+        row.evaluated_at,
     )
 
 
@@ -101,7 +119,7 @@ async def project_decision(
         env.adapter,
         env.revision,
         env.environment,
-        "approved" if approved else "denied",
+        APPROVED if approved else DENIED,
         approvers,
         env.event_id,
         event.manifest_digest,
@@ -115,35 +133,42 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-async def _project(
-    pool: asyncpg.Pool,
-    event: Any,
-    write: Callable[[asyncpg.Connection, Any], Awaitable[None]],
-) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        fresh = await conn.fetchval(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING 1",
-            CONSUMER,
-            event.envelope.event_id,
-        )
-        if fresh:
-            await write(conn, event)
+WRITERS: dict[type, Callable[[asyncpg.Connection, Any], Awaitable[None]]] = {
+    RevisionRegistered: project_registered,
+    RevisionValidated: project_validated,
+    RevisionEvaluated: project_evaluated,
+    RevisionApproved: project_decision,
+    RevisionDenied: project_decision,
+}
 
 
-def handlers(pool: asyncpg.Pool) -> dict[type, Handler]:
-    writers: dict[type, Callable[[asyncpg.Connection, Any], Awaitable[None]]] = {
-        RevisionRegistered: project_registered,
-        RevisionValidated: project_validated,
-        RevisionEvaluated: project_evaluated,
-        RevisionApproved: project_decision,
-        RevisionDenied: project_decision,
-    }
+class PostgresProjection:
+    """Implements `ports.ProjectionStore` on the approval tables and the inbox."""
 
-    def handler(write: Callable[[asyncpg.Connection, Any], Awaitable[None]]) -> Handler:
-        async def handle(event: Any) -> None:
-            await _project(pool, event, write)
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
-        return handle
+    async def project(self, consumer: str, event: Projected) -> bool:
+        write = WRITERS[type(event)]
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                consumer,
+                event.envelope.event_id,
+            )
+            if fresh:
+                await write(conn, event)
+        return bool(fresh)
 
-    return {cls: handler(write) for cls, write in writers.items()}
+
+async def on_projected(event: Projected, store: ProjectionStore) -> None:
+    """Any projected lifecycle event: into the read model, once."""
+    await store.project(CONSUMER, event)
+
+
+def handlers(store: ProjectionStore) -> dict[type, Handler]:
+    async def handle(event: Any) -> None:
+        await on_projected(event, store)
+
+    return dict.fromkeys(WRITERS, handle)

@@ -5,75 +5,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from services.approval.decisions import Choice
+from services.approval.ports import (
+    BallotRow,
+    DecisionRow,
+    Evaluation,
+    Metric,
+    Pending,
+    Submission,
+)
+from services.approval.projection import project_decision
 from shared.events import (
     Finding,
+    RevisionApproved,
+    RevisionDenied,
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Metric:
-    """A gated metric as the event carried it; a NaN (not measured) reads as None."""
-
-    name: str
-    value: float | None
-    baseline: float | None
-    threshold: str
-    passed: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Evaluation:
-    adapter: str
-    revision: str
-    environment: str
-    event_id: str
-    correlation_id: str
-    report_digest: str
-    report_uri: str
-    suite_digest: str
-    baseline_revision: str | None
-    backend: str
-    metrics: tuple[Metric, ...]
-    evaluated_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Submission:
-    manifest_digest: str
-    manifest_uri: str
-    submitter: str
-    findings: tuple[Finding, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BallotRow:
-    principal: str
-    decision: Choice
-    comment: str
-    cast_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecisionRow:
-    decision: str
-    approvers: tuple[str, ...]
-    event_id: str
-    key_id: str
-    decided_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pending:
-    evaluation: Evaluation
-    submitter: str | None
-    manifest_digest: str | None
-    approvals: tuple[str, ...]
+from shared.lifecycle import REVISION_TRACK_KEY, State
 
 
 def _evaluation(row: asyncpg.Record) -> Evaluation:
@@ -94,16 +44,20 @@ async def pending(pool: asyncpg.Pool, environment: str) -> list[Pending]:
     rows = await pool.fetch(
         "SELECT e.*, r.submitter, r.manifest_digest,"
         " COALESCE(array_agg(b.principal ORDER BY b.cast_at)"
-        "   FILTER (WHERE b.decision = 'approve'), '{}') AS approvals"
+        "   FILTER (WHERE b.decision = $2), '{}') AS approvals"
         " FROM approval_evaluations e"
         " JOIN revisions r ON r.adapter = e.adapter AND r.revision = e.revision"
         " LEFT JOIN approval_ballots b ON b.adapter = e.adapter AND b.revision = e.revision"
         "   AND b.environment = e.environment"
-        " WHERE e.environment = $1 AND r.tracks ->> e.environment = 'evaluated'"
-        "   AND r.tracks ->> '' = 'validated'"
+        " WHERE e.environment = $1 AND r.tracks ->> e.environment = $3"
+        "   AND r.tracks ->> $4::text = $5"
         " GROUP BY e.adapter, e.revision, e.environment, r.submitter, r.manifest_digest"
         " ORDER BY e.evaluated_at, e.adapter, e.revision",
         environment,
+        Choice.APPROVE,
+        State.EVALUATED,
+        REVISION_TRACK_KEY,
+        State.VALIDATED,
     )
     return [
         Pending(
@@ -219,27 +173,65 @@ async def decision(
     )
 
 
-class ReadModel:
-    """The approval service's own tables, read through one pool (its storage adapter).
+class PostgresBallotBox:
+    """Implements `ports.BallotBox` on one connection inside its transaction."""
 
-    `transaction()` gives the connection a ballot is decided on (row locks held until it
-    ends); the module's functions take that connection, or this pool through the methods.
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def evaluation(self, adapter: str, revision: str, environment: str) -> Evaluation | None:
+        return await evaluation(self._conn, adapter, revision, environment, lock=True)
+
+    async def ballots(self, adapter: str, revision: str, environment: str) -> list[BallotRow]:
+        return await ballots(self._conn, adapter, revision, environment)
+
+    async def cast_ballot(
+        self,
+        adapter: str,
+        revision: str,
+        environment: str,
+        *,
+        principal: str,
+        choice: Choice,
+        comment: str,
+        manifest_digest: str,
+        report_digest: str,
+    ) -> None:
+        await cast_ballot(
+            self._conn,
+            adapter,
+            revision,
+            environment,
+            principal=principal,
+            choice=choice,
+            comment=comment,
+            manifest_digest=manifest_digest,
+            report_digest=report_digest,
+        )
+
+    async def record_decision(self, event: RevisionApproved | RevisionDenied) -> None:
+        await project_decision(self._conn, event)
+
+
+class ReadModel:
+    """Implements `ports.ApprovalReads`: the approval service's own tables, through one pool.
+
+    `transaction()` gives the ballot box a ballot is decided in (row locks held until it
+    ends); the module's functions take a connection, or this pool through the methods.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[PostgresBallotBox]:
         async with self._pool.acquire() as conn, conn.transaction():
-            yield conn
+            yield PostgresBallotBox(conn)
 
     async def pending(self, environment: str) -> list[Pending]:
         return await pending(self._pool, environment)
 
-    async def evaluation(
-        self, adapter: str, revision: str, environment: str
-    ) -> Evaluation | None:
+    async def evaluation(self, adapter: str, revision: str, environment: str) -> Evaluation | None:
         return await evaluation(self._pool, adapter, revision, environment)
 
     async def submission(self, adapter: str, revision: str) -> Submission | None:
@@ -248,7 +240,5 @@ class ReadModel:
     async def ballots(self, adapter: str, revision: str, environment: str) -> list[BallotRow]:
         return await ballots(self._pool, adapter, revision, environment)
 
-    async def decision(
-        self, adapter: str, revision: str, environment: str
-    ) -> DecisionRow | None:
+    async def decision(self, adapter: str, revision: str, environment: str) -> DecisionRow | None:
         return await decision(self._pool, adapter, revision, environment)

@@ -6,14 +6,22 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from services.archiver.commands import (
+    on_place_legal_hold,
+    on_release_legal_hold,
+    on_set_retention_policy,
+)
 from services.archiver.facts import pending, read_facts
 from services.archiver.pipeline import ArchiveNotVerified, ArchiverDeps, complete, expire
 from shared.artifacts import StoreError
 from shared.coldstore import ColdStorageError
 from shared.events import (
     ManifestArchived,
+    PlaceLegalHold,
+    ReleaseLegalHold,
     RevisionExpired,
     RevisionSuperseded,
+    SetRetentionPolicy,
     WeightsDeleted,
 )
 from shared.flow import ServiceFlow, Topic
@@ -96,13 +104,34 @@ def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
     async def superseded(event: RevisionSuperseded) -> None:
         await on_revision_superseded(event, deps)
 
-    return {RevisionExpired: expired, RevisionSuperseded: superseded}
+    async def retention(command: SetRetentionPolicy) -> None:
+        await on_set_retention_policy(command, deps)
+
+    async def hold(command: PlaceLegalHold) -> None:
+        await on_place_legal_hold(command, deps)
+
+    async def release(command: ReleaseLegalHold) -> None:
+        await on_release_legal_hold(command, deps)
+
+    return {
+        RevisionExpired: expired,
+        RevisionSuperseded: superseded,
+        SetRetentionPolicy: retention,
+        PlaceLegalHold: hold,
+        ReleaseLegalHold: release,
+    }
 
 
 FLOW = ServiceFlow(
     service="archiver",
-    consumes=(Topic.LIFECYCLE,),
-    handles=(RevisionExpired, RevisionSuperseded),
+    consumes=(Topic.LIFECYCLE, Topic.COMMANDS),
+    handles=(
+        RevisionExpired,
+        RevisionSuperseded,
+        SetRetentionPolicy,
+        PlaceLegalHold,
+        ReleaseLegalHold,
+    ),
     emits=(RevisionExpired, ManifestArchived, WeightsDeleted),
     inputs=("a sweep on a timer", "cold storage"),
 )

@@ -10,15 +10,19 @@ import structlog
 
 from services.archiver.faults import crash_after
 from services.archiver.handlers import FLOW, handlers, sweep
+from services.archiver.migrations import MIGRATIONS
 from services.archiver.pipeline import ArchiverDeps
 from services.archiver.settings import ArchiverSettings
 from services.archiver.store import PostgresRetentionRules
+from services.archiver.web import make_app
 from shared.artifacts import LocalArtifactStore
 from shared.coldstore import ColdStorageError, open_cold_storage
 from shared.kafka.dispatch import Handler
+from shared.registry.migrate import migrate_pool
 from shared.registry.store import UNAVAILABLE
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
+from shared.web import start_web
 
 log = structlog.get_logger(__name__)
 
@@ -50,13 +54,30 @@ def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
     app.add_future(timer())
 
 
+async def serve_read_api(
+    kernel: Kernel, rules: PostgresRetentionRules, host: str, port: int
+) -> None:
+    """The read API adapterctl asks, stopped before the worker stops."""
+    runner = await start_web(make_app(rules), host, port)
+    log.info("http_listening", url=f"http://{host}:{port}/")
+
+    async def stop(_app: Any, **_kwargs: Any) -> None:
+        await runner.cleanup()
+
+    kernel.app.on_before_shutdown.connect(stop, weak=False)
+
+
 def run(env: Mapping[str, str] | None = None) -> None:
     settings = read_at_start("archiver", ArchiverSettings, env)
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
+        await migrate_pool(kernel.pool, MIGRATIONS)
+        rules = PostgresRetentionRules(kernel.pool)
+        if settings.http_port:
+            await serve_read_api(kernel, rules, settings.http_host, settings.http_port)
         deps = ArchiverDeps(
             registry=kernel.registry,
-            rules=PostgresRetentionRules(kernel.pool),
+            rules=rules,
             store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
             cold=open_cold_storage(settings.cold_storage),
             crash=crash_after(settings.crash_after),

@@ -3,8 +3,9 @@ shared.coldstore)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.manifest import Manifest
 from shared.retention import RetentionPolicy
@@ -18,8 +19,26 @@ class WeightStore(Protocol):
 
 
 class RetentionRules(Protocol):
-    """The retention policies and legal holds in force (the archiver's own tables)."""
+    """The retention policies and legal holds in force, and the answers to the commands that
+    change them (the archiver's own tables)."""
 
     async def policies(self) -> list[RetentionPolicy]: ...
     async def holds(self, adapter: str | None = None) -> set[tuple[str, str]]: ...
     async def hold_reason(self, adapter: str, revision: str) -> str | None: ...
+    async def save_policy(self, policy: RetentionPolicy, set_by: str) -> None: ...
+
+    async def place_hold(self, adapter: str, revision: str, reason: str, placed_by: str) -> bool:
+        """False when a hold is already in force there."""
+        ...
+
+    async def release_hold(
+        self, adapter: str, revision: str, released_by: str, reason: str
+    ) -> bool:
+        """False when no hold is in force there."""
+        ...
+
+    async def outcome(self, cause_id: str) -> Mapping[str, Any] | None: ...
+
+    async def record_outcome(self, answer: Mapping[str, Any]) -> None:
+        """Record the answer to a command; the first under its id stands."""
+        ...

@@ -6,7 +6,7 @@ from pydantic import Field, PositiveFloat, field_validator
 
 from services.archiver.faults import CRASH_POINTS
 from shared.coldstore import ColdStorageSettings
-from shared.settings import EnvSettings
+from shared.settings import EnvSettings, Port
 
 
 class ArchiverSettings(EnvSettings):
@@ -17,6 +17,16 @@ class ArchiverSettings(EnvSettings):
         default=300.0,
         validation_alias="ARCHIVER_SWEEP_INTERVAL_S",
         description="seconds between retention sweeps",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        validation_alias="ARCHIVER_HTTP_HOST",
+        description="where the read API (retention, holds, answers) listens",
+    )
+    http_port: Port = Field(
+        default=8491,
+        validation_alias="ARCHIVER_HTTP_PORT",
+        description="the read API adapterctl asks; 0: no HTTP server",
     )
     crash_after: str = Field(
         default="",

@@ -43,9 +43,7 @@ def backend_errors() -> Iterator[None]:
     """Raise the runtime's resource errors as `BackendError`; let everything else through."""
     try:
         yield
-    except BackendError:
-        raise
-    except Exception as exc:
+    except (MemoryError, OSError, RuntimeError) as exc:  # torch's errors are RuntimeErrors
         if is_resource_error(exc):
             raise BackendError(f"{type(exc).__name__}: {exc}") from exc
         raise
@@ -59,7 +57,7 @@ def adapter_loading(ref: AdapterRef) -> Iterator[None]:
         yield
     except BackendError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # PEFT, safetensors and torch each raise their own types
         raise BackendError(f"adapter {ref.adapter} does not load: {exc}") from exc
 
 

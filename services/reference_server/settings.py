@@ -35,13 +35,13 @@ class ServerSettings(EnvSettings):
         default="",
         validate_default=True,
         validation_alias="REFERENCE_BASE_ID",
-        description="the base's model id; unset: the kit's, else the folder's name",
+        description="the base's model id; empty: the kit's, else the folder's name",
     )
     base_model_revision: str = Field(
         default="",
         validate_default=True,
         validation_alias="REFERENCE_BASE_REVISION",
-        description="the base's revision; unset: the digest of the folder's files",
+        description="the base's revision; empty: the digest of the folder's files",
     )
     quantization_profile: str = Field(
         default="bf16",

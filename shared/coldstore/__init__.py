@@ -3,38 +3,35 @@ that choose one (a directory by default)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pydantic import Field
+
 from shared.coldstore.directory import DirectoryColdStorage, path_of
 from shared.coldstore.ports import ArchiveConflict, ColdStorage, ColdStorageError
+from shared.settings import EnvSettings
 
 DEFAULT_URL = "var/cold"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ColdStorageSettings:
-    """`COLD_STORAGE_URL`: a directory (path or file:// URL) or `s3://bucket/prefix`.
+class ColdStorageSettings(EnvSettings):
+    """Where archive records go: a directory (path or file:// URL) or `s3://bucket/prefix`;
+    S3 credentials come from boto3's own chain."""
 
-    For S3-compatible stores, `COLD_STORAGE_S3_ENDPOINT` names the endpoint (MinIO, Ceph)
-    and `COLD_STORAGE_S3_REGION` the region; credentials come from boto3's own chain.
-    """
-
-    url: str = DEFAULT_URL
-    s3_endpoint: str = ""
-    s3_region: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ColdStorageSettings:
-        env = os.environ if env is None else env
-        return cls(
-            url=env.get("COLD_STORAGE_URL", DEFAULT_URL),
-            s3_endpoint=env.get("COLD_STORAGE_S3_ENDPOINT", ""),
-            s3_region=env.get("COLD_STORAGE_S3_REGION", ""),
-        )
+    url: str = Field(
+        default=DEFAULT_URL,
+        validation_alias="COLD_STORAGE_URL",
+        description="a directory (path or `file://` URL) or `s3://bucket/prefix`",
+    )
+    s3_endpoint: str = Field(
+        default="",
+        validation_alias="COLD_STORAGE_S3_ENDPOINT",
+        description="an S3-compatible store's endpoint (MinIO, Ceph); empty: AWS",
+    )
+    s3_region: str = Field(
+        default="", validation_alias="COLD_STORAGE_S3_REGION", description="the S3 region"
+    )
 
 
 def open_cold_storage(settings: ColdStorageSettings, url: str | None = None) -> ColdStorage:

@@ -8,10 +8,22 @@ from shared.events.commands import (
     AbortCanary,
     CommandHeader,
     ExpandCanary,
+    PlaceLegalHold,
     PromoteRevision,
+    ReleaseLegalHold,
     RollbackRevision,
+    SetCanaryAnalysis,
+    SetReplicas,
+    SetRetentionPolicy,
 )
-from shared.events.common import Actor, BaseModelRef, Envelope, Finding, MetricResult
+from shared.events.common import (
+    Actor,
+    BaseModelRef,
+    Envelope,
+    Finding,
+    MetricResult,
+    caused_envelope,
+)
 from shared.events.revision import (
     CanaryExpanded,
     CanaryStarted,
@@ -55,7 +67,17 @@ LIFECYCLE_EVENTS: tuple[type[Event], ...] = (
     ManifestArchived,
     WeightsDeleted,
 )
-COMMANDS: tuple[type[Event], ...] = (PromoteRevision, ExpandCanary, RollbackRevision, AbortCanary)
+COMMANDS: tuple[type[Event], ...] = (
+    PromoteRevision,
+    ExpandCanary,
+    RollbackRevision,
+    AbortCanary,
+    SetReplicas,
+    SetCanaryAnalysis,
+    SetRetentionPolicy,
+    PlaceLegalHold,
+    ReleaseLegalHold,
+)
 ALL_EVENTS: tuple[type[Event], ...] = (AdapterTrained, *LIFECYCLE_EVENTS, *COMMANDS)
 BY_SCHEMA: dict[str, type[Event]] = {cls.SCHEMA: cls for cls in ALL_EVENTS}
 
@@ -78,7 +100,9 @@ __all__ = [
     "Finding",
     "ManifestArchived",
     "MetricResult",
+    "PlaceLegalHold",
     "PromoteRevision",
+    "ReleaseLegalHold",
     "RevisionActivated",
     "RevisionApproved",
     "RevisionDenied",
@@ -91,6 +115,10 @@ __all__ = [
     "RevisionSuperseded",
     "RevisionValidated",
     "RollbackRevision",
+    "SetCanaryAnalysis",
+    "SetReplicas",
+    "SetRetentionPolicy",
     "TrainingRecipe",
     "WeightsDeleted",
+    "caused_envelope",
 ]

@@ -57,3 +57,66 @@ class AbortCanary:
 
     header: CommandHeader
     revision: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetReplicas:
+    """Set the replicas serving `header.environment`: the whole list, in order (empty: none).
+
+    An environment command: `header.adapter` is empty. Handled by the activator.
+    """
+
+    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetReplicas"
+
+    header: CommandHeader
+    urls: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetCanaryAnalysis:
+    """Change the canary-analysis thresholds of `header.environment`, key by key.
+
+    Keys are the activator's `AnalysisPolicy` fields, values their text; the keys not named
+    keep their value. An environment command: `header.adapter` is empty.
+    """
+
+    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetCanaryAnalysis"
+
+    header: CommandHeader
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetRetentionPolicy:
+    """The retention policy of `header.environment` for `header.adapter` (empty: every adapter
+    there): keep the newest `keep_superseded` superseded revisions, and every revision younger
+    than `min_age_days`. Handled by the archiver."""
+
+    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetRetentionPolicy"
+
+    header: CommandHeader
+    keep_superseded: int
+    min_age_days: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceLegalHold:
+    """Hold `revision` of `header.adapter`: it never expires until released.
+
+    `header.reason` says why (required); `header.environment` is empty. Handled by the archiver.
+    """
+
+    SCHEMA: ClassVar[str] = "adapters.commands.v1.PlaceLegalHold"
+
+    header: CommandHeader
+    revision: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseLegalHold:
+    """Release the hold in force on `revision` of `header.adapter`. Handled by the archiver."""
+
+    SCHEMA: ClassVar[str] = "adapters.commands.v1.ReleaseLegalHold"
+
+    header: CommandHeader
+    revision: str

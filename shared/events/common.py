@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.ids import derive_event_id
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Actor:
@@ -43,6 +45,59 @@ class Envelope:
     actor: Actor
     causation_id: str | None = None
     correlation_id: str
+
+    @classmethod
+    def caused_by(
+        cls,
+        cause: Envelope,
+        *,
+        event_type: str,
+        actor: Actor,
+        occurred_at: datetime,
+        environment: str = "",
+    ) -> Envelope:
+        """The envelope of the `event_type` event that `cause` leads to, on the same revision."""
+        return caused_envelope(
+            cause_id=cause.event_id,
+            correlation_id=cause.correlation_id,
+            adapter=cause.adapter,
+            revision=cause.revision,
+            event_type=event_type,
+            actor=actor,
+            occurred_at=occurred_at,
+            environment=environment,
+        )
+
+
+def caused_envelope(
+    *,
+    cause_id: str,
+    correlation_id: str,
+    adapter: str,
+    revision: str,
+    event_type: str,
+    actor: Actor,
+    occurred_at: datetime,
+    environment: str = "",
+    discriminator: str = "",
+) -> Envelope:
+    """The envelope of an event caused by the event `cause_id`, its id derived from the cause.
+
+    A redelivered cause yields the same id, so a duplicate is visible (`shared.ids`).
+    `discriminator` tells apart several events of one type from one cause (the activator's
+    moves of two revisions); it becomes part of the id as `event_type:discriminator`.
+    """
+    kind = f"{event_type}:{discriminator}" if discriminator else event_type
+    return Envelope(
+        event_id=derive_event_id(cause_id, kind, environment),
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        occurred_at=occurred_at,
+        actor=actor,
+        causation_id=cause_id,
+        correlation_id=correlation_id,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

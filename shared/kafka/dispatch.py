@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from shared.backoff import Backoff
 from shared.codec import Codec, CodecError
 
 log = structlog.get_logger(__name__)
@@ -66,16 +67,6 @@ class DispatchObserver(Protocol):
         """One call per dispatched record: its outcome, the handling time, why it failed."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5
-    first_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1)))
-
-
 def dead_letter_headers(
     record: RawRecord, *, service: str, reason: str, error: BaseException, now: datetime
 ) -> list[tuple[str, bytes]]:
@@ -98,7 +89,7 @@ class Dispatcher:
     codec: Codec
     handlers: Mapping[type, Handler]
     dead_letters: DeadLetterSink
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: Backoff = field(default_factory=Backoff)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     counts: Counter[str] = field(default_factory=Counter)
     # Exceptions that mean "this message can never succeed": dead-lettered without retry.

@@ -1,8 +1,14 @@
-"""Versioned SQL migrations, applied at start under an advisory lock (one migrator at a time)."""
+"""Versioned SQL migrations, one folder per owner, applied at start under one advisory lock.
+
+The kernel applies its own folder (registry, outbox, inbox, catalogue, principals) when the
+registry connects; each service applies its own (`services/<name>/migrations/`) from its
+composition root. `schema_migrations` records each owner's versions under its name.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -10,11 +16,31 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-_LOCK_KEY = 0x4D49_4752  # "MIGR": serialises concurrent starters
+_LOCK_KEY = 0x4D49_4752  # "MIGR": serialises concurrent starters, whichever owner they apply
 
 
-def migration_files(folder: Path = MIGRATIONS) -> list[tuple[int, str, Path]]:
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """An owner's migrations: `NNN_name.sql` files in `folder`, recorded under `component`."""
+
+    component: str
+    folder: Path
+
+
+KERNEL = Migrations("registry", Path(__file__).parent / "migrations")
+
+# Before each owner had its folder, one global sequence held everything. A database
+# migrated then records versions 1..5; these are what each of them became.
+_LEGACY: dict[int, tuple[tuple[str, int, str], ...]] = {
+    1: (("registry", 1, "registry"),),
+    2: (("registry", 2, "catalogue"),),
+    3: (("registry", 3, "principals"), ("approval", 1, "approval")),
+    4: (("archiver", 1, "retention"),),
+    5: (("activator", 1, "activator"),),
+}
+
+
+def migration_files(folder: Path) -> list[tuple[int, str, Path]]:
     """`NNN_name.sql` files in version order; refuses gaps and duplicates."""
     found = []
     for path in folder.glob("*.sql"):
@@ -29,27 +55,71 @@ def migration_files(folder: Path = MIGRATIONS) -> list[tuple[int, str, Path]]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[int]:
-    """Apply every migration not yet applied, each in its own transaction."""
+async def _ensure_ledger(conn: asyncpg.Connection) -> None:
+    """Create `schema_migrations`, or convert the single-sequence one of older databases."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
+    )
+    has_component = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_name = 'schema_migrations' AND column_name = 'component')"
+    )
+    if has_component:
+        return
+    async with conn.transaction():
+        old = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        await conn.execute("DROP TABLE schema_migrations")
+        await conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
+        )
+        for version in sorted(old):
+            for component, new_version, name in _LEGACY.get(version, ()):
+                await conn.execute(
+                    "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+                    component,
+                    new_version,
+                    name,
+                )
+    log.info("migrations_ledger_converted", versions=sorted(old))
+
+
+async def migrate(conn: asyncpg.Connection, migrations: Migrations = KERNEL) -> list[int]:
+    """Apply every one of `migrations` not yet applied, each in its own transaction."""
     applied: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, path in migration_files(folder):
+        await _ensure_ledger(conn)
+        done = {
+            r["version"]
+            for r in await conn.fetch(
+                "SELECT version FROM schema_migrations WHERE component = $1", migrations.component
+            )
+        }
+        for version, name, path in migration_files(migrations.folder):
             if version in done:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text())
                 await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                    "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+                    migrations.component,
+                    version,
+                    name,
                 )
-            log.info("migration_applied", version=version, name=name)
+            log.info(
+                "migration_applied", component=migrations.component, version=version, name=name
+            )
             applied.append(version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied
+
+
+async def migrate_pool(pool: asyncpg.Pool, migrations: Migrations) -> list[int]:
+    """`migrate` on one of the pool's connections: how a service applies its own folder."""
+    async with pool.acquire() as conn:
+        return await migrate(conn, migrations)

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from shared.kafka.topics import admin_client, read_configs
 from tests.conftest import REPO, Infra, _port_open
-from tests.pipeline.driver import Pipeline
+from tests.pipeline.driver import Pipeline, until_done
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -110,10 +109,7 @@ async def test_losing_a_broker_of_three_mid_run_loses_and_duplicates_no_promotio
         print(f"\n[kafka] seed {seed}: kill broker {victim} after {at:.0%}; logs in {tmp_path}")
 
         await pipeline.promote(PROMOTIONS)
-        deadline = time.monotonic() + 180
-        while pipeline.done() < at * PROMOTIONS:
-            assert time.monotonic() < deadline, f"only {pipeline.done()} promotions finished"
-            await asyncio.sleep(0.05)
+        await until_done(pipeline, at * PROMOTIONS)
         in_flight = PROMOTIONS - pipeline.done()
         await asyncio.to_thread(infra_script, "kafka/kill_broker.sh", str(victim))
         assert not _port_open(f"127.0.0.1:{PORT_BASE + victim - 1}"), "the broker still serves"

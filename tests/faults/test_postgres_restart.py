@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import REPO, Infra
 from tests.pipeline.chaos import relay_leader_pid
-from tests.pipeline.driver import Pipeline
+from tests.pipeline.driver import Pipeline, until_done
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -83,10 +83,7 @@ async def test_a_postgres_restart_mid_run_loses_and_duplicates_no_promotion(
     pipeline = await Pipeline.start(infra, tmp_path)
     try:
         await pipeline.promote(PROMOTIONS)
-        deadline = time.monotonic() + 180
-        while pipeline.done() < at * PROMOTIONS:
-            assert time.monotonic() < deadline, f"only {pipeline.done()} promotions finished"
-            await asyncio.sleep(0.05)
+        await until_done(pipeline, at * PROMOTIONS)
         leader_before = await relay_leader_pid(pipeline.stack.database_url)
         started_before = await postmaster_started(infra.database_url)
         in_flight = PROMOTIONS - pipeline.done()

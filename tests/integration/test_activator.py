@@ -4,15 +4,11 @@ canary, expansion and activation by analysis, and an automatic rollback on error
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra import processes
 from shared.artifacts import LocalArtifactStore
 from shared.codec import Codec
 from shared.events import (
@@ -42,7 +39,8 @@ from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.modelkit.cache import Kit, kit
 from shared.modelkit.facts import ask_capital
 from shared.registry.store import PostgresRegistry, Step
-from tests.conftest import REPO, Infra
+from tests.conftest import Infra
+from tests.eventually import eventually_async
 from tests.factories import lifecycle
 from tests.stack import Stack
 
@@ -146,15 +144,16 @@ class Rollouts:
         return Approved(adapter, revision, approved.envelope.event_id)
 
     async def outcome(self, cause_id: str, timeout_s: float = 60) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            row = await self.registry.pool.fetchrow(
-                "SELECT * FROM activator_outcomes WHERE cause_id = $1", cause_id
-            )
-            if row is not None:
-                return row
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"no outcome for {cause_id}:\n{self.stack.log_of('activator')}")
+        """The activator's answer to `cause_id`, read from its API as adapterctl reads it."""
+
+        async def row() -> Any:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(f"{self.activator_url}/outcomes/{cause_id}")
+            assert response.status_code in (200, 404), response.text
+            return response.json() if response.status_code == 200 else None
+
+        message = f"an outcome for {cause_id}:\n{self.stack.log_of('activator')}"
+        return await eventually_async(row, timeout=timeout_s, message=message)
 
     def wait(self, adapter: str, *wanted: tuple[type, str], timeout_s: float = 90) -> list[Any]:
         def done(events: list[Any]) -> bool:
@@ -234,37 +233,24 @@ class Rollouts:
 
 def start_replica(stack: Stack, tiny: Kit, name: str) -> str:
     port = free_port()
-    env = stack.env(
+    stack.processes[name] = stack.command(
+        name,
+        ("-m", "services.reference_server", "--port", str(port)),
         REFERENCE_BASE_FOLDER=str(tiny.base),
         REFERENCE_BASE_ID=tiny.model_ids["main"],
         REFERENCE_BASE_REVISION=tiny.revisions["main"],
         REFERENCE_FAULTS_ENABLED="1",
-    )
-    log = (stack.root / f"{name}.log").open("ab")
-    stack.processes[name] = subprocess.Popen(
-        [sys.executable, "-m", "services.reference_server", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    ).start()
     return f"http://127.0.0.1:{port}"
 
 
 def wait_healthy(stack: Stack, urls: Sequence[str], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = list(urls)
-    while pending and time.monotonic() < deadline:
-        for url in list(pending):
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    pending.remove(url)
-            except httpx.TransportError:
-                pass
-        time.sleep(0.3)
-    assert not pending, f"replicas not up: {pending}\n" + "\n".join(
-        stack.log_of(n) for n in stack.processes
-    )
+    for url in urls:  # started together: the first wait covers most of the others'
+        try:
+            processes.wait_http(f"{url}/health", timeout_s=timeout_s)
+        except TimeoutError as exc:
+            logs = "\n".join(stack.log_of(n) for n in stack.processes)
+            raise AssertionError(f"replicas not up: {exc}\n{logs}") from None
 
 
 @pytest.fixture(scope="module", name="rollouts")
@@ -286,6 +272,15 @@ async def rollouts_stack(
         "--separate-approver-and-operator",
     )
     replicas = [start_replica(stack, tiny, f"replica{i}") for i in (1, 2)]
+    stack.start(  # its HTTP API on the stack's port, where the stack's adapterctl asks
+        "activator",
+        ACTIVATOR_ANALYSIS_INTERVAL_S="0.5",
+        ACTIVATOR_ROUTING_DIR=str(stack.root / "routing"),
+        ACTIVATOR_LOAD_ATTEMPTS="3",
+        ACTIVATOR_LOAD_BACKOFF_S="0.1",
+    )
+    # Commands to the activator: each waits for its answer (through the activator's start),
+    # so the rollouts below find the replicas and the settings in place.
     stack.adapterctl("env", "replicas", ENV, *replicas)
     # Short steps and small samples keep the test fast; the latency slack absorbs a busy CPU.
     stack.adapterctl(
@@ -299,19 +294,11 @@ async def rollouts_stack(
         "--min-p95-delta-ms",
         "2000",
     )
-    http_port = free_port()
-    stack.start(
-        "activator",
-        ACTIVATOR_ANALYSIS_INTERVAL_S="0.5",
-        ACTIVATOR_HTTP_PORT=str(http_port),
-        ACTIVATOR_ROUTING_DIR=str(stack.root / "routing"),
-        ACTIVATOR_LOAD_ATTEMPTS="3",
-        ACTIVATOR_LOAD_BACKOFF_S="0.1",
-    )
     wait_healthy(stack, replicas)
     registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
     try:
-        yield Rollouts(stack, registry, tiny, replicas, f"http://127.0.0.1:{http_port}")
+        activator_url = f"http://127.0.0.1:{stack.activator_port}"
+        yield Rollouts(stack, registry, tiny, replicas, activator_url)
     finally:
         await registry.close()
         stack.stop()

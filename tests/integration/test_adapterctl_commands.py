@@ -2,8 +2,10 @@
 and shows an example, a bad option is a usage error (2), and a real invocation against a
 private stack (its own database and topics, ingest and validator running) answers with an
 exit status that means something (0 done, 1 refused / failed / empty) and `--json` that
-parses. The operator commands run without an activator: `--no-wait` publishes and leaves,
-a waiting command gets no answer in time (1)."""
+parses. The activator and the archiver run too: `env replicas|analysis` and `retention`
+are commands they carry out and answer, read back through their HTTP APIs. The rollout
+commands are also run where no activator consumes them (a commands topic of their own):
+`--no-wait` publishes and leaves, a waiting command gets no answer in time (1)."""
 
 from __future__ import annotations
 
@@ -13,17 +15,21 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.cli.main import build_parser
+from adapterctl.main import build_parser
+from shared.codec import Codec
 from shared.events import RevisionRejected, RevisionValidated
+from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.settings import KernelSettings
 from tests.conftest import REPO, Infra
 from tests.corpus.adapters import tiny_base_spec, write_adapter, write_base_model
-from tests.stack import Stack
+from tests.eventually import eventually
+from tests.stack import Stack, answering
 
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 BASE_ID, BASE_REVISION = "tiny-llama", "sha256:" + "b" * 64
@@ -116,13 +122,15 @@ def test_no_command_is_a_usage_error_and_top_level_help_lists_examples() -> None
 
 
 class Ctl:
-    """The stack's adapterctl with the exit status checked, and JSON parsed on demand."""
+    """The stack's adapterctl with the exit status checked, and JSON parsed on demand;
+    `env` overrides the stack's variables."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, **env: str) -> None:
         self.stack = stack
+        self.env = stack.env(**env)
 
     def __call__(self, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
-        result = self.stack.adapterctl(*args, check=False)
+        result = _run(*args, env=self.env)
         assert result.returncode == rc, (
             f"adapterctl {' '.join(args)}: exit {result.returncode}, wanted {rc}\n"
             f"{result.stdout}{result.stderr}"
@@ -140,6 +148,11 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
     write_base_model(stack.root / "base")
     stack.start("ingest")
     stack.start("validator")
+    stack.start("activator", ACTIVATOR_ROUTING_DIR="")  # its API on the stack's port
+    stack.start("archiver", COLD_STORAGE_URL=str(stack.root / "cold"))
+    for service in ("activator", "archiver"):
+        url = stack.env()[f"{service.upper()}_URL"] + "/healthz"
+        eventually(partial(answering, url), timeout=120, message=f"{service} never answered")
     yield stack
     stack.stop()
 
@@ -229,13 +242,30 @@ def test_env_replicas_and_analysis(ctl: Ctl, catalogue: None) -> None:
     assert "has no replicas" in ctl("env", "replicas", ENV).stdout
     urls = ["http://127.0.0.1:1/", "http://127.0.0.1:2"]
     assert ctl.json("env", "replicas", ENV, *urls) == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    # The list is set, not appended to: the URLs not named stop serving the environment.
+    assert ctl.json("env", "replicas", ENV, "http://127.0.0.1:3") == ["http://127.0.0.1:3"]
+    assert ctl("env", "replicas", ENV).stdout.split() == ["http://127.0.0.1:3"]
     assert ctl.json("env", "replicas", ENV, "--clear") == []
+    # The activator refuses what it cannot use, and says why (exit 1).
+    assert "not an http" in ctl("env", "replicas", ENV, "ftp://x", rc=1).stderr
+    assert "no environment" in ctl("env", "replicas", "nowhere", "http://x", rc=1).stderr
+    assert ctl.json("env", "replicas", ENV) == []
     assert ctl.json("env", "analysis", ENV) == {}
     settings = ctl.json("env", "analysis", ENV, "--min-samples", "200", "--by", "ops")
     assert settings == {"min_samples": 200}
     settings = ctl.json("env", "analysis", ENV, "--max-error-rate", "0.05")
     assert settings == {"min_samples": 200, "max_error_rate": 0.05}
     assert ctl("env", "analysis", ENV, "--min-samples", "many", rc=2).stderr
+    # Changes are commands: --no-wait prints the command's id, which the activator answers.
+    sent = ctl.json("env", "analysis", ENV, "--min-samples", "300", "--no-wait")
+    assert len(sent["command_id"]) == 36
+    codec = Codec.from_env()
+    [record] = [
+        r
+        for r in ctl.stack.records(ctl.stack.commands_topic)
+        if codec.decode(r.value or b"").header.command_id == sent["command_id"]
+    ]
+    assert record.key == ENV.encode()  # environment commands are keyed by the environment
 
 
 def test_principal_add_list_revoke(ctl: Ctl) -> None:
@@ -328,19 +358,30 @@ def test_archive_show_and_verify_refuse_a_revision_not_archived(
     assert "not a registered revision" in unknown.stderr
 
 
-def test_operator_commands_without_an_activator(ctl: Ctl, revision: tuple[str, str]) -> None:
+@pytest.fixture(scope="module")
+def unheard(stack: Stack) -> Ctl:
+    """adapterctl on a commands topic of its own that no service consumes, and an activator
+    URL nothing answers on."""
+    topic = f"t{stack.token}.commands-unheard"
+    provision(admin_client(stack.infra.bootstrap_servers), [TopicSpec(topic, 3, {})])
+    return Ctl(stack, COMMANDS_TOPIC=topic, ACTIVATOR_URL="http://127.0.0.1:1")
+
+
+def test_operator_commands_without_an_activator(unheard: Ctl, revision: tuple[str, str]) -> None:
+    ctl = unheard
     adapter, rev = revision
     # --no-wait publishes the command and prints its id.
     sent = ctl.json("promote", adapter, rev[:15], "--environment", ENV, "--canary", "10",
                     "--no-wait", "--reason", "test")  # fmt: skip
     assert len(sent["command_id"]) == 36
     assert ctl("rollback", adapter, "--environment", ENV, "--no-wait").stdout.strip()
-    commands = ctl.stack.records(ctl.stack.commands_topic)
+    topic = ctl.env["COMMANDS_TOPIC"]
+    commands = ctl.stack.records(topic)
     assert [r.key for r in commands] == [adapter.encode(), adapter.encode()]
     # Waiting with no activator: no answer in time is 1, and the reason says so.
     waited = ctl("promote", adapter, rev, "--environment", ENV, "--activate", "--wait-s", "1",
                  rc=1)  # fmt: skip
-    assert "no answer from the activator" in waited.stderr
+    assert "no answer from http://127.0.0.1:1" in waited.stderr
     ctl("rollback", adapter, "--environment", ENV, "--to", rev, "--wait-s", "0.5", rc=1)
     # expand / abort need a canary, promote a revision that exists: refused before publishing.
     assert "has no canary" in ctl("expand", adapter, "--environment", ENV, "--percent", "50",
@@ -353,15 +394,20 @@ def test_operator_commands_without_an_activator(ctl: Ctl, revision: tuple[str, s
                                 "--no-wait", rc=1).stderr  # fmt: skip
     assert ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", "--activate",
                rc=2).stderr  # fmt: skip
-    assert len(ctl.stack.records(ctl.stack.commands_topic)) == 6
+    assert len(ctl.stack.records(topic)) == 6
 
 
 def test_rollout_status(ctl: Ctl, revision: tuple[str, str]) -> None:
-    adapter, _ = revision
+    adapter, rev = revision
     status = ctl.json("rollout", "status", adapter)
     assert set(status) == {"pointers", "canaries", "outcomes"}
     assert status["canaries"] == [] and status["outcomes"] == []
     assert "Recent answers" in ctl("rollout", "status", adapter, "--environment", ENV).stdout
+    # The activator answers a promotion of a revision not approved: refused, shown here.
+    refused = ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", rc=1)
+    assert "promote refused" in refused.stderr
+    [answer] = ctl.json("rollout", "status", adapter)["outcomes"]
+    assert (answer["action"], answer["outcome"]) == ("promote", "refused")
 
 
 def test_a_registry_that_cannot_be_reached_is_exit_2(stack: Stack) -> None:

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra import processes
 from shared.artifacts import LocalArtifactStore
 from shared.catalogue import EnvironmentSpec
 from shared.codec import Codec
@@ -42,7 +42,8 @@ from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.registry.catalogue_store import PostgresCatalogue
 from shared.registry.store import PostgresRegistry, Step
 from tests.conftest import Infra
-from tests.stack import Stack
+from tests.eventually import eventually
+from tests.stack import ServiceDied, Stack
 
 STAGING, PRODUCTION = "staging", "production"
 SUBMITTER = "trainer-alice"
@@ -286,20 +287,19 @@ class ApprovalStack:
 
     def wait_pending(self, seeded: Seeded, timeout_s: float = 60) -> None:
         """Until the service's consumer has projected the evaluation and lists it."""
-        deadline = time.monotonic() + timeout_s
         with self.client("audrey") as client:
-            while time.monotonic() < deadline:
-                listed = client.get(f"/api/v1/environments/{seeded.environment}/pending").json()
-                if any(
+
+            def listed() -> bool:
+                if self.stack.processes["approval"].poll() is not None:
+                    raise ServiceDied(self.stack.log_of("approval"))
+                path = f"/api/v1/environments/{seeded.environment}/pending"
+                return any(
                     r["revision"] == seeded.revision and r["adapter"] == seeded.adapter
-                    for r in listed.get("revisions", [])
-                ):
-                    return
-                assert self.stack.processes["approval"].poll() is None, self.stack.log_of(
-                    "approval"
+                    for r in client.get(path).json().get("revisions", [])
                 )
-                time.sleep(0.2)
-        raise AssertionError(f"{seeded.adapter} never listed:\n{self.stack.log_of('approval')}")
+
+            message = f"{seeded.adapter} listed:\n{self.stack.log_of('approval')}"
+            eventually(listed, timeout=timeout_s, message=message)
 
     def events_of(self, adapter: str) -> list[Any]:
         return self.stack.events(adapter)
@@ -345,17 +345,15 @@ async def start_approval_stack(infra: Infra, root: Path) -> ApprovalStack:
         APPROVAL_HTTP_PORT=str(approval.port),
         APPROVAL_SIGNING_KEY=str(approval.key_path),
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(approval.base_url + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        process = stack.processes["approval"]
-        assert process.poll() is None, f"approval died:\n{stack.log_of('approval')}"
-        assert time.monotonic() < deadline, f"approval never served:\n{stack.log_of('approval')}"
-        time.sleep(0.2)
+
+    def alive() -> None:
+        if stack.processes["approval"].poll() is not None:
+            raise ServiceDied(f"approval died:\n{stack.log_of('approval')}")
+
+    try:
+        processes.wait_http(approval.base_url + "/healthz", timeout_s=60, check=alive)
+    except TimeoutError:
+        raise AssertionError(f"approval never served:\n{stack.log_of('approval')}") from None
     return approval
 
 

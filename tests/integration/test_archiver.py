@@ -1,7 +1,9 @@
 """Retention against the real registry: what stays addressable, what is archived and deleted,
 legal holds, and the refusal to roll back to an archived revision.
 
-The sweep and pipeline run in-process on a private database and artifact store; the
+The sweep, pipeline and retention commands run in-process on a private database (with
+the archiver's own migrations) and artifact store; `adapterctl retention` against the
+archiver as a process, on a stack of its own, is the last test here; the
 archiver as its own process is tested in test_archiver_process.py, races in
 test_archiver_race.py, and what must stop a deletion in test_archiver_safety.py."""
 
@@ -20,7 +22,9 @@ from typing import Any
 
 import pytest
 
+from services.archiver.commands import on_place_legal_hold, on_release_legal_hold
 from services.archiver.handlers import sweep
+from services.archiver.migrations import MIGRATIONS as ARCHIVER_MIGRATIONS
 from services.archiver.pipeline import ArchiverDeps, complete, expire
 from services.archiver.store import PostgresRetentionRules
 from shared.artifacts import LocalArtifactStore
@@ -29,7 +33,11 @@ from shared.coldstore import ColdStorage, DirectoryColdStorage
 from shared.coldstore.record import parse_record, record_files, verify_record
 from shared.coldstore.weights import check_weights
 from shared.events import (
+    Actor,
+    CommandHeader,
     ManifestArchived,
+    PlaceLegalHold,
+    ReleaseLegalHold,
     RevisionActivated,
     RevisionApproved,
     RevisionEvaluated,
@@ -43,6 +51,7 @@ from shared.events import (
 )
 from shared.lifecycle import State
 from shared.manifest import FileEntry, Manifest, revision_digest
+from shared.registry.migrate import migrate_pool
 from shared.registry.store import PostgresRegistry, Step
 from shared.retention import (
     ExpiryDecision,
@@ -147,14 +156,16 @@ class World:
 
     async def set_policy(self, env: str, keep: int, min_age_days: int = 0) -> None:
         policy = RetentionPolicy(environment=env, keep_superseded=keep, min_age_days=min_age_days)
-        await self.registry.pool.execute(
-            "INSERT INTO retention_policies (environment, adapter, keep_superseded, min_age_days,"
-            " set_by) VALUES ($1, $2, $3, $4, 'test')",
-            policy.environment,
-            policy.adapter,
-            policy.keep_superseded,
-            policy.min_age_days,
-        )
+        await PostgresRetentionRules(self.registry.pool).save_policy(policy, "test")
+
+    async def hold(self, adapter: str, revision: str, reason: str) -> None:
+        """`adapterctl retention hold`, as the archiver carries it out."""
+        header = command_header(adapter, reason)
+        await on_place_legal_hold(PlaceLegalHold(header=header, revision=revision), self.deps())
+
+    async def release(self, adapter: str, revision: str) -> None:
+        header = command_header(adapter, "released")
+        await on_release_legal_hold(ReleaseLegalHold(header=header, revision=revision), self.deps())
 
     async def state(self, adapter: str, revision: str) -> State | None:
         record = await self.registry.revision(adapter, revision)
@@ -193,6 +204,18 @@ class World:
         return [type(e).__name__ for e in events]
 
 
+def command_header(adapter: str, reason: str) -> CommandHeader:
+    return CommandHeader(
+        command_id=str(uuid.uuid4()),
+        adapter=adapter,
+        environment="",
+        actor=Actor(principal="lee", role="operator"),
+        issued_at=datetime.now(UTC),
+        correlation_id=str(uuid.uuid4()),
+        reason=reason,
+    )
+
+
 def decide_one(adapter: str, revision: str, version: int) -> ExpiryDecision:
     """An expiry decided elsewhere (an earlier sweep, another archiver) on `version`."""
     return ExpiryDecision(adapter=adapter, revision=revision, version=version, reason="test")
@@ -200,6 +223,7 @@ def decide_one(adapter: str, revision: str, version: int) -> ExpiryDecision:
 
 async def make_world(stack: Stack, root: Path) -> World:
     registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env(), max_size=10)
+    await migrate_pool(registry.pool, ARCHIVER_MIGRATIONS)
     return World(
         stack, registry, LocalArtifactStore(stack.artifacts), DirectoryColdStorage(root / "cold")
     )
@@ -328,9 +352,7 @@ async def test_a_revision_under_legal_hold_is_never_expired_until_the_hold_is_re
     held, middle, active = [await world.add(adapter) for _ in range(3)]
     for revision in (held, middle, active):
         await world.activate(adapter, revision, env)
-    world.stack.adapterctl(
-        "retention", "hold", held, "--adapter", adapter, "--reason", "litigation 4711"
-    )
+    await world.hold(adapter, held, "litigation 4711")
 
     for days in (0, 400, 4000):
         await sweep(world.deps(days_later=days), adapter)
@@ -338,7 +360,7 @@ async def test_a_revision_under_legal_hold_is_never_expired_until_the_hold_is_re
         assert world.weights_present(adapter, held)
     assert await world.state(adapter, middle) is State.VALIDATED  # the rollback target
 
-    world.stack.adapterctl("retention", "release", held, "--adapter", adapter)
+    await world.release(adapter, held)
     await sweep(world.deps(), adapter)
     assert await world.state(adapter, held) is State.DELETED
 
@@ -353,20 +375,36 @@ async def test_a_hold_placed_after_the_expiry_keeps_the_weights_until_it_is_rele
     assert record is not None
     facts_decision = decide_one(adapter, revision, record.version)
     assert await expire(world.deps(), facts_decision)
-    world.stack.adapterctl("retention", "hold", revision, "--adapter", adapter, "--reason", "audit")
+    await world.hold(adapter, revision, "audit")
 
     assert await complete(world.deps(), adapter, revision) is State.ARCHIVED
     assert world.weights_present(adapter, revision)
     await world.archive_of(adapter, revision)  # the archive itself was written and verified
 
-    world.stack.adapterctl("retention", "release", revision, "--adapter", adapter)
+    await world.release(adapter, revision)
     assert await complete(world.deps(), adapter, revision) is State.DELETED
     assert world.weights_gone(adapter, revision)
 
 
+@pytest.fixture(scope="module")
+async def running(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """A stack of its own with the archiver running (its read API on the stack's port), so
+    its sweeps never meet the in-process ones above."""
+    stack = Stack(infra, tmp_path_factory.mktemp("archiver-ctl"))
+    await stack.create()
+    world = await make_world(stack, stack.root)
+    stack.start("archiver", COLD_STORAGE_URL=str(stack.root / "cold"))
+    try:
+        yield world
+    finally:
+        stack.stop()
+        await world.registry.close()
+
+
 async def test_adapterctl_manages_policies_and_holds_and_says_why_it_refuses(
-    world: World, unique: Callable[[str], str]
+    running: World, unique: Callable[[str], str]
 ) -> None:
+    world = running
     adapter, env = unique("ctl"), unique("prod")
     ctl = world.stack.adapterctl
     ctl("retention", "set", "--environment", env, "--keep-superseded", "2", "--min-age-days", "9")
@@ -393,6 +431,8 @@ async def test_adapterctl_manages_policies_and_holds_and_says_why_it_refuses(
     ctl("retention", "release", revision, "--adapter", adapter, "--reason", "case closed")
     twice = ctl("retention", "release", revision, "--adapter", adapter, check=False)
     assert twice.returncode == 1 and "is not under a legal hold" in twice.stderr
+    assert json.loads(ctl("retention", "show", "--json").stdout)["holds"] == []
+    # In the archiver's own table: who released it and why (the history is kept).
     released = await world.registry.pool.fetchrow(
         "SELECT released_by, release_reason FROM legal_holds WHERE adapter = $1", adapter
     )

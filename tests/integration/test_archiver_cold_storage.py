@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from shared.coldstore import ArchiveConflict, ColdStorage, ColdStorageError, Dir
 from shared.coldstore.s3 import S3ColdStorage
 from shared.lifecycle import State
 from tests.conftest import Infra
+from tests.eventually import eventually
 from tests.integration.test_archiver import World, make_world
 from tests.stack import Stack
 
@@ -47,14 +47,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return True
         except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.1)
+            if server.poll() is not None:
+                raise ProcessLookupError(f"moto exited with {server.returncode}") from None
+            return False
+
+    eventually(listening, timeout=30, interval=0.1, message="moto listening")
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)
     yield endpoint

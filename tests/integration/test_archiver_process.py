@@ -19,8 +19,9 @@ from services.archiver.faults import CRASH_EXIT, CRASH_POINTS
 from shared.events import WeightsDeleted
 from shared.lifecycle import State
 from tests.conftest import Infra
+from tests.eventually import eventually, eventually_async
 from tests.integration.test_archiver import World, make_world
-from tests.stack import Stack
+from tests.stack import ServiceDied, Stack
 
 # What the registry, cold storage and artifact store show right after each crash.
 AFTER_CRASH = {
@@ -59,14 +60,16 @@ def _start(world: World, **extra: str) -> subprocess.Popen[bytes]:
 async def _wait_for_state(
     world: World, adapter: str, revision: str, state: State, timeout_s: float = 90
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while await world.state(adapter, revision) is not state:
-        process = world.stack.processes["archiver"]
-        assert process.poll() is None, f"archiver died:\n{world.stack.log_of('archiver')}"
-        assert time.monotonic() < deadline, (
-            f"{adapter}@{revision} never reached {state}:\n{world.stack.log_of('archiver')}"
-        )
-        time.sleep(0.2)
+    async def reached() -> bool:
+        if world.stack.processes["archiver"].poll() is not None:
+            raise ServiceDied(f"archiver died:\n{world.stack.log_of('archiver')}")
+        return await world.state(adapter, revision) is state
+
+    try:
+        await eventually_async(reached, timeout=timeout_s, interval=0.2)
+    except AssertionError:
+        log = world.stack.log_of("archiver")
+        raise AssertionError(f"{adapter}@{revision} never reached {state}:\n{log}") from None
 
 
 def _archives(world: World, adapter: str) -> list[Path]:
@@ -80,9 +83,7 @@ async def test_an_archiver_killed_after_each_step_finishes_correctly_on_restart(
     world: World, unique: Callable[[str], str], point: str
 ) -> None:
     adapter, env = unique(f"crash-{point}"), unique("prod")
-    world.stack.adapterctl(
-        "retention", "set", "--environment", env, "--keep-superseded", "0", "--min-age-days", "0"
-    )
+    await world.set_policy(env, keep=0)  # before the archiver runs: in its table directly
     old, target, active = [await world.add(adapter) for _ in range(3)]
     for revision in (old, target, active):
         await world.activate(adapter, revision, env)
@@ -135,13 +136,15 @@ async def test_the_timer_applies_a_policy_set_while_running_and_adapterctl_reads
     seen = log.stat().st_size if log.exists() else 0
     _start(world)
     try:
-        deadline = time.monotonic() + 90
-        while "archiver_ready" not in log.read_text()[seen:]:
-            assert time.monotonic() < deadline, world.stack.log_of("archiver")
-            time.sleep(0.2)
+        eventually(
+            lambda: "archiver_ready" in log.read_text()[seen:],
+            timeout=90,
+            message=world.stack.log_of("archiver"),
+        )
         time.sleep(2)  # two ticks: without a policy for the environment nothing expires
         assert await world.state(adapter, old) is State.VALIDATED
-        # A policy is no lifecycle event: only the timer's next sweep can act on it.
+        # A policy is no lifecycle event: only the timer's next sweep can act on it. The
+        # command waits for the archiver's answer, read from its API.
         world.stack.adapterctl(
             "retention", "set", "--environment", env, "--adapter", adapter,
             "--keep-superseded", "0", "--min-age-days", "0",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 from shared.codec import Codec
@@ -13,6 +12,7 @@ from shared.kafka.producer import make_producer, publish
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
 from tests.conftest import REPO, Infra
+from tests.eventually import eventually
 from tests.samples import sample
 
 
@@ -21,14 +21,12 @@ def _create_topics(infra: Infra, *names: str) -> None:
 
 
 def _wait_for(infra: Infra, topic: str, count: int, timeout_s: float = 60) -> list[LogRecord]:
-    deadline = time.monotonic() + timeout_s
-    records: list[LogRecord] = []
-    while time.monotonic() < deadline:
+    def enough() -> list[LogRecord]:
         records = read_topic(infra.bootstrap_servers, topic)
-        if len(records) >= count:
-            return records
-        time.sleep(0.5)
-    raise AssertionError(f"{topic} has {len(records)} records, expected {count}")
+        assert len(records) >= count, f"{topic} has {len(records)} records, expected {count}"
+        return records
+
+    return eventually(enough, timeout=timeout_s, interval=0.5)
 
 
 def test_garbage_and_unknown_fingerprint_go_to_dlq_and_the_next_good_message_is_handled(

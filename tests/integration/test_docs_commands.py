@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from shared.signing import load_or_create_signer
 from tests.conftest import REPO, Infra
 from tests.corpus.adapters import tiny_base_spec, write_adapter, write_base_model
 from tests.doc_blocks import Block, blocks_of, documents
-from tests.stack import Stack
+from tests.eventually import eventually
+from tests.stack import Stack, answering
 
 VENV_BIN = Path(sys.executable).parent
 SUBMITTED = re.compile(r"adapterctl submit .*?--adapter (\S+)", re.S)
@@ -51,6 +53,12 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
     )  # fmt: skip
     stack.adapterctl("env", "set", "production", "--base", "fleet-base@r1")
     stack.start("ingest", INGEST_ALLOWED_ROOTS=str(stack.root))
+    # `env replicas|analysis` and `retention` are commands these carry out and answer.
+    stack.start("activator", ACTIVATOR_ROUTING_DIR="")
+    stack.start("archiver", COLD_STORAGE_URL=str(stack.root / "cold"))
+    for service in ("activator", "archiver"):
+        url = stack.env()[f"{service.upper()}_URL"] + "/healthz"
+        eventually(partial(answering, url), timeout=120, message=f"{service} never answered")
     yield stack
     stack.stop()
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
@@ -305,19 +303,15 @@ async def test_a_raising_backend_fails_the_revision_and_the_next_event_still_eva
     evaluator = stack.processes["gpu_evaluator"]
     evaluator.terminate()
     evaluator.wait(timeout=60)
-    log = (stack.root / "gpu_evaluator-failing.log").open("ab")
-    stack.processes["gpu_evaluator"] = subprocess.Popen(
-        [
-            sys.executable,
+    stack.processes["gpu_evaluator"] = stack.command(
+        "gpu_evaluator-failing",
+        (
             "-c",
             "from tests.integration.test_evaluator import run_evaluator_failing_on; "
             f"run_evaluator_failing_on({FAIL_MARKER!r})",
-        ],
-        cwd=REPO,
-        env=stack.env(**evaluator_env(stack, tiny)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        ),
+        **evaluator_env(stack, tiny),
+    ).start()
     failing, after = unique(FAIL_MARKER), unique("after")
     failing_revision = submit_kit_adapter(stack, tiny, "good", failing)
     after_revision = submit_kit_adapter(stack, tiny, "good", after)

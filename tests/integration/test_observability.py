@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +17,9 @@ from shared.events import AdapterTrained
 from shared.kafka.producer import make_producer, publish
 from shared.kafka.topics import dlq_of
 from tests.conftest import Infra
+from tests.eventually import eventually
 from tests.samples import sample
-from tests.stack import Stack
+from tests.stack import ServiceDied, Stack
 
 
 def _free_port() -> int:
@@ -51,16 +51,18 @@ def _value(base: str, name: str, **labels: str) -> float:
 
 
 def _until(what: str, check: Callable[[], bool], stack: Stack, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert stack.processes["validator"].poll() is None, stack.log_of("validator")
+    def checked() -> bool:
+        if stack.processes["validator"].poll() is not None:
+            raise ServiceDied(stack.log_of("validator"))
         try:
-            if check():
-                return
+            return check()
         except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{stack.log_of('validator')}")
+            return False
+
+    try:
+        eventually(checked, timeout=timeout_s, interval=0.3)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}\n{stack.log_of('validator')}") from None
 
 
 @pytest.fixture(scope="module")

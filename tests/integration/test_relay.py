@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -22,6 +21,7 @@ from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.registry.relay import OutboxRelay, RelayConfig
 from shared.registry.store import PostgresRegistry
 from tests.conftest import REPO, Infra
+from tests.eventually import eventually
 from tests.factories import lifecycle
 from tests.integration.conftest import create_database
 from tests.pipeline.chaos import relay_leader_pid
@@ -53,14 +53,13 @@ async def _commit_journeys(registry: PostgresRegistry, adapters: list[str], revi
 def _wait_for_events(
     infra: Infra, topic: str, expected: int, timeout_s: float = 120
 ) -> list[LogRecord]:
-    deadline = time.monotonic() + timeout_s
-    records: list[LogRecord] = []
-    while time.monotonic() < deadline:
+    def enough() -> list[LogRecord]:
         records = read_topic(infra.bootstrap_servers, topic)
-        if len({r.header("event_id") for r in records}) >= expected:
-            return records
-        time.sleep(0.5)
-    raise AssertionError(f"{topic}: {len(records)} records, expected {expected} distinct events")
+        distinct = len({r.header("event_id") for r in records})
+        assert distinct >= expected, f"{topic}: {distinct} distinct events, expected {expected}"
+        return records
+
+    return eventually(enough, timeout=timeout_s, interval=0.5)
 
 
 def _per_adapter_sequences(records: list[LogRecord]) -> tuple[dict[str, list[int]], int]:

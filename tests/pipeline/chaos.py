@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.registry.relay import LEADER_LOCK
+from tests.eventually import eventually_async
 from tests.pipeline.driver import Pipeline
 from tests.pipeline.outcomes import PATHS, Expected, Seen
 
@@ -96,36 +97,35 @@ def progress(target: str, expected: Sequence[Expected], seen: Sequence[Seen]) ->
 async def relay_leader_pid(database_url: str, timeout_s: float = 20) -> int:
     """The pid of the process whose relay holds the leader lock in this database."""
     conn = await asyncpg.connect(database_url)
+
+    async def leader() -> int | None:
+        name = await conn.fetchval(
+            "SELECT a.application_name FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid"
+            " JOIN pg_database d ON d.oid = l.database AND d.datname = current_database()"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1",
+            LEADER_LOCK,
+        )
+        return int(name.removeprefix("relay-")) if name and name.startswith("relay-") else None
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            name = await conn.fetchval(
-                "SELECT a.application_name FROM pg_locks l"
-                " JOIN pg_stat_activity a ON a.pid = l.pid"
-                " JOIN pg_database d ON d.oid = l.database AND d.datname = current_database()"
-                " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1",
-                LEADER_LOCK,
-            )
-            if name and name.startswith("relay-"):
-                return int(name.removeprefix("relay-"))
-            await asyncio.sleep(0.2)
+        return await eventually_async(leader, timeout=timeout_s, message="a relay leader")
     finally:
         await conn.close()
-    raise AssertionError(f"no relay leader within {timeout_s}s")
 
 
 async def relay_leader(pipeline: Pipeline, timeout_s: float = 30) -> str:
     """The service whose process leads the relay now. A process killed a moment ago may
     still hold the lock until PostgreSQL notices its session is gone: wait for a live one."""
     supervisor = pipeline.supervisor
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def live_leader() -> str | None:
         pid = await relay_leader_pid(pipeline.stack.database_url, timeout_s)
         name = supervisor.name_of(pid)
-        if name is not None and pid not in supervisor.killed:
-            return name
-        assert time.monotonic() < deadline, f"the relay leader's pid {pid} is no live service"
-        await asyncio.sleep(0.2)
+        return name if name is not None and pid not in supervisor.killed else None
+
+    message = "a relay leader that is a live service"
+    return await eventually_async(live_leader, timeout=timeout_s, message=message)
 
 
 async def unleash(pipeline: Pipeline, kills: Sequence[Kill]) -> list[Performed]:

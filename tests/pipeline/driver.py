@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import httpx
 from confluent_kafka import Producer
 
+from infra import processes
 from shared.events import BaseModelRef
 from shared.kafka.producer import make_producer
 from shared.modelkit.cache import Kit, kit
 from tests.conftest import Infra
+from tests.eventually import eventually_async
 from tests.pipeline.bot import Approver, Follower, seen_of
 from tests.pipeline.instant import write_instant_suite
 from tests.pipeline.outcomes import Expected, RegistryRow, Report, check_run, finished
@@ -106,6 +107,16 @@ def service_specs(
     ]
 
 
+async def until_done(pipeline: Pipeline, count: float, timeout_s: float = 180) -> None:
+    """Until at least `count` promotions have finished (a drill strikes part-way through)."""
+
+    async def enough() -> bool:
+        return pipeline.done() >= count
+
+    message = f"{count:.0f} promotions finished"
+    await eventually_async(enough, timeout=timeout_s, interval=0.05, message=message)
+
+
 def warm_producer(bootstrap_servers: str) -> Producer:
     """An idempotent producer past its start (producer id acquired, metadata fetched)."""
     producer = make_producer(bootstrap_servers)
@@ -115,16 +126,11 @@ def warm_producer(bootstrap_servers: str) -> Producer:
 
 
 def wait_http(url: str, supervisor: Supervisor, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    logs = "\n".join(supervisor.stack.log_of(n) for n in supervisor.specs)
-    raise AssertionError(f"{url} never answered\n{logs}")
+    try:
+        processes.wait_http(url, timeout_s=timeout_s)
+    except TimeoutError:
+        logs = "\n".join(supervisor.stack.log_of(n) for n in supervisor.specs)
+        raise AssertionError(f"{url} never answered\n{logs}") from None
 
 
 @dataclass
@@ -164,7 +170,8 @@ class Pipeline:
         (root / "faust").mkdir(exist_ok=True)
         approval_port, replica_ports = free_port(), [free_port(), free_port()]
         replicas = [f"http://127.0.0.1:{p}" for p in replica_ports]
-        stack.adapterctl("env", "replicas", ENVIRONMENT, *replicas)
+        # A command the activator carries out once the supervisor starts it.
+        stack.adapterctl("env", "replicas", ENVIRONMENT, *replicas, "--no-wait")
         supervisor = Supervisor(stack, service_specs(stack, tiny, approval_port, replica_ports))
         supervisor.start()
         approval_url = f"http://127.0.0.1:{approval_port}"

@@ -3,16 +3,15 @@ them back: each one's command and environment kept, every death and restart reco
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tests.conftest import REPO
+from infra import processes
+from infra.processes import Restarts
+from tests.eventually import eventually
 from tests.stack import Stack
 
 
@@ -43,24 +42,15 @@ class Supervisor(threading.Thread):
         self.deaths: list[Death] = []
         self.killed: set[int] = set()
         self.buried: set[int] = set()  # pids whose death is recorded
-        self.launched: dict[str, float] = {}
+        self.restarts = Restarts()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         for spec in specs:
             self._launch(spec)
 
     def _launch(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
-        log = (self.stack.root / f"{spec.name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, *spec.argv],
-            cwd=REPO,
-            env=self.stack.env(**spec.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        process = self.restarts.start(self.stack.command(spec.name, spec.argv, **spec.env))
         self.stack.processes[spec.name] = process
-        self.launched[spec.name] = time.monotonic()
         return process
 
     def pid_of(self, name: str) -> int:
@@ -74,15 +64,14 @@ class Supervisor(threading.Thread):
         with self.lock:
             process = self.stack.processes[name]
             self.killed.add(process.pid)
-            os.kill(process.pid, signal.SIGKILL)
-            return process.pid
+            return processes.kill(process)
 
     def wait_restarted(self, name: str, old_pid: int, timeout_s: float = 30) -> int:
-        deadline = time.monotonic() + timeout_s
-        while self.stack.processes[name].pid == old_pid:
-            assert time.monotonic() < deadline, f"{name} was not restarted"
-            time.sleep(0.05)
-        return self.stack.processes[name].pid
+        def restarted() -> int | None:
+            pid = self.stack.processes[name].pid
+            return pid if pid != old_pid else None
+
+        return eventually(restarted, timeout=timeout_s, interval=0.05, message=f"{name} restarted")
 
     def unexpected_deaths(self) -> list[Death]:
         return [d for d in self.deaths if not d.killed]
@@ -102,9 +91,7 @@ class Supervisor(threading.Thread):
                             print(
                                 f"[supervisor] {name} (pid {process.pid}) died on its own: {code}"
                             )
-                    # One that dies on its own right after starting is started again at most
-                    # once a second (systemd's RestartSec), not in a tight loop.
-                    if killed or time.monotonic() - self.launched[name] >= 1.0:
+                    if killed or self.restarts.due(name):
                         self._launch(self.specs[name])
 
     def stop(self) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from services.activator.compat import ServingContract
-from services.activator.fleet import Fleet, Retry, RolloutStopped
+from services.activator.fleet import Fleet, RolloutStopped
 from services.activator.ports import TargetError
 from services.activator.routing import lora_name
+from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
 from shared.manifest import FileEntry, Manifest
 from shared.pointers import EnvironmentPointer
 
@@ -118,7 +119,7 @@ def fleet_of(*replicas: FakeReplica, pointers: Any = None, routing: Path | None 
     fleet = Fleet(
         FakeStore(list(by_url), pointers),  # type: ignore[arg-type]
         by_url.__getitem__,
-        retry=Retry(attempts=4, first_delay_s=0.5, max_delay_s=1.0),
+        retry=Backoff(attempts=4, first_delay_s=0.5, max_delay_s=1.0),
         routing_dir=routing,
         sleep=sleep,
     )

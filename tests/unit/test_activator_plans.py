@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 
+from services.activator.analysis import Verdict
 from services.activator.plans import (
+    Outcome,
     Plan,
+    PlanAction,
     Refused,
+    RequestAction,
     Situation,
     operator_refusal,
     plan_abort,
@@ -249,3 +253,14 @@ def test_only_operators_operate_and_not_on_what_they_approved_where_duties_are_s
     refusal = operator_refusal(actor, ["bob"], may_operate, NEW)
 
     assert refusal is None if refused is None else refused in (refusal or "")
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_an_analysis_request_records_the_action_it_always_recorded(verdict: Verdict) -> None:
+    # The value is in activator_outcomes rows already: `analysis.<verdict>`.
+    assert RequestAction.of_analysis(verdict).value == f"analysis.{verdict.value}"
+
+
+def test_every_outcome_and_action_keeps_its_stored_value() -> None:
+    assert {o.value for o in Outcome} == {"committed", "refused", "failed"}
+    assert {a.value for a in PlanAction} == {"activate", "canary", "expand", "rollback"}

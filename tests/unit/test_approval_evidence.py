@@ -22,7 +22,7 @@ from services.approval.evidence import (
     ungated_metrics,
 )
 from services.approval.pages import templates
-from services.approval.readmodel import Metric
+from services.approval.ports import Metric
 from services.approval.views import Evidence, MetricComparison, OutputComparison
 from shared.artifacts import LocalArtifactStore
 from shared.registry.principals import Principal, Role, hash_token, new_token

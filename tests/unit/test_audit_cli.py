@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from shared.cli.main import main
-from shared.cli.source import Reader
+from adapterctl.main import main
+from adapterctl.source import Reader
 from shared.kafka.reader import LogRecord
 from tests.unit.test_audit import (
     ALPHA,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from adapterctl.source import accepted_events
 from benchmarks.history import AdapterStory, plan
 from shared.audit import Entry, Position, verify
 from shared.chain import GENESIS_HASH, seal
-from shared.cli.source import accepted_events
 from shared.codec import Codec
 from shared.events import LIFECYCLE_EVENTS, RevisionRolledBack
 from shared.pointers import EnvironmentPointer, fold, move_pointer

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from shared.backoff import Backoff
 from shared.codec import Codec
 from shared.events import AdapterTrained, RevisionRegistered
-from shared.kafka.dispatch import Dispatcher, Outcome, PermanentError, RawRecord, RetryPolicy
+from shared.kafka.dispatch import Dispatcher, Outcome, PermanentError, RawRecord
 from tests.samples import sample
 
 
@@ -32,7 +33,7 @@ def _dispatcher(handlers: dict[type, Any]) -> tuple[Dispatcher, FakeDeadLetters]
         codec=Codec.from_env(),
         handlers=handlers,
         dead_letters=sink,
-        retry=RetryPolicy(attempts=3, first_delay_s=0.01),
+        retry=Backoff(attempts=3, first_delay_s=0.01),
         sleep=_no_sleep,
     )
     return dispatcher, sink
@@ -128,7 +129,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_with_its_last_error
 
 @pytest.mark.parametrize(("attempt", "delay"), [(1, 0.2), (2, 0.4), (3, 0.8), (6, 5.0), (10, 5.0)])
 def test_backoff_doubles_and_is_capped(attempt: int, delay: float) -> None:
-    assert RetryPolicy(first_delay_s=0.2, max_delay_s=5.0).delay(attempt) == pytest.approx(delay)
+    assert Backoff(first_delay_s=0.2, max_delay_s=5.0).delay(attempt) == pytest.approx(delay)
 
 
 async def test_an_exception_declared_permanent_is_dead_lettered_without_retry() -> None:

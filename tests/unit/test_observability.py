@@ -12,9 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import KafkaException
 
+from shared.backoff import Backoff
 from shared.codec import Codec, CodecError
 from shared.events import AdapterTrained, RevisionRegistered
-from shared.kafka.dispatch import Dispatcher, Outcome, PermanentError, RawRecord, RetryPolicy
+from shared.kafka.dispatch import Dispatcher, Outcome, PermanentError, RawRecord
 from shared.observability import (
     Health,
     KafkaProbe,
@@ -46,7 +47,7 @@ def _dispatcher(metrics: Metrics, handlers: dict[type, Any]) -> Dispatcher:
         codec=Codec.from_env(),
         handlers=handlers,
         dead_letters=FakeDeadLetters(),
-        retry=RetryPolicy(attempts=2, first_delay_s=0.01),
+        retry=Backoff(attempts=2, first_delay_s=0.01),
         sleep=_no_sleep,
         observer=metrics,
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 
+from shared.backoff import Backoff
 from shared.codec import Codec
 from shared.events import AdapterTrained
 from shared.kafka.app import FaustDeadLetters, attach_consumer, make_app, run_worker
-from shared.kafka.dispatch import Dispatcher, RetryPolicy
+from shared.kafka.dispatch import Dispatcher
 from shared.logs import configure_logging
 from shared.settings import KernelSettings
 
@@ -33,7 +34,7 @@ def main(source: str, out: str, group: str) -> None:
         codec=Codec.from_env(),
         handlers={AdapterTrained: on_trained},
         dead_letters=FaustDeadLetters(app),
-        retry=RetryPolicy(attempts=2, first_delay_s=0.05),
+        retry=Backoff(attempts=2, first_delay_s=0.05),
     )
     attach_consumer(app, [source], dispatcher)
     sys.argv = [sys.argv[0], "worker"]

@@ -5,9 +5,9 @@ wrong, and the good record produced after all of them is still handled."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
 from tests.conftest import REPO, Infra
 from tests.corpus.bad_inputs import Entry, load
 from tests.corpus.bad_inputs.messages import message_value
+from tests.eventually import eventually
 from tests.samples import sample
 
 ENTRIES = load("avro_bytes")
@@ -38,13 +39,15 @@ class Consumed:
 
 
 def _wait_for(infra: Infra, topic: str, count: int, timeout_s: float = 60) -> list[LogRecord]:
-    deadline = time.monotonic() + timeout_s
+    """The topic's records once there are `count`; what there is after `timeout_s`."""
     records: list[LogRecord] = []
-    while time.monotonic() < deadline:
-        records = read_topic(infra.bootstrap_servers, topic)
-        if len(records) >= count:
-            return records
-        time.sleep(0.5)
+
+    def enough() -> bool:
+        records[:] = read_topic(infra.bootstrap_servers, topic)
+        return len(records) >= count
+
+    with contextlib.suppress(AssertionError):  # the caller asserts on what arrived
+        eventually(enough, timeout=timeout_s, interval=0.5)
     return records
 
 

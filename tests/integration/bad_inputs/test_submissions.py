@@ -5,8 +5,8 @@ with its reason; none is validated, and none is dropped silently."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,9 @@ from shared.kafka.topics import dlq_of
 from shared.trainer_client import describe_submission
 from tests.corpus.bad_inputs import Entry, load
 from tests.corpus.bad_inputs.submissions import change_folder, with_fields, write_adapter_folder
+from tests.eventually import eventually
 from tests.integration.bad_inputs.conftest import BASE_ID, BASE_REVISION, ENVIRONMENT
-from tests.stack import Stack
+from tests.stack import ServiceDied, Stack
 
 ENTRIES = (*load("adapter_trained"), *load("adapter_files"))
 RECIPE = {"seed": 7, "dataset_ids": ["tickets-q3"], "hyperparameters": {"r": "8"}}
@@ -71,8 +72,10 @@ def _submission(stack: Stack, entry: Entry, codec: Codec) -> Submitted:
 
 
 def _collect(stack: Stack, submitted: list[Submitted], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(s.done for s in submitted):
+    """Fill in each submission's outcome until all are decided (the test asserts on the
+    rest after `timeout_s`)."""
+
+    def decided() -> bool:
         events = stack.events()
         dead = {r.value: r for r in stack.records(dlq_of(stack.trained_topic))}
         for s in submitted:
@@ -82,8 +85,12 @@ def _collect(stack: Stack, submitted: list[Submitted], timeout_s: float) -> None
             )
             s.dead = dead.get(s.value)
         for name, process in stack.processes.items():
-            assert process.poll() is None, f"{name} died:\n{stack.log_of(name)}"
-        time.sleep(0.5)
+            if process.poll() is not None:
+                raise ServiceDied(f"{name} died:\n{stack.log_of(name)}")
+        return all(s.done for s in submitted)
+
+    with contextlib.suppress(AssertionError):
+        eventually(decided, timeout=timeout_s, interval=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,226 @@
+"""`adapterctl audit`: verify the lifecycle log, replay it, and ask what served when."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from adapterctl import evidence
+from adapterctl.output import emit, fields, short, table, to_json, warn
+from adapterctl.source import CliError, Source, accepted_events, audit
+from shared.audit import AuditReport, Checker, Problem, verify
+from shared.lifecycle import InvalidTransition
+from shared.pointers import EnvironmentPointer, fold
+from shared.signing import SigningKeyError, load_public_key, signature_checker
+
+GROUP_EPILOG = """\
+examples:
+  adapterctl audit verify
+  adapterctl audit replay --json
+  adapterctl audit at --time 2025-03-14T09:00:00Z --environment production"""
+
+VERIFY_EPILOG = """\
+Checks, per adapter: seq starts at 1 and rises by one; every hash recomputes and names the
+previous one; every transition is legal; all events share one partition under the adapter's
+key. Exact duplicates (a relay republishing after a crash) are counted, not failed.
+With --public-key, every RevisionApproved / RevisionDenied must also carry a valid Ed25519
+signature by one of the keys given (signature_invalid, signature_unknown_key otherwise).
+
+exit status: 0 the log verifies, 1 it has problems, 2 usage or connection error
+
+examples:
+  adapterctl audit verify
+  adapterctl audit verify --topic adapters.lifecycle.v1 --json | jq '.problems[0]'
+  adapterctl audit verify --public-key var/approval/signing.key.pub"""
+
+REPLAY_EPILOG = """\
+Rebuilds every revision's state and every environment's pointer from the log alone.
+exit status: 0 replayed a verified log, 1 the log fails verification (state still shown
+where it could be rebuilt), 2 usage or connection error
+
+examples:
+  adapterctl audit replay
+  adapterctl audit replay --json | jq '.pointers[] | select(.environment == "production")'"""
+
+
+def register(groups: Any, common: argparse.ArgumentParser) -> None:
+    """`audit replay`, `audit verify`, `audit at` under the top-level parser's `groups`."""
+    group = groups.add_parser(
+        "audit",
+        help="replay and verify the lifecycle log",
+        description="Replay and verify the lifecycle log (the audit trail) straight from Kafka.",
+        epilog=GROUP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="rebuild every revision's state and environment pointer",
+        description="Rebuild every revision's state and every environment's current pointer.",
+        epilog=REPLAY_EPILOG,
+        formatter_class=raw,
+    )
+    replay.set_defaults(run=run_replay)
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="prove the log is intact, in order and legal",
+        description="Verify the hash chain, order, partitioning and legality of the log.",
+        epilog=VERIFY_EPILOG,
+        formatter_class=raw,
+    )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a trusted approval signing key (PEM; repeatable): check decision signatures",
+    )
+    verify.set_defaults(run=run_verify)
+    evidence.register(commands, common)
+
+
+def _signature_checkers(files: list[str]) -> list[Checker]:
+    keys = []
+    for name in files:
+        try:
+            keys.append(load_public_key(Path(name).read_bytes(), name))
+        except (OSError, SigningKeyError) as exc:
+            raise CliError(f"--public-key {name}: {exc}") from exc
+    return [signature_checker(keys)] if keys else []
+
+
+def run_verify(args: argparse.Namespace, source: Source) -> int:
+    report = verify(source.entries(), _signature_checkers(args.public_key))
+    if args.json:
+        emit(to_json(_verify_json(report, source.topic)))
+        return 0 if report.ok else 1
+    summary = (
+        f"{report.events} events from {len(report.adapters)} adapters, "
+        f"{report.duplicates} duplicates skipped"
+    )
+    if report.ok:
+        signed = "; every decision signed by a trusted key" if args.public_key else ""
+        emit(f"OK  {source.topic}: {summary}; every chain intact, every transition legal{signed}")
+        return 0
+    first = report.first_problem
+    assert first is not None
+    emit(f"FAILED  {source.topic}: {len(report.problems)} problems in {summary}\n")
+    emit("First problem:")
+    emit(_problem_fields(first) + "\n")
+    emit(f"All problems ({len(report.problems)}), in log order:")
+    rows = [
+        (str(p.position), p.code, p.adapter, p.seq, p.event_type, p.event_id)
+        for p in report.problems
+    ]
+    headers = ("POSITION", "CODE", "ADAPTER", "SEQ", "EVENT", "EVENT ID")
+    emit(table(headers, rows, notes=[p.message for p in report.problems]))
+    return 1
+
+
+def _problem_fields(problem: Problem) -> str:
+    at = problem.position
+    return fields(
+        [
+            ("where", f"{at}  (topic {at.topic}, partition {at.partition}, offset {at.offset})"),
+            ("event", f"{problem.event_type or 'record'} {problem.event_id}".strip()),
+            ("adapter", problem.adapter),
+            ("seq", problem.seq),
+            ("problem", problem.code),
+            ("detail", problem.message),
+        ]
+    )
+
+
+def _verify_json(report: AuditReport, topic: str) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "ok": report.ok,
+        "events": report.events,
+        "duplicates": report.duplicates,
+        "adapters": list(report.adapters),
+        "first_problem": report.first_problem,
+        "problems": report.problems,
+    }
+
+
+def run_replay(args: argparse.Namespace, source: Source) -> int:
+    report = audit(source)
+    try:
+        ledger = fold(accepted_events(report))
+    except InvalidTransition as exc:
+        warn(f"cannot replay {source.topic}: {exc}. Run `adapterctl audit verify` for details.")
+        return 1
+    if not report.ok:
+        warn(
+            f"{source.topic} fails verification ({len(report.problems)} problems): this state "
+            "is not trustworthy; run `adapterctl audit verify` for details"
+        )
+    revisions: list[dict[str, Any]] = [
+        {
+            "adapter": adapter,
+            "revision": revision,
+            "state": status.revision_track,
+            "environments": dict(sorted(status.environment_tracks.items())),
+        }
+        for (adapter, revision), status in sorted(ledger.statuses.items())
+    ]
+    pointers = [
+        {"adapter": adapter, "environment": environment, **_pointer_json(pointer)}
+        for (adapter, environment), pointer in sorted(ledger.pointers.items())
+    ]
+    if args.json:
+        replayed = {**_verify_json(report, source.topic), "problems": len(report.problems)}
+        emit(to_json({**replayed, "revisions": revisions, "pointers": pointers}))
+        return 0 if report.ok else 1
+    verdict = "verified" if report.ok else f"FAILS verification ({len(report.problems)} problems)"
+    emit(
+        f"{source.topic}: {report.events} events, {len(report.adapters)} adapters, "
+        f"{len(revisions)} revisions; log {verdict}\n"
+    )
+    emit("Revisions:")
+    emit(
+        table(
+            ("ADAPTER", "REVISION", "STATE", "ENVIRONMENTS"),
+            [
+                (r["adapter"], short(r["revision"]), r["state"], _tracks(r["environments"]))
+                for r in revisions
+            ],
+        )
+        + "\n"
+    )
+    emit("Environment pointers:")
+    emit(
+        table(
+            ("ADAPTER", "ENVIRONMENT", "ACTIVE", "CANARY", "SHARE", "ROLLBACK TARGET"),
+            [
+                (
+                    p["adapter"],
+                    p["environment"],
+                    short(p["active"]),
+                    short(p["canary"]),
+                    f"{p['canary_percent']}%" if p["canary"] else None,
+                    short(p["rollback_target"]),
+                )
+                for p in pointers
+            ],
+        )
+    )
+    return 0 if report.ok else 1
+
+
+def _pointer_json(pointer: EnvironmentPointer) -> dict[str, Any]:
+    return {
+        "active": pointer.active,
+        "canary": pointer.canary,
+        "canary_percent": pointer.canary_percent,
+        "canary_tenants": list(pointer.canary_tenants),
+        "rollback_target": pointer.rollback_target,
+    }
+
+
+def _tracks(tracks: dict[str, Any]) -> str:
+    return ", ".join(f"{env}={state}" for env, state in tracks.items())

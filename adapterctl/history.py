@@ -1,0 +1,146 @@
+"""`adapterctl history ADAPTER`: one adapter's timeline, one line per lifecycle event."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from adapterctl.output import emit, moment, short, table, to_json, warn
+from adapterctl.source import Source, audit
+from shared.events import (
+    CanaryExpanded,
+    CanaryStarted,
+    ManifestArchived,
+    RevisionActivated,
+    RevisionApproved,
+    RevisionDenied,
+    RevisionEvaluated,
+    RevisionEvaluationFailed,
+    RevisionExpired,
+    RevisionRegistered,
+    RevisionRejected,
+    RevisionRolledBack,
+    RevisionSuperseded,
+    RevisionValidated,
+    WeightsDeleted,
+)
+
+EPILOG = """\
+Shows each event of the adapter once (republished duplicates skipped), in log order.
+exit status: 0 shown from a verified log, 1 the adapter is unknown or its chain has
+problems (see `adapterctl audit verify`), 2 usage or connection error
+
+examples:
+  adapterctl history support-summarizer
+  adapterctl history support-summarizer --json | jq '.events[] | .event'"""
+
+
+def _share(percent: int, tenants: list[str]) -> str:
+    return f"{percent}% of traffic" + (f", tenants {', '.join(tenants)}" if tenants else "")
+
+
+def _findings(findings: list[Any]) -> str:
+    return f"{len(findings)} findings" + (
+        f": {', '.join(f.code for f in findings)}" if findings else ""
+    )
+
+
+# One short detail per event type; the full event is in `--json` and in the log.
+DETAILS: dict[type, Callable[[Any], str]] = {
+    RevisionRegistered: lambda e: f"manifest {short(e.manifest_digest)} from {e.submitter}",
+    RevisionValidated: lambda e: _findings(e.findings),
+    RevisionRejected: lambda e: _findings(e.findings),
+    RevisionEvaluated: lambda e: (
+        f"report {short(e.report_digest)} on {e.backend}, "
+        + ", ".join(f"{m.name}={m.value}{'' if m.passed else ' FAIL'}" for m in e.metrics)
+    ),
+    RevisionEvaluationFailed: lambda e: e.cause,
+    RevisionApproved: lambda e: (
+        f"by {', '.join(e.approvers) or e.envelope.actor.principal}, "
+        f"report {short(e.report_digest)}"
+    ),
+    RevisionDenied: lambda e: e.comment or "denied",
+    CanaryStarted: lambda e: _share(e.traffic_percent, e.tenants),
+    CanaryExpanded: lambda e: _share(e.traffic_percent, e.tenants),
+    RevisionActivated: lambda e: (
+        f"replaces {short(e.previous_revision)}" + (f": {e.reason}" if e.reason else "")
+    ),
+    RevisionSuperseded: lambda e: f"by {short(e.superseded_by)}",
+    RevisionRolledBack: lambda e: f"restores {short(e.restored_revision)}: {e.reason}",
+    RevisionExpired: lambda e: e.reason,
+    ManifestArchived: lambda e: f"to {e.archive_uri}",
+    WeightsDeleted: lambda e: f"{e.file_count} files, {e.bytes_freed} bytes freed",
+}
+
+
+def register(groups: Any, common: argparse.ArgumentParser) -> None:
+    parser = groups.add_parser(
+        "history",
+        parents=[common],
+        help="one adapter's timeline",
+        description="One adapter's timeline from the lifecycle log: seq, time, event, "
+        "revision, environment, actor and a short detail.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("adapter", metavar="ADAPTER", help="the adapter's name (the record key)")
+    parser.set_defaults(run=run_history)
+
+
+def run_history(args: argparse.Namespace, source: Source) -> int:
+    report = audit(source)
+    adapter: str = args.adapter
+    if adapter not in report.adapters:
+        known = ", ".join(report.adapters[:10]) or "none"
+        warn(f"adapter {adapter!r} has no events in {source.topic} (adapters there: {known})")
+        return 1
+    rows: list[dict[str, Any]] = [
+        {
+            "seq": e.envelope.seq,
+            "occurred_at": e.envelope.occurred_at,
+            "event": type(e).__name__,
+            "event_id": e.envelope.event_id,
+            "revision": e.envelope.revision,
+            "environment": e.envelope.environment,
+            "actor": e.envelope.actor,
+            "detail": DETAILS[type(e)](e),
+            "position": entry.position,
+        }
+        for entry in report.accepted
+        if (e := entry.event) is not None and e.envelope.adapter == adapter
+    ]
+    problems = [p for p in report.problems if p.adapter == adapter]
+    if problems:
+        warn(f"{len(problems)} problems in {adapter!r}'s chain, the first: {problems[0]}")
+    if args.json:
+        emit(
+            to_json(
+                {
+                    "topic": source.topic,
+                    "adapter": adapter,
+                    "verified": not problems,
+                    "events": rows,
+                }
+            )
+        )
+        return 1 if problems else 0
+    emit(f"{adapter} in {source.topic}: {len(rows)} events\n")
+    emit(
+        table(
+            ("SEQ", "TIME", "EVENT", "REVISION", "ENV", "ACTOR", "DETAIL"),
+            [
+                (
+                    r["seq"],
+                    moment(r["occurred_at"]),
+                    r["event"],
+                    short(r["revision"]),
+                    r["environment"],
+                    f"{r['actor'].principal} ({r['actor'].role})",
+                    r["detail"],
+                )
+                for r in rows
+            ],
+        )
+    )
+    return 1 if problems else 0

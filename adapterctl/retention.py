@@ -1,0 +1,197 @@
+"""`adapterctl retention ...`: retention policies per environment and adapter, and legal holds.
+
+The archiver owns both: `set`, `hold` and `release` are commands on the commands topic,
+which it carries out and answers under the command's id; `show` and the answers are read
+from its HTTP API (`--archiver-url`), never from its tables."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from datetime import datetime
+from typing import Any
+
+from adapterctl.commands import add_wait_options, get, header_for, send, wait_for_answer
+from adapterctl.output import emit, moment, table, to_json, warn
+from adapterctl.source import CliError, CliRefusal, Source
+from shared.events import CommandHeader, PlaceLegalHold, ReleaseLegalHold, SetRetentionPolicy
+from shared.retention import RetentionPolicy
+
+EPILOG = """\
+The archiver keeps, per environment: the active and canary revisions and the rollback target,
+the newest N superseded revisions (--keep-superseded), every revision younger than
+--min-age-days, and every revision under a legal hold. Everything else expires: its
+manifest and hashes are archived to cold storage and verified, then its weights deleted.
+An environment without a policy expires nothing; an adapter's own policy overrides the
+environment's default. The archiver carries out `set`, `hold` and `release` (these wait
+for its answer; --no-wait sends and leaves) and answers `show`.
+
+examples:
+  adapterctl retention set --environment production --keep-superseded 3 --min-age-days 30
+  adapterctl retention set --environment production --adapter support-summarizer \\
+      --keep-superseded 5 --min-age-days 90
+  adapterctl retention hold sha256:ab12... --adapter support-summarizer --reason "case 4711"
+  adapterctl retention release sha256:ab12... --adapter support-summarizer
+  adapterctl retention show"""
+
+
+def _header(
+    args: argparse.Namespace, *, adapter: str, environment: str, reason: str
+) -> CommandHeader:
+    return header_for(
+        args, adapter=adapter, environment=environment, reason=reason, principal=args.by
+    )
+
+
+def _carried_out(
+    args: argparse.Namespace, command: Any, key: str, shown: object | None = None
+) -> int:
+    """Send `command` to the archiver and say its answer (`--json`: `shown`, or the answer);
+    the exit status."""
+    send(args, command, key=key)
+    command_id = command.header.command_id
+    if not args.wait:
+        emit(to_json({"command_id": command_id}) if args.json else command_id)
+        return 0
+    answer = wait_for_answer(args.archiver_url, command_id, args.wait_s)
+    if answer is None:
+        warn(
+            f"no answer from the archiver at {args.archiver_url} within {args.wait_s:g} s; "
+            f"command {command_id} stays on {args.commands_topic} and is carried out when "
+            "the archiver runs"
+        )
+        return 1
+    if answer["outcome"] != "committed":
+        raise CliRefusal(answer["detail"])
+    emit(to_json(answer if shown is None else shown) if args.json else answer["detail"])
+    return 0
+
+
+def run_set(args: argparse.Namespace, source: Source) -> int:
+    try:
+        policy = RetentionPolicy(
+            environment=args.environment,
+            adapter=args.adapter or "",
+            keep_superseded=args.keep_superseded,
+            min_age_days=args.min_age_days,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    command = SetRetentionPolicy(
+        header=_header(args, adapter=policy.adapter, environment=policy.environment, reason=""),
+        keep_superseded=policy.keep_superseded,
+        min_age_days=policy.min_age_days,
+    )
+    return _carried_out(args, command, key=policy.adapter or policy.environment, shown=policy)
+
+
+def run_show(args: argparse.Namespace, source: Source) -> int:
+    base = args.archiver_url.rstrip("/")
+    query = f"?environment={args.environment}" if args.environment else ""
+    policies = get(f"{base}/retention{query}")["policies"]
+    holds = get(f"{base}/holds")["holds"]
+    if args.json:
+        emit(to_json({"policies": policies, "holds": holds}))
+        return 0
+    emit("Retention policies:")
+    rows = [
+        (
+            p["environment"],
+            p["adapter"] or "(default)",
+            p["keep_superseded"],
+            p["min_age_days"],
+            p["set_by"],
+            _moment(p["updated_at"]),
+        )
+        for p in policies
+    ]
+    emit(table(("ENVIRONMENT", "ADAPTER", "KEEP", "MIN AGE (DAYS)", "SET BY", "UPDATED"), rows))
+    emit("\nLegal holds in force:")
+    hold_rows = [
+        (h["adapter"], h["revision"], h["placed_by"], _moment(h["placed_at"]), h["reason"])
+        for h in holds
+    ]
+    emit(table(("ADAPTER", "REVISION", "BY", "SINCE", "REASON"), hold_rows))
+    return 0
+
+
+def _moment(text: str | None) -> str:
+    return moment(datetime.fromisoformat(text) if text else None)
+
+
+def run_hold(args: argparse.Namespace, source: Source) -> int:
+    header = _header(args, adapter=args.adapter, environment="", reason=args.reason)
+    command = PlaceLegalHold(header=header, revision=args.revision)
+    return _carried_out(args, command, key=args.adapter)
+
+
+def run_release(args: argparse.Namespace, source: Source) -> int:
+    header = _header(args, adapter=args.adapter, environment="", reason=args.reason)
+    command = ReleaseLegalHold(header=header, revision=args.revision)
+    return _carried_out(args, command, key=args.adapter)
+
+
+def register(
+    groups: Any, common: argparse.ArgumentParser, *, commands_topic: str, archiver_url: str
+) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    archiver = argparse.ArgumentParser(add_help=False, parents=[common])
+    archiver.add_argument(
+        "--archiver-url",
+        default=archiver_url,
+        metavar="URL",
+        help="the archiver's HTTP API (default: $ARCHIVER_URL or %(default)s)",
+    )
+    archiver.set_defaults(commands_topic=commands_topic)
+    change = argparse.ArgumentParser(add_help=False, parents=[archiver])
+    add_wait_options(change)
+    group = groups.add_parser(
+        "retention", help="retention policies and legal holds", epilog=EPILOG, formatter_class=fmt
+    )
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    put = commands.add_parser(
+        "set",
+        parents=[change],
+        help="set an environment's (or one adapter's) policy",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    put.add_argument("--environment", required=True, metavar="ENV")
+    put.add_argument("--adapter", default=None, help="only this adapter (default: every adapter)")
+    put.add_argument("--keep-superseded", type=int, required=True, metavar="N")
+    put.add_argument("--min-age-days", type=int, required=True, metavar="DAYS")
+    put.add_argument("--by", default=getpass.getuser(), help="who sets it (default: you)")
+    put.set_defaults(run=run_set)
+    show = commands.add_parser(
+        "show",
+        parents=[archiver],
+        help="list policies and legal holds in force",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    show.add_argument("--environment", default=None, metavar="ENV")
+    show.set_defaults(run=run_show)
+    hold = commands.add_parser(
+        "hold",
+        parents=[change],
+        help="place a legal hold: the revision never expires",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    hold.add_argument("revision", metavar="REVISION")
+    hold.add_argument("--adapter", required=True)
+    hold.add_argument("--reason", required=True, help="why, e.g. a case number")
+    hold.add_argument("--by", default=getpass.getuser(), help="who places it (default: you)")
+    hold.set_defaults(run=run_hold)
+    release = commands.add_parser(
+        "release",
+        parents=[change],
+        help="release a legal hold",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    release.add_argument("revision", metavar="REVISION")
+    release.add_argument("--adapter", required=True)
+    release.add_argument("--reason", default="", help="why it is released")
+    release.add_argument("--by", default=getpass.getuser(), help="who releases it (default: you)")
+    release.set_defaults(run=run_release)

@@ -1,0 +1,332 @@
+"""`adapterctl promote|expand|rollback|abort|rollout` and `adapterctl env replicas|analysis`.
+
+Operator commands are published to the commands topic as Avro, keyed by adapter (or, for
+`env replicas|analysis`, by environment), with the operator's principal and role in their
+header; the activator carries them out and records an answer per command id, which these
+commands read from its HTTP API (`--activator-url`) and wait for (`--no-wait` to leave at
+once). What the activator holds (replicas, analysis settings, canaries, answers) is read
+from that API too, never from its tables; the registry's pointers and revisions are read
+from the registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from adapterctl.commands import add_wait_options, get, header_for, send, wait_for_answer
+from adapterctl.output import emit, fields, moment, table, to_json, warn
+from adapterctl.source import CliError, CliRefusal, Source, with_registry
+from shared.events import (
+    AbortCanary,
+    CommandHeader,
+    ExpandCanary,
+    PromoteRevision,
+    RollbackRevision,
+    SetCanaryAnalysis,
+    SetReplicas,
+)
+
+ANALYSIS_OPTIONS = {  # the activator's AnalysisPolicy fields an environment may set
+    "step_interval_s": float,
+    "min_samples": int,
+    "max_error_rate": float,
+    "error_rate_margin": float,
+    "max_p95_ratio": float,
+    "min_p95_delta_ms": float,
+    "max_p95_ms": float,
+    "auto_advance": str,
+    "auto_rollout": str,
+}
+EPILOG = """\
+examples:
+  adapterctl promote support-summarizer sha256:ab12 --environment production --canary 10
+  adapterctl expand support-summarizer --environment production --percent 50
+  adapterctl rollback support-summarizer --environment production [--to sha256:9f3e]
+  adapterctl abort support-summarizer --environment production
+  adapterctl rollout status support-summarizer
+  adapterctl env replicas production http://10.0.0.5:8000 http://10.0.0.6:8000
+  adapterctl env analysis production --min-samples 200 --step-interval-s 300
+
+`env replicas ENV URL...` sets the whole list (the URLs not named stop serving ENV).
+
+exit status: 0 done, 1 refused or failed (the reason is printed) or no answer in time"""
+
+
+async def resolve(pool: asyncpg.Pool, adapter: str, text: str) -> str:
+    """The full revision id from a unique prefix (with or without `sha256:`)."""
+    prefix = text if text.startswith("sha256:") else "sha256:" + text
+    rows = await pool.fetch(
+        "SELECT revision FROM revisions WHERE adapter = $1 AND starts_with(revision, $2)",
+        adapter,
+        prefix,
+    )
+    if len(rows) != 1:
+        found = "no revision" if not rows else f"{len(rows)} revisions"
+        raise CliRefusal(f"{found} of {adapter} start with {text!r}: see `adapterctl history`")
+    return str(rows[0]["revision"])
+
+
+async def current_canary(pool: asyncpg.Pool, adapter: str, environment: str) -> str:
+    canary = await pool.fetchval(
+        "SELECT canary FROM pointers WHERE adapter = $1 AND environment = $2", adapter, environment
+    )
+    if canary is None:
+        raise CliRefusal(f"{adapter} has no canary in {environment}")
+    return str(canary)
+
+
+def answer_to(args: argparse.Namespace, command_id: str, url: str) -> dict[str, Any] | None:
+    """The service's answer to a sent command; None (said on stderr) when none came in time."""
+    answer = wait_for_answer(url, command_id, args.wait_s)
+    if answer is None:
+        warn(
+            f"no answer from {url} within {args.wait_s:g} s; command {command_id} "
+            f"stays on {args.commands_topic} and is carried out when the service runs"
+        )
+    return answer
+
+
+def sent(args: argparse.Namespace, command_id: str) -> int:
+    """What `--no-wait` prints: the command's id."""
+    emit(to_json({"command_id": command_id}) if args.json else command_id)
+    return 0
+
+
+def run_command(args: argparse.Namespace, source: Source) -> int:
+    header = header_for(
+        args,
+        adapter=args.adapter,
+        environment=args.environment,
+        reason=args.reason,
+        principal=args.operator,
+    )
+
+    async def build(pool: asyncpg.Pool) -> Any:
+        if args.command_name == "promote":
+            percent = 100 if args.activate else args.canary
+            return PromoteRevision(
+                header=header,
+                revision=await resolve(pool, args.adapter, args.revision),
+                canary_percent=percent,
+                tenants=args.tenant,
+            )
+        if args.command_name == "expand":
+            revision = args.revision or await current_canary(pool, args.adapter, args.environment)
+            revision = await resolve(pool, args.adapter, revision)
+            return ExpandCanary(header=header, revision=revision, traffic_percent=args.percent)
+        if args.command_name == "rollback":
+            target = await resolve(pool, args.adapter, args.to) if args.to else None
+            return RollbackRevision(header=header, to_revision=target)
+        revision = args.revision or await current_canary(pool, args.adapter, args.environment)
+        return AbortCanary(header=header, revision=await resolve(pool, args.adapter, revision))
+
+    send(args, with_registry(source, build), key=args.adapter)
+    if not args.wait:
+        return sent(args, header.command_id)
+    answer = answer_to(args, header.command_id, args.activator_url)
+    if answer is None:
+        return 1
+    if args.json:
+        emit(to_json(answer))
+    elif answer["outcome"] == "committed":
+        emit(f"{args.command_name}: {answer['detail']}")
+    else:
+        warn(f"{args.command_name} {answer['outcome']}: {answer['detail']}")
+    return 0 if answer["outcome"] == "committed" else 1
+
+
+def _changed(args: argparse.Namespace, command: Any) -> int | None:
+    """Send an environment command and wait: None once committed, else the exit status."""
+    send(args, command, key=args.name)
+    if not args.wait:
+        return sent(args, command.header.command_id)
+    answer = answer_to(args, command.header.command_id, args.activator_url)
+    if answer is None:
+        return 1
+    if answer["outcome"] != "committed":
+        warn(f"{answer['action']} {answer['outcome']}: {answer['detail']}")
+        return 1
+    return None
+
+
+def _header(args: argparse.Namespace) -> CommandHeader:
+    return header_for(args, adapter="", environment=args.name, reason="", principal=args.by)
+
+
+def run_replicas(args: argparse.Namespace, source: Source) -> int:
+    """Show the environment's replicas; with URLs (or --clear), set the list to exactly them."""
+    if args.urls or args.clear:
+        if args.urls and args.clear:
+            raise CliError("give replica URLs or --clear, not both")
+        status = _changed(args, SetReplicas(header=_header(args), urls=list(args.urls)))
+        if status is not None:
+            return status
+    url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/replicas"
+    urls = get(url)["replicas"]
+    emit(to_json(urls) if args.json else "\n".join(urls) or f"{args.name} has no replicas")
+    return 0
+
+
+def run_analysis(args: argparse.Namespace, source: Source) -> int:
+    """Show the environment's canary analysis settings; with options, change those first."""
+    given = {k: str(getattr(args, k)) for k in ANALYSIS_OPTIONS if getattr(args, k) is not None}
+    if given:
+        status = _changed(args, SetCanaryAnalysis(header=_header(args), settings=given))
+        if status is not None:
+            return status
+    url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/analysis"
+    settings = get(url)["settings"]
+    emit(to_json(settings) if args.json else fields(sorted(settings.items())) or "(defaults)")
+    return 0
+
+
+def _moment(text: str | None) -> str:
+    return moment(datetime.fromisoformat(text) if text else None)
+
+
+def run_status(args: argparse.Namespace, source: Source) -> int:
+    async def read_pointers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+        rows = await pool.fetch(
+            "SELECT * FROM pointers WHERE adapter = $1 AND ($2::text IS NULL OR environment = $2)",
+            args.adapter,
+            args.environment,
+        )
+        return [dict(r) for r in rows]
+
+    pointers = with_registry(source, read_pointers)
+    query = f"?environment={args.environment}" if args.environment else ""
+    state = get(f"{args.activator_url.rstrip('/')}/rollouts/{args.adapter}{query}")
+    canaries, outcomes = state["canaries"], state["outcomes"]
+    if args.json:
+        emit(to_json({"pointers": pointers, "canaries": canaries, "outcomes": outcomes}))
+        return 0
+    rows = [
+        (
+            p["environment"],
+            p["active"],
+            p["canary"],
+            f"{p['canary_percent']}%",
+            p["rollback_target"],
+        )
+        for p in pointers
+    ]
+    emit(table(("ENVIRONMENT", "ACTIVE", "CANARY", "SHARE", "ROLLBACK TARGET"), rows))
+    for c in canaries:
+        decision = c["last_decision"] or {}
+        emit(
+            f"\ncanary in {c['environment']} since {_moment(c['step_started_at'])}: "
+            f"{decision.get('decision', 'not judged yet')} ({decision.get('reason', '-')})"
+        )
+    emit("\nRecent answers:")
+    emit(
+        table(
+            ("WHEN", "ENVIRONMENT", "ACTION", "OUTCOME", "BY", "DETAIL"),
+            [
+                (
+                    _moment(o["decided_at"]),
+                    o["environment"],
+                    o["action"],
+                    o["outcome"],
+                    o["principal"],
+                    o["detail"],
+                )
+                for o in outcomes
+            ],
+        )
+    )
+    return 0
+
+
+def _env_commands(groups: Any) -> Any:
+    """The `env` group's subcommands (registered by the catalogue module), to extend them."""
+    env = groups.choices["env"]
+    return next(a for a in env._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def register(
+    groups: Any, common: argparse.ArgumentParser, *, commands_topic: str, activator_url: str
+) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    activator = argparse.ArgumentParser(add_help=False)
+    activator.add_argument(
+        "--activator-url",
+        default=activator_url,
+        metavar="URL",
+        help="the activator's HTTP API (default: $ACTIVATOR_URL or %(default)s)",
+    )
+    activator.set_defaults(commands_topic=commands_topic)
+    operator = argparse.ArgumentParser(add_help=False, parents=[common, activator])
+    operator.add_argument("adapter")
+    operator.add_argument("--environment", required=True)
+    operator.add_argument("--reason", default="")
+    operator.add_argument("--as", dest="operator", default=getpass.getuser(), help="who asks")
+    operator.add_argument("--role", default="operator", help="the role asked in (operator)")
+    add_wait_options(operator)
+    operator.set_defaults(run=run_command)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = groups.add_parser(
+            name, parents=[operator], help=text, epilog=EPILOG, formatter_class=fmt
+        )
+        parser.set_defaults(command_name=name)
+        return parser
+
+    promote = command("promote", "roll an approved revision out (canary or at once)")
+    promote.add_argument("revision", help="the revision id or a unique prefix")
+    share = promote.add_mutually_exclusive_group()
+    share.add_argument("--canary", type=int, default=0, metavar="PERCENT")
+    share.add_argument("--activate", action="store_true", help="take every request at once")
+    promote.add_argument("--tenant", action="append", default=[], help="a canary tenant")
+    expand = command("expand", "give the canary a larger share (100 activates it)")
+    expand.add_argument("--percent", type=int, required=True)
+    expand.add_argument("--revision", help="the canary (default: the current one)")
+    rollback = command("rollback", "stop the canary, or restore the rollback target")
+    rollback.add_argument("--to", help="restore this retained revision instead")
+    abort = command("abort", "roll the canary back")
+    abort.add_argument("--revision", help="the canary (default: the current one)")
+
+    rollout = groups.add_parser("rollout", help="show rollouts", epilog=EPILOG, formatter_class=fmt)
+    rollout_cmds = rollout.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    status = rollout_cmds.add_parser(
+        "status",
+        parents=[common, activator],
+        help="pointers, canary, answers",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    status.add_argument("adapter")
+    status.add_argument("--environment")
+    status.set_defaults(run=run_status)
+
+    env_cmds = _env_commands(groups)
+    changes = argparse.ArgumentParser(add_help=False, parents=[common, activator])
+    changes.add_argument("--by", default=getpass.getuser(), help="who changes it (default: you)")
+    changes.add_argument("--role", default="operator", help="the role asked in (operator)")
+    add_wait_options(changes)
+    replicas = env_cmds.add_parser(
+        "replicas",
+        parents=[changes],
+        help="set (the whole list) or show replicas",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    replicas.add_argument("name")
+    replicas.add_argument("urls", nargs="*", metavar="URL")
+    replicas.add_argument("--clear", action="store_true", help="remove every replica")
+    replicas.set_defaults(run=run_replicas)
+    analysis = env_cmds.add_parser(
+        "analysis",
+        parents=[changes],
+        help="canary analysis settings",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    analysis.add_argument("name")
+    for key, kind in ANALYSIS_OPTIONS.items():
+        analysis.add_argument("--" + key.replace("_", "-"), dest=key, type=kind)
+    analysis.set_defaults(run=run_analysis)

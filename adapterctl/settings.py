@@ -1,0 +1,22 @@
+"""What adapterctl adds to the kernel's settings: where the services' read APIs answer."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import EnvSettings
+
+
+class CtlSettings(EnvSettings):
+    """The services adapterctl asks (it reads their state through their HTTP APIs)."""
+
+    activator_url: str = Field(
+        default="http://127.0.0.1:8490",
+        validation_alias="ACTIVATOR_URL",
+        description="the activator's HTTP API: answers to commands, replicas, canaries",
+    )
+    archiver_url: str = Field(
+        default="http://127.0.0.1:8491",
+        validation_alias="ARCHIVER_URL",
+        description="the archiver's HTTP API: retention policies, legal holds, answers",
+    )

@@ -1,0 +1,7 @@
+"""The activator's own tables: applied by its composition root at start, after the kernel's."""
+
+from pathlib import Path
+
+from shared.registry.migrate import Migrations
+
+MIGRATIONS = Migrations("activator", Path(__file__).parent)

@@ -1,0 +1,7 @@
+"""The archiver's own tables: applied by its composition root at start, after the kernel's."""
+
+from pathlib import Path
+
+from shared.registry.migrate import Migrations
+
+MIGRATIONS = Migrations("archiver", Path(__file__).parent)

@@ -1,0 +1,81 @@
+"""Each owner's migrations, applied under its own name: the kernel's first, then each
+service's from its own folder; a second start applies nothing; a database migrated when
+one global sequence held everything is converted without re-running a migration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.activator.migrations import MIGRATIONS as ACTIVATOR
+from services.approval.migrations import MIGRATIONS as APPROVAL
+from services.archiver.migrations import MIGRATIONS as ARCHIVER
+from shared.registry.migrate import KERNEL, migrate, migration_files
+from tests.conftest import Infra
+from tests.integration.conftest import create_database
+
+EVERY_OWNER = (KERNEL, APPROVAL, ARCHIVER, ACTIVATOR)
+
+
+async def ledger(conn: asyncpg.Connection) -> set[tuple[str, int]]:
+    rows = await conn.fetch("SELECT component, version FROM schema_migrations")
+    return {(r["component"], r["version"]) for r in rows}
+
+
+def every_version() -> set[tuple[str, int]]:
+    return {(m.component, v) for m in EVERY_OWNER for v, _, _ in migration_files(m.folder)}
+
+
+@pytest.fixture
+async def conn(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(await create_database(infra))
+    yield connection
+    await connection.close()
+
+
+async def test_each_owner_applies_its_own_folder_once(conn: asyncpg.Connection) -> None:
+    for owner in EVERY_OWNER:
+        assert await migrate(conn, owner) == [v for v, _, _ in migration_files(owner.folder)]
+    assert await ledger(conn) == every_version()
+    for owner in EVERY_OWNER:
+        assert await migrate(conn, owner) == []
+    tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables")}
+    assert {"outbox", "principals", "approval_ballots", "legal_holds", "activator_outcomes"} <= (
+        tables
+    )
+
+
+async def test_a_database_from_the_single_sequence_days_is_converted_not_remigrated(
+    conn: asyncpg.Connection,
+) -> None:
+    for owner in EVERY_OWNER:
+        await migrate(conn, owner)
+    # What such a database recorded: versions 1..5 of the one sequence, and no outcomes
+    # table for the archiver (its 002 came with the split).
+    await conn.execute("DROP TABLE archiver_outcomes")
+    await conn.execute("DROP TABLE schema_migrations")
+    await conn.execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name) VALUES (1, 'registry'),"
+        " (2, 'catalogue'), (3, 'approval'), (4, 'retention'), (5, 'activator')"
+    )
+    assert await migrate(conn, KERNEL) == []  # converted: nothing of the kernel's re-runs
+    assert await migrate(conn, APPROVAL) == [] and await migrate(conn, ACTIVATOR) == []
+    assert await migrate(conn, ARCHIVER) == [2]  # only what is new
+    assert await ledger(conn) == every_version()
+
+
+def test_an_owners_folder_with_a_gap_or_a_stray_name_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "001_a.sql").write_text("SELECT 1")
+    (tmp_path / "003_c.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match="without gaps"):
+        migration_files(tmp_path)
+    (tmp_path / "2_b.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match=r"is not NNN_name\.sql"):
+        migration_files(tmp_path)
