@@ -64,7 +64,10 @@ class InProcessFlow:
 
     @classmethod
     def wire(
-        cls, registry: InMemoryRegistry, services: Mapping[str, Wire], flows: Sequence[ServiceFlow] = FLOWS
+        cls,
+        registry: InMemoryRegistry,
+        services: Mapping[str, Wire],
+        flows: Sequence[ServiceFlow] = FLOWS,
     ) -> InProcessFlow:
         """`services[name](registry)` builds that service's handler map on its guarded view."""
         by_name = {f.service: f for f in flows}
