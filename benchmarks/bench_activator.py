@@ -86,7 +86,12 @@ class Activations(threading.Thread):
 
 
 async def approve_variant(
-    registry: PostgresRegistry, store: LocalArtifactStore, tiny: Kit, root: Path, adapter: str, i: int
+    registry: PostgresRegistry,
+    store: LocalArtifactStore,
+    tiny: Kit,
+    root: Path,
+    adapter: str,
+    i: int,
 ) -> str:
     """A copy of the good adapter with one more file (so a new revision), approved in ENV."""
     folder = root / "variants" / f"v{i}"
