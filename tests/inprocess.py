@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from infra.flow import FLOWS
 from shared.flow import ServiceFlow
@@ -82,8 +82,7 @@ class InProcessFlow:
     def guarded(self, service: str) -> Registry:
         """The registry as `service` commits to it outside a handler (HTTP, timers)."""
         flow = next(f for f in FLOWS if f.service == service)
-        view: Any = GuardedRegistry(self.registry, flow)
-        return view  # structurally a Registry
+        return cast(Registry, GuardedRegistry(self.registry, flow))  # structurally one
 
     async def publish(self, message: object) -> None:
         """Deliver one message (a submission or a command), then everything it causes."""

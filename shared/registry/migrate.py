@@ -29,15 +29,24 @@ class Migrations:
 
 KERNEL = Migrations("registry", Path(__file__).parent / "migrations")
 
-# Before each owner had its folder, one global sequence held everything. A database
-# migrated then records versions 1..5; these are what each of them became.
-_LEGACY: dict[int, tuple[tuple[str, int, str], ...]] = {
-    1: (("registry", 1, "registry"),),
-    2: (("registry", 2, "catalogue"),),
-    3: (("registry", 3, "principals"), ("approval", 1, "approval")),
-    4: (("archiver", 1, "retention"),),
-    5: (("activator", 1, "activator"),),
+# Before each owner had its folder, one global sequence held everything: a database
+# migrated then records (version, name) rows such as (3, "approval"). What each became,
+# by its name (the name says what the file held; 003_approval also created principals).
+_LEGACY: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "registry": (("registry", 1, "registry"),),
+    "catalogue": (("registry", 2, "catalogue"),),
+    "approval": (("registry", 3, "principals"), ("approval", 1, "approval")),
+    "principals": (("registry", 3, "principals"),),
+    "retention": (("archiver", 1, "retention"),),
+    "activator": (("activator", 1, "activator"),),
 }
+
+
+_LEDGER = (
+    "CREATE TABLE {if_new}schema_migrations (component text NOT NULL, version integer NOT NULL,"
+    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (component, version))"
+)
 
 
 def migration_files(folder: Path) -> list[tuple[int, str, Path]]:
@@ -57,11 +66,7 @@ def migration_files(folder: Path) -> list[tuple[int, str, Path]]:
 
 async def _ensure_ledger(conn: asyncpg.Connection) -> None:
     """Create `schema_migrations`, or convert the single-sequence one of older databases."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
-        " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
-    )
+    await conn.execute(_LEDGER.format(if_new="IF NOT EXISTS "))
     has_component = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema ="
         " current_schema() AND table_name = 'schema_migrations' AND column_name = 'component')"
@@ -69,22 +74,18 @@ async def _ensure_ledger(conn: asyncpg.Connection) -> None:
     if has_component:
         return
     async with conn.transaction():
-        old = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        old = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")]
         await conn.execute("DROP TABLE schema_migrations")
-        await conn.execute(
-            "CREATE TABLE schema_migrations ("
-            " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
-        )
-        for version in sorted(old):
-            for component, new_version, name in _LEGACY.get(version, ()):
+        await conn.execute(_LEDGER.format(if_new=""))
+        for old_name in old:
+            for component, new_version, name in _LEGACY.get(old_name, ()):
                 await conn.execute(
                     "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
                     component,
                     new_version,
                     name,
                 )
-    log.info("migrations_ledger_converted", versions=sorted(old))
+    log.info("migrations_ledger_converted", names=sorted(old))
 
 
 async def migrate(conn: asyncpg.Connection, migrations: Migrations = KERNEL) -> list[int]:

@@ -71,6 +71,22 @@ async def test_a_database_from_the_single_sequence_days_is_converted_not_remigra
     assert await ledger(conn) == every_version()
 
 
+async def test_a_single_sequence_ledger_is_converted_by_what_each_file_held(
+    conn: asyncpg.Connection,
+) -> None:
+    await migrate(conn, KERNEL)
+    await conn.execute("DROP TABLE schema_migrations")
+    await conn.execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL)"
+    )
+    # A ledger whose third file held principals alone: approval's tables were never made.
+    await conn.execute(
+        "INSERT INTO schema_migrations VALUES (1, 'registry'), (2, 'catalogue'), (3, 'principals')"
+    )
+    assert await migrate(conn, KERNEL) == []
+    assert await migrate(conn, APPROVAL) == [1]
+
+
 def test_an_owners_folder_with_a_gap_or_a_stray_name_is_refused(tmp_path: Path) -> None:
     (tmp_path / "001_a.sql").write_text("SELECT 1")
     (tmp_path / "003_c.sql").write_text("SELECT 1")
