@@ -127,9 +127,10 @@ async def test_killing_the_relay_leader_mid_stream_loses_nothing_once_a_standby_
     ]
     try:
         adapters = [unique(f"k{i}") for i in range(30)]
-        writing = asyncio.create_task(_commit_journeys(registry, adapters, revisions=10))
+        # A leader first, so the kill lands mid-stream however long the relays take to start.
         leader = await relay_leader_pid(database, timeout_s=30)
-        await asyncio.sleep(0.5)  # mid-stream: transitions are still being committed
+        writing = asyncio.create_task(_commit_journeys(registry, adapters, revisions=10))
+        await asyncio.sleep(0.3)  # mid-stream: transitions are still being committed
         assert not writing.done(), "the writers finished before the kill: make the run longer"
         os.kill(leader, signal.SIGKILL)
         committed = await writing
