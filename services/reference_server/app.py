@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
@@ -58,6 +58,14 @@ def _error(status: int, message: str, kind: str = "BadRequestError") -> JSONResp
 
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="reference LoRA server", docs_url=None, redoc_url=None)
+    for routes in (_meta_routes, _lora_routes, _routing_routes, _serving_routes, _admin_routes):
+        app.include_router(routes(state))
+    return app
+
+
+def _meta_routes(state: ServerState) -> APIRouter:
+    """Health, the contract it serves (`/info`), models and metrics."""
+    router = APIRouter()
     settings, engine = state.settings, state.engine
     info = {
         "server": "reference",
@@ -68,15 +76,15 @@ def create_app(state: ServerState) -> FastAPI:
         "quantization_profile": settings.quantization_profile,
     }
 
-    @app.get("/health")
+    @router.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/info")
+    @router.get("/info")
     async def describe() -> dict[str, str]:
         return info
 
-    @app.get("/v1/models")
+    @router.get("/v1/models")
     async def models() -> dict[str, Any]:
         data = [
             {"id": settings.base_model_id, "object": "model", "root": str(settings.base_folder)}
@@ -87,7 +95,19 @@ def create_app(state: ServerState) -> FastAPI:
         ]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/load_lora_adapter", response_model=None)
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def _lora_routes(state: ServerState) -> APIRouter:
+    """vLLM's runtime LoRA endpoints: load and unload by name."""
+    router = APIRouter()
+    engine = state.engine
+
+    @router.post("/v1/load_lora_adapter", response_model=None)
     async def load_lora(body: LoadBody) -> Response:
         fault = state.faults.load_fault(body.lora_name)
         if fault == "error":
@@ -105,7 +125,7 @@ def create_app(state: ServerState) -> FastAPI:
         state.telemetry.loaded.set(len(engine.loaded()))
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
 
-    @app.post("/v1/unload_lora_adapter", response_model=None)
+    @router.post("/v1/unload_lora_adapter", response_model=None)
     async def unload_lora(body: UnloadBody) -> Response:
         if not await asyncio.to_thread(engine.unload, body.lora_name):
             return _error(
@@ -114,7 +134,14 @@ def create_app(state: ServerState) -> FastAPI:
         state.telemetry.loaded.set(len(engine.loaded()))
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' removed successfully.")
 
-    @app.post("/v1/routing")
+    return router
+
+
+def _routing_routes(state: ServerState) -> APIRouter:
+    """The routing table the activator pushes (logical name to revisions)."""
+    router = APIRouter()
+
+    @router.post("/v1/routing")
     async def put_routing(document: dict[str, Any]) -> dict[str, Any]:
         table = RoutingTable.from_document(document)
         accepted = table.generation >= state.routing.generation
@@ -122,7 +149,7 @@ def create_app(state: ServerState) -> FastAPI:
             state.routing = table
         return {"accepted": accepted, "generation": state.routing.generation}
 
-    @app.get("/v1/routing")
+    @router.get("/v1/routing")
     async def get_routing() -> dict[str, Any]:
         return {
             "generation": state.routing.generation,
@@ -137,9 +164,13 @@ def create_app(state: ServerState) -> FastAPI:
             },
         }
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
+    return router
+
+
+def _serving_routes(state: ServerState) -> APIRouter:
+    """Completions and chat completions, for the base or a loaded or routed LoRA."""
+    router = APIRouter()
+    settings, engine = state.settings, state.engine
 
     async def serve(
         request: Request, model: str, run: Callable[[str | None], Awaitable[dict[str, Any]]]
@@ -181,7 +212,7 @@ def create_app(state: ServerState) -> FastAPI:
         headers = {"x-served-model": served, "x-request-id": request_id}
         return JSONResponse({**body, "id": request_id, "model": served}, headers=headers)
 
-    @app.post("/v1/completions", response_model=None)
+    @router.post("/v1/completions", response_model=None)
     async def completions(body: CompletionBody, request: Request) -> Response:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
 
@@ -196,7 +227,7 @@ def create_app(state: ServerState) -> FastAPI:
 
         return await serve(request, body.model, run)
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @router.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatBody, request: Request) -> Response:
         prompt = engine.render_chat(body.messages)
 
@@ -212,13 +243,21 @@ def create_app(state: ServerState) -> FastAPI:
 
         return await serve(request, body.model, run)
 
-    @app.get("/admin/faults", response_model=None)
+    return router
+
+
+def _admin_routes(state: ServerState) -> APIRouter:
+    """Fault injection for tests, when REFERENCE_FAULTS_ENABLED is set."""
+    router = APIRouter()
+    settings = state.settings
+
+    @router.get("/admin/faults", response_model=None)
     async def get_faults() -> Response:
         if not settings.faults_enabled:
             return _error(404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError")
         return JSONResponse(state.faults.to_json())
 
-    @app.post("/admin/faults", response_model=None)
+    @router.post("/admin/faults", response_model=None)
     async def put_faults(body: dict[str, Any]) -> Response:
         if not settings.faults_enabled:
             return _error(404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError")
@@ -228,4 +267,4 @@ def create_app(state: ServerState) -> FastAPI:
             return _error(400, str(exc))
         return JSONResponse(state.faults.to_json())
 
-    return app
+    return router
