@@ -16,7 +16,7 @@ from shared.coldstore import ColdStorageError, ColdStorageSettings, read_archive
 from shared.coldstore.evidence import manifest_archived
 from shared.coldstore.record import parse_record, record_files, verify_record
 from shared.coldstore.weights import check_weights
-from shared.registry.store import status_from_json
+from shared.registry.reads import status_from_json
 
 EPILOG = """\
 The record is found through the revision's ManifestArchived event in the registry and read

@@ -19,7 +19,6 @@ from shared import chain
 from shared.codec import Codec
 from shared.events import Event, RevisionRegistered, RevisionRolledBack
 from shared.lifecycle import (
-    REVISION_TRACK_KEY,
     InvalidTransition,
     LifecycleEvent,
     RevisionStatus,
@@ -27,6 +26,7 @@ from shared.lifecycle import (
     apply,
 )
 from shared.pointers import EnvironmentPointer, move_pointer
+from shared.registry import reads
 from shared.registry.migrate import migrate
 from shared.registry.port import (
     Committed,
@@ -36,6 +36,7 @@ from shared.registry.port import (
     Snapshot,
     Step,
 )
+from shared.registry.reads import status_from_json, status_to_json
 
 __all__ = ["UNAVAILABLE", "ConcurrentTransition", "PostgresRegistry", "Step"]
 
@@ -50,20 +51,6 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,  # a session ended by the shutdown
     asyncpg.CrashShutdownError,
 )
-
-
-def status_to_json(status: RevisionStatus) -> dict[str, str | None]:
-    tracks: dict[str, str | None] = {REVISION_TRACK_KEY: status.revision_track}
-    tracks.update(status.environment_tracks)
-    return tracks
-
-
-def status_from_json(tracks: dict[str, str | None]) -> RevisionStatus:
-    revision_track = tracks.get(REVISION_TRACK_KEY)
-    return RevisionStatus(
-        revision_track=State(revision_track) if revision_track else None,
-        environment_tracks={e: State(s) for e, s in tracks.items() if e and s},
-    )
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -215,7 +202,7 @@ class PostgresRegistry:
                 )
             ]
         for environment in environments:
-            before = await _pointer(conn, envelope.adapter, environment, lock=True)
+            before = await reads.pointer(conn, envelope.adapter, environment, lock=True)
             after = move_pointer(before, event)
             if after != before:
                 await conn.execute(
@@ -237,23 +224,23 @@ class PostgresRegistry:
         row = await self.pool.fetchrow(
             "SELECT * FROM revisions WHERE adapter = $1 AND revision = $2", adapter, revision
         )
-        return None if row is None else _record(row)
+        return None if row is None else reads.record_from(row)
 
     async def revisions(
         self, *, tracks: Collection[State] = (), adapter: str | None = None
     ) -> list[RevisionRecord]:
         async with self.pool.acquire() as conn:
-            return await _revisions(conn, tracks, adapter)
+            return await reads.revisions(conn, tracks, adapter)
 
     async def pointers(self, adapter: str | None = None) -> dict[PointerKey, EnvironmentPointer]:
         async with self.pool.acquire() as conn:
-            return await _pointers(conn, adapter)
+            return await reads.pointers(conn, adapter)
 
     async def events(
         self, adapter: str, revision: str | None = None, *, types: Collection[type[Event]] = ()
     ) -> list[LifecycleEvent]:
         async with self.pool.acquire() as conn:
-            return await _events(conn, self.codec, adapter, revision, types)
+            return await reads.events(conn, self.codec, adapter, revision, types)
 
     async def snapshot(
         self,
@@ -267,10 +254,10 @@ class PostgresRegistry:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             return Snapshot(
-                revisions=await _revisions(conn, tracks, adapter),
-                pointers=await _pointers(conn, adapter),
+                revisions=await reads.revisions(conn, tracks, adapter),
+                pointers=await reads.pointers(conn, adapter),
                 events=(
-                    await _events(conn, self.codec, adapter, None, event_types)
+                    await reads.events(conn, self.codec, adapter, None, event_types)
                     if event_types
                     else []
                 ),
@@ -281,7 +268,7 @@ class PostgresRegistry:
 
     async def pointer(self, adapter: str, environment: str) -> EnvironmentPointer:
         async with self.pool.acquire() as conn:
-            return await _pointer(conn, adapter, environment, lock=False)
+            return await reads.pointer(conn, adapter, environment, lock=False)
 
     async def handled(self, consumer: str, event_id: str) -> bool:
         return bool(
@@ -296,66 +283,6 @@ class PostgresRegistry:
             return await _record_handled(conn, consumer, event_id)
 
 
-def _record(row: Any) -> RevisionRecord:
-    return RevisionRecord(
-        adapter=row["adapter"],
-        revision=row["revision"],
-        version=row["version"],
-        status=status_from_json(row["tracks"]),
-        manifest_digest=row["manifest_digest"],
-        submitter=row["submitter"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-async def _revisions(
-    conn: asyncpg.Connection, tracks: Collection[State], adapter: str | None
-) -> list[RevisionRecord]:
-    rows = await conn.fetch(
-        "SELECT * FROM revisions WHERE (cardinality($1::text[]) = 0 OR tracks->>$3 = ANY($1))"
-        " AND ($2::text IS NULL OR adapter = $2) ORDER BY updated_at, adapter, revision",
-        [State(t).value for t in tracks],
-        adapter,
-        REVISION_TRACK_KEY,
-    )
-    return [_record(r) for r in rows]
-
-
-async def _pointers(
-    conn: asyncpg.Connection, adapter: str | None
-) -> dict[PointerKey, EnvironmentPointer]:
-    rows = await conn.fetch(
-        "SELECT * FROM pointers WHERE $1::text IS NULL OR adapter = $1 ORDER BY adapter,"
-        " environment",
-        adapter,
-    )
-    return {(r["adapter"], r["environment"]): _pointer_from(r) for r in rows}
-
-
-async def _events(
-    conn: asyncpg.Connection,
-    codec: Codec,
-    adapter: str | None,
-    revision: str | None,
-    types: Collection[type[Event]],
-) -> list[LifecycleEvent]:
-    """Sealed events from the outbox (the bytes the relay publishes), in seq order."""
-    rows = await conn.fetch(
-        "SELECT payload FROM outbox WHERE ($1::text IS NULL OR adapter = $1)"
-        " AND (cardinality($2::text[]) = 0 OR event_type = ANY($2::text[]))"
-        " ORDER BY adapter, seq",
-        adapter,
-        [t.SCHEMA for t in types],
-    )
-    events: list[LifecycleEvent] = []
-    for row in rows:
-        event: Any = codec.decode(bytes(row["payload"]))
-        if revision is None or event.envelope.revision == revision:
-            events.append(event)
-    return events
-
-
 async def _check_restored(conn: asyncpg.Connection, events: Sequence[LifecycleEvent]) -> None:
     """A rollback that names the revision it restores must leave that revision active: the
     audit log may never claim a restore the pointer does not show."""
@@ -363,7 +290,7 @@ async def _check_restored(conn: asyncpg.Connection, events: Sequence[LifecycleEv
         if not isinstance(event, RevisionRolledBack) or not event.restored_revision:
             continue
         envelope = event.envelope
-        pointer = await _pointer(conn, envelope.adapter, envelope.environment, lock=False)
+        pointer = await reads.pointer(conn, envelope.adapter, envelope.environment, lock=False)
         if pointer.active != event.restored_revision:
             raise InvalidTransition(
                 event,
@@ -380,25 +307,3 @@ async def _record_handled(conn: asyncpg.Connection, consumer: str, event_id: str
         event_id,
     )
     return inserted is not None
-
-
-async def _pointer(
-    conn: asyncpg.Connection, adapter: str, environment: str, *, lock: bool
-) -> EnvironmentPointer:
-    row = await conn.fetchrow(
-        "SELECT * FROM pointers WHERE adapter = $1 AND environment = $2"
-        + (" FOR UPDATE" if lock else ""),
-        adapter,
-        environment,
-    )
-    return EnvironmentPointer() if row is None else _pointer_from(row)
-
-
-def _pointer_from(row: Any) -> EnvironmentPointer:
-    return EnvironmentPointer(
-        active=row["active"],
-        canary=row["canary"],
-        canary_percent=row["canary_percent"],
-        canary_tenants=tuple(row["canary_tenants"]),
-        rollback_target=row["rollback_target"],
-    )

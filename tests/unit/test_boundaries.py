@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Storage adapters and composition roots, each with what it is.
 MAY_TOUCH_THE_DATABASE = {
     "shared/registry/store.py": "the registry in PostgreSQL",
+    "shared/registry/reads.py": "the registry's reads in PostgreSQL",
     "shared/registry/catalogue_store.py": "the catalogue in PostgreSQL",
     "shared/registry/principals.py": "principals in PostgreSQL",
     "shared/registry/relay.py": "the outbox relay",
