@@ -13,10 +13,12 @@ from adapterctl.output import emit, fields, short, table, to_json, warn
 from adapterctl.source import CliError, Source, with_registry
 from shared.codec import Codec
 from shared.coldstore import ColdStorageError, ColdStorageSettings, read_archive
-from shared.coldstore.evidence import manifest_archived
 from shared.coldstore.record import parse_record, record_files, verify_record
 from shared.coldstore.weights import check_weights
-from shared.registry.reads import status_from_json
+from shared.events import ManifestArchived
+from shared.lifecycle import State
+from shared.registry.port import RevisionRecord
+from shared.registry.store import PostgresRegistry
 
 EPILOG = """\
 The record is found through the revision's ManifestArchived event in the registry and read
@@ -41,22 +43,22 @@ class Archive:
 def load_archive(source: Source, adapter: str, revision: str) -> Archive | None:
     """The revision's archive as read back from cold storage; None (after saying why) if none."""
 
-    async def work(pool: asyncpg.Pool) -> tuple[Any, Any]:
-        tracks = await pool.fetchval(
-            "SELECT tracks FROM revisions WHERE adapter = $1 AND revision = $2", adapter, revision
-        )
-        return tracks, await manifest_archived(pool, Codec.from_env(), adapter, revision)
+    async def work(pool: asyncpg.Pool) -> tuple[RevisionRecord | None, list[Any]]:
+        registry = PostgresRegistry(pool, Codec.from_env())
+        record = await registry.revision(adapter, revision)
+        return record, await registry.events(adapter, revision, types=(ManifestArchived,))
 
-    tracks, archived = with_registry(source, work)
-    if tracks is None:
+    record, found = with_registry(source, work)
+    if record is None:
         warn(f"{adapter}@{revision} is not a registered revision")
         return None
-    if archived is None:
-        state = status_from_json(tracks).revision_track
+    archived = found[-1] if found else None
+    if not isinstance(archived, ManifestArchived):
+        state = record.status.revision_track
         warn(
             f"{adapter}@{revision} is not archived: its revision track is "
             f"{state.value if state else 'unknown'}"
-            + (" (the archiver is archiving it)" if state and state.value == "expired" else "")
+            + (" (the archiver is archiving it)" if state is State.EXPIRED else "")
         )
         return None
     try:

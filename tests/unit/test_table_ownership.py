@@ -28,10 +28,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # resolution, `rollout status`, `archive show`) from the registry, never a service's table.
     ("adapterctl/rollout.py", "revisions"): "resolves a revision prefix in the registry",
     ("adapterctl/rollout.py", "pointers"): "shows the registry's pointers",
-    ("adapterctl/archive.py", "revisions"): "reads a revision's state from the registry",
-    # A kernel module outside the registry package: archive evidence is the revision's
-    # sealed events, read back from the outbox they were committed to.
-    ("shared/coldstore/evidence.py", "outbox"): "reads a revision's sealed events",
     # The approval projection records the events it handled in the kernel's inbox, in the
     # same transaction as its read model (idempotent handling, as every consumer does).
     ("services/approval/projection.py", "inbox"): "its inbox row, in its own transaction",
