@@ -15,6 +15,7 @@ help:
 	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
 	@echo "make lock       re-resolve uv.lock after editing pyproject.toml (ARGS=--upgrade-package X)"
 	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
+	@echo "make test-unit  the unit tests alone (no Kafka, no PostgreSQL; about a minute)"
 	@echo "make demo       the main job: local stack + an adapter's journey through it"
 	@echo "make lint       ruff, mypy (shared/, services/, adapterctl/), import-linter contracts"
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
