@@ -20,7 +20,7 @@ from shared.events import (
     RevisionExpired,
     RevisionRegistered,
 )
-from shared.lifecycle import LifecycleEvent
+from shared.lifecycle import LifecycleEvent, State
 from shared.manifest import FileEntry, Manifest, revision_digest
 
 SCHEMA = "adapters.archive.v1"
@@ -112,7 +112,7 @@ def _evaluation(event: RevisionEvaluated | RevisionEvaluationFailed) -> dict[str
     failed = isinstance(event, RevisionEvaluationFailed)
     return {
         **_at(event),
-        "outcome": "evaluation_failed" if failed else "evaluated",
+        "outcome": (State.EVALUATION_FAILED if failed else State.EVALUATED).value,
         "environment": event.envelope.environment,
         "report_digest": event.report_digest,
         "report_uri": event.report_uri,
