@@ -3,6 +3,7 @@ environment's contract, and one backend per base and serving limits, kept per pr
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -17,6 +18,7 @@ from services.gpu_evaluator.ports import (
 )
 from services.gpu_evaluator.settings import EvaluatorSettings
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
 from shared.hf_folder import FolderError, chat_template_hash, tokenizer_hash
 
 Build = Callable[[Path, EnvironmentSpec], EvaluationBackend]
@@ -66,7 +68,7 @@ class BaseModelFolders:
 
     def __init__(self, folders: dict[str, Path]) -> None:
         self._folders = folders
-        self._verified: set[tuple[str, str, str]] = set()
+        self._verified: set[tuple[str, ServingContract]] = set()
 
     def folder_for(self, environment: EnvironmentSpec) -> Path:
         key = f"{environment.base_model_id}@{environment.base_model_revision}"
@@ -76,17 +78,27 @@ class BaseModelFolders:
                 f"no folder for base model {key} (environment {environment.name}): add "
                 f"{key}=/path/to/model to EVALUATOR_BASE_MODELS"
             )
-        check = (str(folder), environment.tokenizer_hash, environment.chat_template_hash)
+        wanted = ServingContract.of_environment(environment)
+        check = (str(folder), wanted)
         if check not in self._verified:
             try:
-                found = (tokenizer_hash(folder), chat_template_hash(folder))
+                found = dataclasses.replace(
+                    wanted,
+                    tokenizer_hash=tokenizer_hash(folder),
+                    chat_template_hash=chat_template_hash(folder),
+                    quantization_profile="",  # the engine's, not the folder's
+                )
             except (FolderError, OSError) as exc:
                 raise BackendConfigError(f"base model folder {folder}: {exc}") from exc
-            if found != check[1:]:
+            differences = wanted.mismatches(found, blank_is_unknown=True)
+            if differences:
                 raise BackendConfigError(
                     f"base model folder {folder} does not match environment "
-                    f"{environment.name}: tokenizer {found[0]} / template {found[1]}, the "
-                    f"environment serves {check[1]} / {check[2]}"
+                    f"{environment.name}: "
+                    + "; ".join(
+                        f"{d.term.value} {d.found}, the environment serves {d.wanted}"
+                        for d in differences
+                    )
                 )
             self._verified.add(check)
         return folder
