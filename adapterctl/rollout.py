@@ -12,6 +12,7 @@ from the registry.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ import asyncpg
 from adapterctl.commands import add_wait_options, get, header_for, send, wait_for_answer
 from adapterctl.output import emit, fields, moment, table, to_json, warn
 from adapterctl.source import CliError, CliRefusal, Source, with_registry
+from shared.codec import Codec
 from shared.events import (
     AbortCanary,
     CommandHeader,
@@ -30,6 +32,7 @@ from shared.events import (
     SetCanaryAnalysis,
     SetReplicas,
 )
+from shared.registry.store import PostgresRegistry
 
 ANALYSIS_OPTIONS = {  # the activator's AnalysisPolicy fields an environment may set
     "step_interval_s": float,
@@ -57,24 +60,24 @@ examples:
 exit status: 0 done, 1 refused or failed (the reason is printed) or no answer in time"""
 
 
+def _registry(pool: asyncpg.Pool) -> PostgresRegistry:
+    """The registry's reads, on the command's pool (the registry owns revisions and pointers)."""
+    return PostgresRegistry(pool, Codec.from_env())
+
+
 async def resolve(pool: asyncpg.Pool, adapter: str, text: str) -> str:
     """The full revision id from a unique prefix (with or without `sha256:`)."""
     prefix = text if text.startswith("sha256:") else "sha256:" + text
-    rows = await pool.fetch(
-        "SELECT revision FROM revisions WHERE adapter = $1 AND starts_with(revision, $2)",
-        adapter,
-        prefix,
-    )
-    if len(rows) != 1:
-        found = "no revision" if not rows else f"{len(rows)} revisions"
+    revisions = await _registry(pool).revisions(adapter=adapter)
+    matching = [r.revision for r in revisions if r.revision.startswith(prefix)]
+    if len(matching) != 1:
+        found = "no revision" if not matching else f"{len(matching)} revisions"
         raise CliRefusal(f"{found} of {adapter} start with {text!r}: see `adapterctl history`")
-    return str(rows[0]["revision"])
+    return matching[0]
 
 
 async def current_canary(pool: asyncpg.Pool, adapter: str, environment: str) -> str:
-    canary = await pool.fetchval(
-        "SELECT canary FROM pointers WHERE adapter = $1 AND environment = $2", adapter, environment
-    )
+    canary = (await _registry(pool).pointer(adapter, environment)).canary
     if canary is None:
         raise CliRefusal(f"{adapter} has no canary in {environment}")
     return str(canary)
@@ -191,12 +194,12 @@ def _moment(text: str | None) -> str:
 
 def run_status(args: argparse.Namespace, source: Source) -> int:
     async def read_pointers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-        rows = await pool.fetch(
-            "SELECT * FROM pointers WHERE adapter = $1 AND ($2::text IS NULL OR environment = $2)",
-            args.adapter,
-            args.environment,
-        )
-        return [dict(r) for r in rows]
+        pointers = await _registry(pool).pointers(args.adapter)
+        return [
+            {"adapter": adapter, "environment": environment, **dataclasses.asdict(pointer)}
+            for (adapter, environment), pointer in pointers.items()
+            if args.environment in (None, environment)
+        ]
 
     pointers = with_registry(source, read_pointers)
     query = f"?environment={args.environment}" if args.environment else ""

@@ -45,7 +45,7 @@ class _Server(uvicorn.Server):
 
 def build_web(kernel: Kernel, settings: ApprovalSettings, signer: Signer) -> WebDeps:
     registry, catalogue = kernel.registry, kernel.catalogue
-    reads = ReadModel(kernel.pool)
+    reads = ReadModel(kernel.pool, registry)
     return WebDeps(
         registry=registry,
         readmodel=reads,

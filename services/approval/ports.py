@@ -146,7 +146,7 @@ class ApprovalReads(Protocol):
 class ProjectionStore(Protocol):
     """Where the lifecycle handlers write the read model."""
 
-    async def project(self, consumer: str, event: Projected) -> bool:
-        """Write `event` with `consumer`'s inbox entry in one transaction; False (and no
-        change) when the consumer handled it already."""
+    async def project(self, event: Projected) -> bool:
+        """Write `event` with its inbox entry in one transaction; False (and no change)
+        when it was projected already."""
         ...

@@ -23,8 +23,6 @@ from shared.events import (
 from shared.kafka.dispatch import Handler
 from shared.signing import APPROVED, DENIED
 
-CONSUMER = "approval"
-
 
 async def project_registered(conn: asyncpg.Connection, event: RevisionRegistered) -> None:
     env = event.envelope
@@ -143,18 +141,17 @@ WRITERS: dict[type, Callable[[asyncpg.Connection, Any], Awaitable[None]]] = {
 
 
 class PostgresProjection:
-    """Implements `ports.ProjectionStore` on the approval tables and the inbox."""
+    """Implements `ports.ProjectionStore` on the approval tables and their own inbox."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def project(self, consumer: str, event: Projected) -> bool:
+    async def project(self, event: Projected) -> bool:
         write = WRITERS[type(event)]
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
-                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)"
+                "INSERT INTO approval_inbox (event_id) VALUES ($1)"
                 " ON CONFLICT DO NOTHING RETURNING 1",
-                consumer,
                 event.envelope.event_id,
             )
             if fresh:
@@ -164,7 +161,7 @@ class PostgresProjection:
 
 async def on_projected(event: Projected, store: ProjectionStore) -> None:
     """Any projected lifecycle event: into the read model, once."""
-    await store.project(CONSUMER, event)
+    await store.project(event)
 
 
 def handlers(store: ProjectionStore) -> dict[type, Handler]:

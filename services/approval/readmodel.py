@@ -23,7 +23,8 @@ from shared.events import (
     RevisionApproved,
     RevisionDenied,
 )
-from shared.lifecycle import REVISION_TRACK_KEY, State
+from shared.lifecycle import RevisionStatus, State
+from shared.registry.port import Registry
 
 
 def _evaluation(row: asyncpg.Record) -> Evaluation:
@@ -39,35 +40,43 @@ def _evaluation(row: asyncpg.Record) -> Evaluation:
     )
 
 
-async def pending(pool: asyncpg.Pool, environment: str) -> list[Pending]:
-    """Revisions evaluated in `environment` whose decision is not yet taken, oldest first."""
+async def pending(pool: asyncpg.Pool, registry: Registry, environment: str) -> list[Pending]:
+    """Revisions evaluated in `environment` whose decision is not yet taken, oldest first.
+
+    The read model holds the evaluations and ballots; whether each revision still waits
+    (evaluated there, its revision track validated) is the registry's to say.
+    """
     rows = await pool.fetch(
-        "SELECT e.*, r.submitter, r.manifest_digest,"
-        " COALESCE(array_agg(b.principal ORDER BY b.cast_at)"
+        "SELECT e.*, COALESCE(array_agg(b.principal ORDER BY b.cast_at)"
         "   FILTER (WHERE b.decision = $2), '{}') AS approvals"
         " FROM approval_evaluations e"
-        " JOIN revisions r ON r.adapter = e.adapter AND r.revision = e.revision"
         " LEFT JOIN approval_ballots b ON b.adapter = e.adapter AND b.revision = e.revision"
         "   AND b.environment = e.environment"
-        " WHERE e.environment = $1 AND r.tracks ->> e.environment = $3"
-        "   AND r.tracks ->> $4::text = $5"
-        " GROUP BY e.adapter, e.revision, e.environment, r.submitter, r.manifest_digest"
+        " WHERE e.environment = $1"
+        " GROUP BY e.adapter, e.revision, e.environment"
         " ORDER BY e.evaluated_at, e.adapter, e.revision",
         environment,
         Choice.APPROVE,
-        State.EVALUATED,
-        REVISION_TRACK_KEY,
-        State.VALIDATED,
     )
-    return [
-        Pending(
-            evaluation=_evaluation(r),
-            submitter=r["submitter"],
-            manifest_digest=r["manifest_digest"],
-            approvals=tuple(r["approvals"]),
+    found = []
+    for r in rows:
+        record = await registry.revision(r["adapter"], r["revision"])
+        if record is None or not waits_for_decision(record.status, environment):
+            continue
+        found.append(
+            Pending(
+                evaluation=_evaluation(r),
+                submitter=record.submitter,
+                manifest_digest=record.manifest_digest,
+                approvals=tuple(r["approvals"]),
+            )
         )
-        for r in rows
-    ]
+    return found
+
+
+def waits_for_decision(status: RevisionStatus, environment: str) -> bool:
+    """Evaluated in `environment`, and neither rejected nor on its way out."""
+    return status.track(environment) is State.EVALUATED and status.revision_track is State.VALIDATED
 
 
 async def evaluation(
@@ -220,8 +229,9 @@ class ReadModel:
     ends); the module's functions take a connection, or this pool through the methods.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, registry: Registry) -> None:
         self._pool = pool
+        self._registry = registry
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresBallotBox]:
@@ -229,7 +239,7 @@ class ReadModel:
             yield PostgresBallotBox(conn)
 
     async def pending(self, environment: str) -> list[Pending]:
-        return await pending(self._pool, environment)
+        return await pending(self._pool, self._registry, environment)
 
     async def evaluation(self, adapter: str, revision: str, environment: str) -> Evaluation | None:
         return await evaluation(self._pool, adapter, revision, environment)

@@ -27,6 +27,7 @@ from services.approval.ports import (
     Submission,
 )
 from services.approval.projection import evaluation_of
+from services.approval.readmodel import waits_for_decision
 from shared.events import (
     RevisionApproved,
     RevisionDenied,
@@ -34,7 +35,6 @@ from shared.events import (
     RevisionRegistered,
     RevisionValidated,
 )
-from shared.lifecycle import State
 from shared.registry.port import Registry
 from shared.signing import APPROVED, DENIED
 
@@ -53,6 +53,7 @@ class _Tables:
     evaluations: dict[Key, Evaluation] = field(default_factory=dict)
     ballots: dict[Key, list[BallotRow]] = field(default_factory=dict)
     decisions: dict[Key, DecisionRow] = field(default_factory=dict)
+    inbox: set[str] = field(default_factory=set)  # event ids projected (migration 002)
 
     def copy(self) -> _Tables:
         """A copy to write in, swapped in when its transaction ends well."""
@@ -61,6 +62,7 @@ class _Tables:
             dict(self.evaluations),
             {k: list(v) for k, v in self.ballots.items()},
             dict(self.decisions),
+            set(self.inbox),
         )
 
 
@@ -142,10 +144,11 @@ class InMemoryApprovalStore:
             yield InMemoryBallotBox(work)
             self._t = work
 
-    async def project(self, consumer: str, event: Projected) -> bool:
-        """Write `event` unless `consumer` handled it already; False when it had."""
-        if not await self.registry.record_handled(consumer, event.envelope.event_id):
+    async def project(self, event: Projected) -> bool:
+        """Write `event` unless it was projected already (its own inbox); False when it was."""
+        if event.envelope.event_id in self._t.inbox:
             return False
+        self._t.inbox.add(event.envelope.event_id)
         env = event.envelope
         if isinstance(event, RevisionRegistered):
             self._t.submissions.setdefault(
@@ -178,10 +181,7 @@ class InMemoryApprovalStore:
             record = await self.registry.revision(adapter, revision)
             if env != environment or record is None:
                 continue
-            status = record.status
-            if status.track(env) is not State.EVALUATED or status.revision_track is not (
-                State.VALIDATED
-            ):
+            if not waits_for_decision(record.status, env):
                 continue
             approvals = tuple(
                 b.principal

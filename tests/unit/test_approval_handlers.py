@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.approval.deciding import Conflict, Decider, UnknownTarget, cast
 from services.approval.decisions import Ballot, Choice, Outcome, Reason, Refused
 from services.approval.handlers import FLOW
-from services.approval.projection import CONSUMER, handlers
+from services.approval.projection import handlers
 from shared.catalogue import EnvironmentSpec
 from shared.events import (
     Actor,
@@ -111,7 +111,7 @@ async def test_a_registered_revision_is_projected_as_a_submission() -> None:
         SUBMITTER,
         (),
     )
-    assert await w.registry.handled(CONSUMER, event.envelope.event_id)
+    assert not await w.store.project(event), "it is in the read model's own inbox"
 
 
 async def test_a_redelivered_registration_changes_nothing() -> None:
@@ -120,7 +120,7 @@ async def test_a_redelivered_registration_changes_nothing() -> None:
     await w.deliver(event)
     before = await w.store.submission(ADAPTER, REVISION)
     redelivered = dataclasses.replace(event, manifest_uri="file:///elsewhere")  # same event id
-    assert not await w.store.project(CONSUMER, redelivered)
+    assert not await w.store.project(redelivered)
     assert await w.store.submission(ADAPTER, REVISION) == before
 
 
@@ -128,7 +128,7 @@ async def test_a_second_registration_of_one_revision_keeps_the_first_submission(
     w = world()
     await w.deliver(lifecycle(RevisionRegistered, ADAPTER, REVISION))
     other = lifecycle(RevisionRegistered, ADAPTER, REVISION, submitter="mallory")
-    assert await w.store.project(CONSUMER, other)
+    assert await w.store.project(other)
     found = await w.store.submission(ADAPTER, REVISION)
     assert found is not None and found.submitter == SUBMITTER
 
@@ -148,14 +148,14 @@ async def test_a_redelivered_validation_changes_nothing() -> None:
     await w.deliver(lifecycle(RevisionRegistered, ADAPTER, REVISION))
     validated = lifecycle(RevisionValidated, ADAPTER, REVISION)
     await w.deliver(validated)
-    assert not await w.store.project(CONSUMER, dataclasses.replace(validated, findings=[]))
+    assert not await w.store.project(dataclasses.replace(validated, findings=[]))
     found = await w.store.submission(ADAPTER, REVISION)
     assert found is not None and found.findings == tuple(validated.findings)
 
 
 async def test_a_validation_of_a_revision_never_registered_writes_nothing() -> None:
     w = world()
-    assert await w.store.project(CONSUMER, lifecycle(RevisionValidated, ADAPTER, REVISION))
+    assert await w.store.project(lifecycle(RevisionValidated, ADAPTER, REVISION))
     assert await w.store.submission(ADAPTER, REVISION) is None
 
 
@@ -183,14 +183,14 @@ async def test_a_redelivered_evaluation_changes_nothing() -> None:
     w = await evaluated(world())
     before = await w.store.evaluation(ADAPTER, REVISION, ENV)
     again = dataclasses.replace(w.evaluated, report_digest="sha256:" + "0" * 64)
-    assert not await w.store.project(CONSUMER, again)
+    assert not await w.store.project(again)
     assert await w.store.evaluation(ADAPTER, REVISION, ENV) == before
 
 
 async def test_a_second_evaluation_in_one_environment_keeps_the_first() -> None:
     w = await evaluated(world())
     other = lifecycle(RevisionEvaluated, ADAPTER, REVISION, ENV, report_digest="sha256:" + "0" * 64)
-    assert await w.store.project(CONSUMER, other)
+    assert await w.store.project(other)
     found = await w.store.evaluation(ADAPTER, REVISION, ENV)
     assert found is not None and found.report_digest == w.evaluated.report_digest
 
@@ -225,7 +225,7 @@ async def test_a_redelivered_decision_changes_nothing(cls: type) -> None:
     event: Any = lifecycle(cls, ADAPTER, REVISION, ENV)
     await w.deliver(event)
     before = await w.store.decision(ADAPTER, REVISION, ENV)
-    assert not await w.store.project(CONSUMER, dataclasses.replace(event, key_id="other"))
+    assert not await w.store.project(dataclasses.replace(event, key_id="other"))
     assert await w.store.decision(ADAPTER, REVISION, ENV) == before
 
 
@@ -233,7 +233,7 @@ async def test_a_second_decision_for_one_environment_keeps_the_first() -> None:
     w = await evaluated(world())
     approved = lifecycle(RevisionApproved, ADAPTER, REVISION, ENV)
     await w.deliver(approved)
-    assert await w.store.project(CONSUMER, lifecycle(RevisionDenied, ADAPTER, REVISION, ENV))
+    assert await w.store.project(lifecycle(RevisionDenied, ADAPTER, REVISION, ENV))
     found = await w.store.decision(ADAPTER, REVISION, ENV)
     assert found is not None and found.event_id == approved.envelope.event_id
 

@@ -24,16 +24,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # The activator serves the registry's pointers: routing documents, canaries to analyse.
     # Read-only; it moves them through the registry port's commits.
     ("services/activator/store.py", "pointers"): "reads the registry's pointers (routing)",
-    # adapterctl is the kernel's own console: it reads revisions and pointers (prefix
-    # resolution, `rollout status`, `archive show`) from the registry, never a service's table.
-    ("adapterctl/rollout.py", "revisions"): "resolves a revision prefix in the registry",
-    ("adapterctl/rollout.py", "pointers"): "shows the registry's pointers",
-    # The approval projection records the events it handled in the kernel's inbox, in the
-    # same transaction as its read model (idempotent handling, as every consumer does).
-    ("services/approval/projection.py", "inbox"): "its inbox row, in its own transaction",
-    # Debt: the approval read model joins the registry's revisions for the submitter and
-    # manifest digest; a typed registry query would replace the join.
-    ("services/approval/readmodel.py", "revisions"): "joins the registry's revisions",
     # A benchmark of the kernel's storage: the outbox payload size it writes.
     ("benchmarks/backlog.py", "outbox"): "measures the outbox payload size",
 }
