@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from services.activator.analysis import AnalysisPolicy, Verdict, analyse
+from services.activator.deps import ActivatorDeps
 from services.activator.fleet import RolloutStopped
 from services.activator.handlers import attempt
 from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
@@ -18,7 +19,7 @@ from services.activator.plans import (
     plan_rollback,
 )
 from services.activator.ports import CanaryStep, TargetError
-from services.activator.rollouts import SERVICE_ACTOR, ActivatorDeps, Request, policy_for
+from services.activator.rollouts import SERVICE_ACTOR, Request, policy_for
 from services.activator.routing import lora_name
 from shared.artifacts import StoreError
 from shared.catalogue import EnvironmentSpec

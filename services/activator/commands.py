@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from services.activator.analysis import AnalysisPolicy
+from services.activator.deps import ActivatorDeps
 from services.activator.plans import OPERATING_ROLES, Outcome, Refused, RequestAction
-from services.activator.rollouts import ActivatorDeps
 from shared.events import CommandHeader, SetCanaryAnalysis, SetReplicas
 from shared.kafka.dispatch import PermanentError
 

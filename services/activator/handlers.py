@@ -7,6 +7,7 @@ import structlog
 
 from services.activator.analysis import AnalysisPolicy
 from services.activator.commands import on_set_canary_analysis, on_set_replicas
+from services.activator.deps import ActivatorDeps
 from services.activator.fleet import RolloutStopped
 from services.activator.plans import (
     Outcome,
@@ -20,14 +21,7 @@ from services.activator.plans import (
     plan_rollback,
     plan_rollout,
 )
-from services.activator.rollouts import (
-    CONSUMER,
-    SERVICE_ACTOR,
-    ActivatorDeps,
-    Decide,
-    Request,
-    execute,
-)
+from services.activator.rollouts import CONSUMER, SERVICE_ACTOR, Decide, Request, execute
 from shared.catalogue import EnvironmentSpec
 from shared.events import (
     AbortCanary,

@@ -12,10 +12,10 @@ import structlog
 
 from services.activator.adapters import VllmTarget
 from services.activator.canary import tick
+from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet
 from services.activator.handlers import FLOW, handlers
 from services.activator.migrations import MIGRATIONS
-from services.activator.rollouts import ActivatorDeps
 from services.activator.settings import ActivatorSettings
 from services.activator.store import PostgresActivatorStore
 from services.activator.web import make_app

@@ -6,25 +6,24 @@ registry's compare-and-set decides, and deterministic event ids make a repeat a 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from services.activator.analysis import AnalysisPolicy
-from services.activator.fleet import Fleet
+from services.activator.deps import ActivatorDeps
 from services.activator.metrics import snapshot_to_json
 from services.activator.plans import Outcome, Plan, Refused, RequestAction, Situation
-from services.activator.ports import ActivatorStore, CanaryStep
-from shared.artifacts import ArtifactStore, StoreError
+from services.activator.ports import CanaryStep
+from shared.artifacts import StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.events import Actor, caused_envelope
 from shared.manifest import Manifest
-from shared.registry.port import Catalogue, Committed, Registry, RevisionRecord, Step
+from shared.registry.port import Committed, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
@@ -32,21 +31,6 @@ CONSUMER = "activator"
 SERVICE_ACTOR = Actor(principal="activator", role="service")
 
 Decide = Callable[[Situation, EnvironmentSpec, AnalysisPolicy], Awaitable[Plan]]
-
-
-@dataclass
-class ActivatorDeps:
-    registry: Registry
-    catalogue: Catalogue
-    store: ActivatorStore
-    artifacts: ArtifactStore
-    fleet: Fleet
-    serving_path: Callable[[Manifest], str]
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-
-    def lock(self, adapter: str, environment: str) -> asyncio.Lock:
-        return self.locks.setdefault((adapter, environment), asyncio.Lock())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

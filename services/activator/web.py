@@ -81,4 +81,3 @@ def make_app(store: ActivatorStore, catalogue: Catalogue) -> web.Application:
     app.router.add_get("/healthz", health)
     add_read_api(app, store)
     return app
-

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import structlog
 
-from services.archiver.pipeline import ArchiverDeps
+from services.archiver.deps import ArchiverDeps
 from shared.events import CommandHeader, PlaceLegalHold, ReleaseLegalHold, SetRetentionPolicy
 from shared.kafka.dispatch import PermanentError
 from shared.lifecycle import State

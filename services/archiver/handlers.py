@@ -11,8 +11,9 @@ from services.archiver.commands import (
     on_release_legal_hold,
     on_set_retention_policy,
 )
+from services.archiver.deps import ArchiverDeps
 from services.archiver.facts import pending, read_facts
-from services.archiver.pipeline import ArchiveNotVerified, ArchiverDeps, complete, expire
+from services.archiver.pipeline import ArchiveNotVerified, complete, expire
 from shared.artifacts import StoreError
 from shared.coldstore import ColdStorageError
 from shared.events import (

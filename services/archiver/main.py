@@ -8,10 +8,10 @@ from typing import Any
 
 import structlog
 
+from services.archiver.deps import ArchiverDeps
 from services.archiver.faults import crash_after
 from services.archiver.handlers import FLOW, handlers, sweep
 from services.archiver.migrations import MIGRATIONS
-from services.archiver.pipeline import ArchiverDeps
 from services.archiver.settings import ArchiverSettings
 from services.archiver.store import PostgresRetentionRules
 from services.archiver.web import make_app

@@ -11,16 +11,12 @@ the weights (the archive is still written) until it is released.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 
-from services.archiver.faults import Crash, no_crash
-from services.archiver.ports import RetentionRules, WeightStore
+from services.archiver.deps import ArchiverDeps
+from services.archiver.ports import WeightStore
 from shared.artifacts import hash_file
-from shared.coldstore import ColdStorage
 from shared.coldstore.record import (
     archive_key,
     build_record,
@@ -42,7 +38,6 @@ from shared.lifecycle import InvalidTransition, State
 from shared.manifest import Manifest
 from shared.registry.port import (
     ConcurrentTransition,
-    Registry,
     RevisionRecord,
     Step,
     pointers_naming,
@@ -56,17 +51,6 @@ ACTOR = Actor(principal="archiver", role="service")
 
 class ArchiveNotVerified(Exception):
     """The archive read back from cold storage does not prove what it must: nothing is deleted."""
-
-
-@dataclass
-class ArchiverDeps:
-    registry: Registry
-    rules: RetentionRules
-    store: WeightStore
-    cold: ColdStorage
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    crash: Crash = no_crash
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _after(deps: ArchiverDeps, event_type: str, cause: Envelope) -> Envelope:

@@ -4,14 +4,11 @@ checked for, against the revision serving there, and the verdicts commit togethe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 import structlog
 
 from services.gpu_evaluator.backends import backend_errors
+from services.gpu_evaluator.deps import EvaluatorDeps
 from services.gpu_evaluator.evaluation import EvaluationRun, Plan, run_evaluation, target_metrics
 from services.gpu_evaluator.gates import decide_gate
 from services.gpu_evaluator.load import ProfileError, load_profile
@@ -19,12 +16,11 @@ from services.gpu_evaluator.ports import (
     AdapterRef,
     BackendConfigError,
     BackendError,
-    BackendProvider,
     EvaluationBackend,
 )
 from services.gpu_evaluator.report import build_report, report_bytes, store_report
 from services.gpu_evaluator.suites import SuiteError, load_suite
-from shared.artifacts import ArtifactStore, StoreError
+from shared.artifacts import StoreError
 from shared.events import (
     Actor,
     Envelope,
@@ -38,25 +34,13 @@ from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.lifecycle import State
 from shared.manifest import Manifest
-from shared.registry.port import Catalogue, Registry, RevisionRecord, Step
+from shared.registry.port import RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
 
 CONSUMER = "gpu_evaluator"
 ACTOR = Actor(principal="gpu_evaluator", role="service")
 Verdict = RevisionEvaluated | RevisionEvaluationFailed
-
-
-@dataclass
-class EvaluatorDeps:
-    registry: Registry
-    catalogue: Catalogue
-    store: ArtifactStore
-    backends: BackendProvider
-    suites_root: Path
-    load_profiles_root: Path | None = None
-    report_max_bytes: int = 64 << 20
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 async def on_revision_validated(event: RevisionValidated, deps: EvaluatorDeps) -> None:

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from services.gpu_evaluator.backends import backends_from_settings
-from services.gpu_evaluator.handlers import FLOW, EvaluatorDeps, handlers
+from services.gpu_evaluator.deps import EvaluatorDeps
+from services.gpu_evaluator.handlers import FLOW, handlers
 from services.gpu_evaluator.ports import BackendProvider
 from services.gpu_evaluator.settings import EvaluatorSettings
 from shared.artifacts import LocalArtifactStore

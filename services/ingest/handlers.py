@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 import structlog
 
+from services.ingest.deps import IngestDeps
 from services.ingest.ports import ArtifactSource, Limits, SourceRefused
 from shared.artifacts import ArtifactStore
 from shared.events import (
@@ -26,21 +27,13 @@ from shared.findings import FindingCode
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.manifest import FileEntry, Manifest, revision_digest
-from shared.registry.port import ConcurrentTransition, Registry, Step
+from shared.registry.port import ConcurrentTransition, Step
 
 log = structlog.get_logger(__name__)
 
 CONSUMER = "ingest"
 ADAPTER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@dataclass
-class IngestDeps:
-    registry: Registry
-    store: ArtifactStore
-    source: ArtifactSource
-    limits: Limits
 
 
 def copy_artifact(

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.ingest.adapters import LocalDirectorySource
-from services.ingest.handlers import FLOW, IngestDeps, handlers
+from services.ingest.deps import IngestDeps
+from services.ingest.handlers import FLOW, handlers
 from services.ingest.settings import IngestSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
 from services.validator.checks import check_revision
+from services.validator.deps import ValidatorDeps
 from services.validator.inputs import read_revision_inputs
-from shared.artifacts import ArtifactStore, StoreError
+from shared.artifacts import StoreError
 from shared.events import (
     Actor,
     Envelope,
@@ -22,19 +22,12 @@ from shared.events import (
 from shared.findings import FindingCode
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler
-from shared.registry.port import Catalogue, Registry, Step
+from shared.registry.port import Step
 
 log = structlog.get_logger(__name__)
 
 CONSUMER = "validator"
 ACTOR = Actor(principal="validator", role="service")
-
-
-@dataclass
-class ValidatorDeps:
-    registry: Registry
-    catalogue: Catalogue
-    store: ArtifactStore
 
 
 async def findings_for(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.validator.handlers import FLOW, ValidatorDeps, handlers
+from services.validator.deps import ValidatorDeps
+from services.validator.handlers import FLOW, handlers
 from services.validator.settings import ValidatorSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler

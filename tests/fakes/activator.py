@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet
 from services.activator.plans import Outcome, RequestAction
 from services.activator.ports import CanaryStep, TargetError
-from services.activator.rollouts import ActivatorDeps
 from shared.artifacts import LocalArtifactStore
 from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec

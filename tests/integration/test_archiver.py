@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from services.archiver.commands import on_place_legal_hold, on_release_legal_hold
+from services.archiver.deps import ArchiverDeps
 from services.archiver.handlers import sweep
 from services.archiver.migrations import MIGRATIONS as ARCHIVER_MIGRATIONS
-from services.archiver.pipeline import ArchiverDeps, complete, expire
+from services.archiver.pipeline import complete, expire
 from services.archiver.store import PostgresRetentionRules
 from shared.artifacts import LocalArtifactStore
 from shared.codec import Codec

@@ -21,6 +21,7 @@ from services.archiver.commands import (
     on_release_legal_hold,
     on_set_retention_policy,
 )
+from services.archiver.deps import ArchiverDeps
 from services.archiver.faults import CRASH_POINTS
 from services.archiver.handlers import (
     handlers,
@@ -28,13 +29,7 @@ from services.archiver.handlers import (
     on_revision_superseded,
     sweep,
 )
-from services.archiver.pipeline import (
-    ArchiveNotVerified,
-    ArchiverDeps,
-    archive,
-    delete_weights,
-    expire,
-)
+from services.archiver.pipeline import ArchiveNotVerified, archive, delete_weights, expire
 from shared.artifacts import LocalArtifactStore
 from shared.coldstore import ColdStorageError, DirectoryColdStorage
 from shared.coldstore.record import archive_key, parse_record, verify_record

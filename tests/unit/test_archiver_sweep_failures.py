@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from services.archiver.deps import ArchiverDeps
 from services.archiver.handlers import sweep
 from services.archiver.main import SWEEP_OUTAGES, sweep_waiting_out_outages
-from services.archiver.pipeline import ArchiverDeps
 from shared.artifacts import LocalArtifactStore
 from shared.coldstore import ColdStorageError
 from shared.events import RevisionExpired, RevisionRegistered

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from services.gpu_evaluator.backends import adapter_loading, backend_errors
-from services.gpu_evaluator.handlers import EvaluatorDeps, evaluate_in
+from services.gpu_evaluator.deps import EvaluatorDeps
+from services.gpu_evaluator.handlers import evaluate_in
 from services.gpu_evaluator.ports import (
     AdapterRef,
     BackendError,

@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.gpu_evaluator.handlers import (
-    CONSUMER,
-    EvaluatorDeps,
-    handlers,
-    on_revision_validated,
-)
+from services.gpu_evaluator.deps import EvaluatorDeps
+from services.gpu_evaluator.handlers import CONSUMER, handlers, on_revision_validated
 from services.gpu_evaluator.ports import EvaluationBackend
 from shared.artifacts import ArtifactStore, LocalArtifactStore
 from shared.catalogue import EnvironmentSpec

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from services.ingest.adapters import LocalDirectorySource
-from services.ingest.handlers import CONSUMER, IngestDeps, handlers, on_adapter_trained
+from services.ingest.deps import IngestDeps
+from services.ingest.handlers import CONSUMER, handlers, on_adapter_trained
 from services.ingest.ports import ArtifactSource, Limits
 from shared.artifacts import LocalArtifactStore
 from shared.events import AdapterTrained, BaseModelRef, RevisionRegistered, RevisionRejected

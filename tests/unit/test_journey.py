@@ -26,16 +26,16 @@ from services.activator.routing import lora_name
 from services.approval.deciding import Decider, cast
 from services.approval.decisions import Ballot, Choice
 from services.approval.handlers import handlers as approval_handlers
+from services.archiver.deps import ArchiverDeps
 from services.archiver.handlers import handlers as archiver_handlers
 from services.archiver.handlers import sweep
-from services.archiver.pipeline import ArchiverDeps
-from services.gpu_evaluator.handlers import EvaluatorDeps
+from services.gpu_evaluator.deps import EvaluatorDeps
 from services.gpu_evaluator.handlers import handlers as evaluator_handlers
 from services.ingest.adapters import LocalDirectorySource
-from services.ingest.handlers import IngestDeps
+from services.ingest.deps import IngestDeps
 from services.ingest.handlers import handlers as ingest_handlers
 from services.ingest.ports import Limits
-from services.validator.handlers import ValidatorDeps
+from services.validator.deps import ValidatorDeps
 from services.validator.handlers import handlers as validator_handlers
 from shared.artifacts import LocalArtifactStore
 from shared.coldstore import DirectoryColdStorage

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.validator.handlers import (
-    CONSUMER,
-    ValidatorDeps,
-    handlers,
-    on_revision_registered,
-)
+from services.validator.deps import ValidatorDeps
+from services.validator.handlers import CONSUMER, handlers, on_revision_registered
 from shared.events import RevisionRegistered, RevisionRejected, RevisionValidated
 from shared.lifecycle import LifecycleEvent, State
 from shared.registry.memory import InMemoryRegistry
