@@ -63,10 +63,12 @@ def run_service(
     *,
     env: Mapping[str, str] | None = None,
     run_relay: bool | None = None,
+    outages: tuple[type[Exception], ...] = (),
 ) -> None:
     """Run `flow.service` until SIGTERM: consume its topics in order, one event at a time.
 
     The handler map `build` returns must handle exactly the types the flow declares.
+    `outages` names the service's own dependencies' outages, waited out like PostgreSQL's.
     """
     name = flow.service
     with exit_on_bad_settings(name):
@@ -88,7 +90,7 @@ def run_service(
         # An illegal transition stays illegal: dead-letter it with the reason, at once.
         permanent=(PermanentError, InvalidTransition),
         # PostgreSQL restarting is waited out: the events in flight are handled after it.
-        unavailable=UNAVAILABLE,
+        unavailable=UNAVAILABLE + outages,
         observer=metrics,
     )
     relay_wanted = settings.run_relay if run_relay is None else run_relay

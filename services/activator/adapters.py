@@ -26,7 +26,9 @@ class VllmTarget:
         try:
             return await self._client.request(method, self.url + path, **kwargs)
         except httpx.TransportError as exc:
-            raise TargetError(self.url, f"{method} {path}: {exc!r}", retryable=True) from exc
+            raise TargetError(
+                self.url, f"{method} {path}: {exc!r}", retryable=True, unreachable=True
+            ) from exc
 
     @staticmethod
     def _detail(response: httpx.Response) -> str:

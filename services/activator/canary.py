@@ -7,7 +7,7 @@ import structlog
 
 from services.activator.analysis import AnalysisPolicy, Verdict, analyse
 from services.activator.deps import ActivatorDeps
-from services.activator.fleet import RolloutStopped
+from services.activator.fleet import ReplicasUnreachable, RolloutStopped
 from services.activator.handlers import attempt
 from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
 from services.activator.plans import (
@@ -33,10 +33,21 @@ log = structlog.get_logger(__name__)
 # What a round waits out (ADR 0008): the registry restarting, a replica that does not
 # answer, a writer that moved the revision first. Anything else is a bug: it crashes the
 # service, and its supervisor restarts it.
-OUTAGES: tuple[type[Exception], ...] = (*UNAVAILABLE, TargetError, ConcurrentTransition)
+OUTAGES: tuple[type[Exception], ...] = (
+    *UNAVAILABLE,
+    TargetError,
+    ReplicasUnreachable,
+    ConcurrentTransition,
+)
 # What one replica's reload may fail on (a manifest the store cannot read, a contract the
 # replica does not serve, a replica that refuses): logged, tried again next round.
-RELOAD_FAILURES: tuple[type[Exception], ...] = (StoreError, ValueError, RolloutStopped, TargetError)
+RELOAD_FAILURES: tuple[type[Exception], ...] = (
+    StoreError,
+    ValueError,
+    RolloutStopped,
+    ReplicasUnreachable,
+    TargetError,
+)
 
 
 async def tick(deps: ActivatorDeps) -> None:

@@ -43,6 +43,18 @@ class RolloutStopped(Exception):
         self.evidence = dict(evidence)
 
 
+class ReplicasUnreachable(Exception):
+    """A replica gave no answer at all, even after the retries (down, restarting): an outage
+    the activator waits out (ADR 0008), not the revision's fault, so nothing is recorded as
+    failed and the event is handled again once the replica answers."""
+
+
+def raise_if_unreachable(errors: Sequence[BaseException]) -> None:
+    """ReplicasUnreachable when every error is a replica that could not be reached."""
+    if errors and all(isinstance(e, TargetError) and e.unreachable for e in errors):
+        raise ReplicasUnreachable("; ".join(str(e) for e in errors))
+
+
 class Fleet:
     def __init__(
         self,
@@ -93,6 +105,7 @@ class Fleet:
         described = await asyncio.gather(
             *(self._retrying(t.describe) for t in targets), return_exceptions=True
         )
+        raise_if_unreachable([f for f in described if isinstance(f, BaseException)])
         for target, found in zip(targets, described, strict=True):
             if isinstance(found, BaseException):
                 problems.append(f"replica {target.url} cannot describe itself: {found}")
@@ -151,6 +164,7 @@ class Fleet:
         results = await asyncio.gather(
             *(self._load_one(t, name, path) for t in targets), return_exceptions=True
         )
+        raise_if_unreachable([r for r in results if isinstance(r, BaseException)])
         failed = [
             f"{t.url}: {r}"
             for t, r in zip(targets, results, strict=True)

@@ -13,7 +13,7 @@ import structlog
 from services.activator.adapters import VllmTarget
 from services.activator.canary import tick
 from services.activator.deps import ActivatorDeps
-from services.activator.fleet import Fleet
+from services.activator.fleet import Fleet, ReplicasUnreachable
 from services.activator.handlers import FLOW, handlers
 from services.activator.migrations import MIGRATIONS
 from services.activator.settings import ActivatorSettings
@@ -94,4 +94,4 @@ def run(env: Mapping[str, str] | None = None) -> None:
         log.info("activator_ready", analysis_interval_s=settings.analysis_interval_s)
         return handlers(deps)
 
-    run_service(FLOW, build, env=env)
+    run_service(FLOW, build, env=env, outages=(ReplicasUnreachable,))

@@ -15,12 +15,16 @@ from shared.pointers import EnvironmentPointer
 
 
 class TargetError(Exception):
-    """A serving target refused or failed a request; `retryable` when trying again may help."""
+    """A serving target refused or failed a request; `retryable` when trying again may help,
+    `unreachable` when no answer came at all (refused connection, timeout): an outage."""
 
-    def __init__(self, url: str, message: str, *, retryable: bool) -> None:
+    def __init__(
+        self, url: str, message: str, *, retryable: bool, unreachable: bool = False
+    ) -> None:
         super().__init__(f"{url}: {message}")
         self.url = url
-        self.retryable = retryable
+        self.retryable = retryable or unreachable
+        self.unreachable = unreachable
 
 
 class ServingTarget(Protocol):

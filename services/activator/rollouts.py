@@ -89,7 +89,8 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
     """Decide under the lock, make every replica ready, commit, then route and prune.
 
     Raises Refused or RolloutStopped (nothing committed, no traffic moved); registry errors
-    (a concurrent transition) propagate so the caller retries on fresh state.
+    (a concurrent transition) and ReplicasUnreachable (a replica down: an outage the
+    dispatcher waits out) propagate so the request is carried out again on fresh state.
     """
     adapter, environment = request.adapter, request.environment
     started = time.perf_counter()

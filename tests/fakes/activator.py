@@ -104,11 +104,16 @@ class FakeReplica:
         self.contract = contract
         self.loaded: dict[str, str] = {}  # lora name -> path
         self.load_failures: list[TargetError] = []  # raised by the next loads, in turn
+        self.down = False  # no answer at all to anything: down or restarting
         self.silent = False  # answers loads with success without loading
         self.routing: Mapping[str, Any] | None = None
         self.served: dict[str, Served] = {}
         self.loads: list[str] = []  # every load asked for, in order
         self.unloads: list[str] = []
+
+    def _answer(self) -> None:
+        if self.down:
+            raise TargetError(self.url, "connection refused", retryable=True, unreachable=True)
 
     def fail_loads(self, message: str = "out of LoRA slots", *, retryable: bool = False) -> None:
         """Refuse every load from now on (a non-retryable one fails at once)."""
@@ -125,14 +130,17 @@ class FakeReplica:
 
     async def describe(self) -> ServingContract | None:
         """The contract it runs."""
+        self._answer()
         return self.contract
 
     async def models(self) -> Mapping[str, str]:
         """Every lora it serves now."""
+        self._answer()
         return dict(self.loaded)
 
     async def load(self, lora_name: str, lora_path: str) -> None:
         """Load a lora, or raise the next queued failure."""
+        self._answer()
         self.loads.append(lora_name)
         if self.load_failures:
             raise self.load_failures.pop(0)
@@ -141,16 +149,19 @@ class FakeReplica:
 
     async def unload(self, lora_name: str) -> None:
         """Unload a lora; one not loaded is not an error."""
+        self._answer()
         self.unloads.append(lora_name)
         self.loaded.pop(lora_name, None)
 
     async def push_routing(self, document: Mapping[str, Any]) -> bool:
         """Take the routing document."""
+        self._answer()
         self.routing = document
         return True
 
     async def metrics(self) -> str:
         """The Prometheus text the canary analysis scrapes."""
+        self._answer()
         lines = []
         for lora, s in sorted(self.served.items()):
             lines.append(f'lora_requests_total{{lora="{lora}"}} {s.requests}')

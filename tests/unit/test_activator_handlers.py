@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.activator.fleet import ReplicasUnreachable
 from services.activator.handlers import FLOW, handlers
 from services.activator.plans import Outcome, RequestAction
 from services.activator.rollouts import CONSUMER
@@ -344,3 +345,25 @@ async def test_a_failed_command_redelivered_is_answered_from_its_outcome_and_loa
     loads = list(replica.loads)
     await rollout.handle[PromoteRevision](command)  # answered already: not raised again
     assert replica.loads == loads
+
+
+async def test_an_approval_while_a_replica_is_down_is_waited_out_then_rolled_out(
+    rollout: Rollout,
+) -> None:
+    """A replica that gives no answer is an outage (ADR 0008), not the revision's fault: the
+    handler raises for the dispatcher to retry, records no failed outcome, and the same
+    approval, handled again once the replica is back, rolls the revision out."""
+    approved = await rollout.world.approve(ADAPTER, b"one")
+    await rollout.since_mark()
+    [down, _] = rollout.world.replicas
+    down.down = True
+    with pytest.raises(ReplicasUnreachable, match="connection refused"):
+        await rollout.handle[RevisionApproved](approved)
+    assert await rollout.world.store.outcome(approved.envelope.event_id) is None
+    assert await rollout.since_mark() == []
+
+    down.down = False
+    await rollout.handle[RevisionApproved](approved)
+    [activated] = await rollout.since_mark()
+    assert isinstance(activated, RevisionActivated)
+    assert (await rollout.pointer()).active == approved.envelope.revision
