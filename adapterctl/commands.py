@@ -1,6 +1,10 @@
-"""Sending a command to a service and reading its answer: the one way adapterctl changes a
-service's state. The command goes to the commands topic; the service that owns the state
-carries it out and records an answer under the command's id, which its HTTP API serves."""
+"""How adapterctl asks a service to change its state, and reads its answer.
+
+Rollout commands (promote, expand, rollback, abort) go to the commands topic; the activator
+carries them out and records an answer under the command's id, which its HTTP API serves.
+Changes to a service's own settings (replicas, canary analysis, retention, legal holds) go
+to its HTTP API with a principal's bearer token: the service acts as the token's principal,
+and answers at once."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 import httpx
 from confluent_kafka import KafkaException
 
-from adapterctl.source import CliError
+from adapterctl.source import CliError, CliRefusal
 from shared.codec import Codec
 from shared.events import Actor, CommandHeader
 from shared.kafka.producer import make_producer, publish
@@ -81,3 +85,38 @@ def wait_for_answer(base_url: str, command_id: str, timeout_s: float) -> dict[st
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", dest="wait", action="store_false", help="send and leave")
     parser.add_argument("--wait-s", type=float, default=60.0, help="how long to wait")
+
+
+def add_token_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--token",
+        default=default,
+        help="a principal's bearer token (default: $ADAPTERCTL_TOKEN; the variable keeps it "
+        "out of the process list)",
+    )
+
+
+def change(method: str, url: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+    """Ask a service to change its state as the token's principal; its recorded answer,
+    committed or refused. CliRefusal when the token is missing, unknown or lacks the role."""
+    if not token:
+        raise CliRefusal(
+            "this change needs a principal's token: --token or ADAPTERCTL_TOKEN "
+            "(`adapterctl principal add NAME --role admin` issues one)"
+        )
+    try:
+        response = httpx.request(
+            method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
+        )
+    except httpx.TransportError as exc:
+        raise CliError(f"cannot reach {url} ({exc}): is the service running?") from exc
+    if response.status_code in (200, 409):
+        answer: dict[str, Any] = response.json()
+        return answer
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except ValueError:
+        detail = response.text[:200]
+    if response.status_code in (401, 403):
+        raise CliRefusal(f"{url} refused the token ({response.status_code}): {detail}")
+    raise CliError(f"{url} answered {response.status_code}: {detail}")

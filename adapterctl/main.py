@@ -39,6 +39,8 @@ environment:
   LIFECYCLE_TOPIC          the lifecycle topic (or --topic; default adapters.lifecycle.v1)
   ACTIVATOR_URL            the activator's HTTP API (or --activator-url)
   ARCHIVER_URL             the archiver's HTTP API (or --archiver-url)
+  ADAPTERCTL_TOKEN         a principal's bearer token, for env replicas|analysis and
+                           retention set|hold|release (or --token)
 
 exit status: 0 ok, 1 the log has problems (or the answer is empty), 2 usage or connection error"""
 
@@ -82,15 +84,14 @@ def build_parser(
     submit.register(groups, common)
     catalogue.register(groups, common)
     principals.register(groups, common)
-    retention.register(
-        groups, common, commands_topic=settings.commands_topic, archiver_url=ctl.archiver_url
-    )
+    retention.register(groups, common, archiver_url=ctl.archiver_url, token=ctl.token)
     archive.register(groups, common)
     rollout.register(
         groups,
         common,
         commands_topic=settings.commands_topic,
         activator_url=ctl.activator_url,
+        token=ctl.token,
     )
     return parser
 

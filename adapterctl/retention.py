@@ -1,20 +1,18 @@
 """`adapterctl retention ...`: retention policies per environment and adapter, and legal holds.
 
-The archiver owns both: `set`, `hold` and `release` are commands on the commands topic,
-which it carries out and answers under the command's id; `show` and the answers are read
-from its HTTP API (`--archiver-url`), never from its tables."""
+The archiver owns both. `set`, `hold` and `release` go to its HTTP API (`--archiver-url`)
+with an admin's bearer token (`--token`, `$ADAPTERCTL_TOKEN`): it acts as the token's
+principal and answers at once. `show` reads the same API, never its tables."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 from datetime import datetime
 from typing import Any
 
-from adapterctl.commands import add_wait_options, get, header_for, send, wait_for_answer
-from adapterctl.output import emit, moment, table, to_json, warn
+from adapterctl.commands import add_token_option, change, get
+from adapterctl.output import emit, moment, table, to_json
 from adapterctl.source import CliError, CliRefusal, Source
-from shared.events import CommandHeader, PlaceLegalHold, ReleaseLegalHold, SetRetentionPolicy
 from shared.retention import RetentionPolicy
 
 EPILOG = """\
@@ -23,8 +21,8 @@ the newest N superseded revisions (--keep-superseded), every revision younger th
 --min-age-days, and every revision under a legal hold. Everything else expires: its
 manifest and hashes are archived to cold storage and verified, then its weights deleted.
 An environment without a policy expires nothing; an adapter's own policy overrides the
-environment's default. The archiver carries out `set`, `hold` and `release` (these wait
-for its answer; --no-wait sends and leaves) and answers `show`.
+environment's default. `set`, `hold` and `release` need an admin's token
+(ADAPTERCTL_TOKEN); the principal recorded is the token's.
 
 examples:
   adapterctl retention set --environment production --keep-superseded 3 --min-age-days 30
@@ -35,32 +33,12 @@ examples:
   adapterctl retention show"""
 
 
-def _header(
-    args: argparse.Namespace, *, adapter: str, environment: str, reason: str
-) -> CommandHeader:
-    return header_for(
-        args, adapter=adapter, environment=environment, reason=reason, principal=args.by
-    )
-
-
 def _carried_out(
-    args: argparse.Namespace, command: Any, key: str, shown: object | None = None
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any], shown: object = None
 ) -> int:
-    """Send `command` to the archiver and say its answer (`--json`: `shown`, or the answer);
+    """Ask the archiver for the change and say its answer (`--json`: `shown`, or the answer);
     the exit status."""
-    send(args, command, key=key)
-    command_id = command.header.command_id
-    if not args.wait:
-        emit(to_json({"command_id": command_id}) if args.json else command_id)
-        return 0
-    answer = wait_for_answer(args.archiver_url, command_id, args.wait_s)
-    if answer is None:
-        warn(
-            f"no answer from the archiver at {args.archiver_url} within {args.wait_s:g} s; "
-            f"command {command_id} stays on {args.commands_topic} and is carried out when "
-            "the archiver runs"
-        )
-        return 1
+    answer = change(method, f"{args.archiver_url.rstrip('/')}{path}", body, args.token)
     if answer["outcome"] != "committed":
         raise CliRefusal(answer["detail"])
     emit(to_json(answer if shown is None else shown) if args.json else answer["detail"])
@@ -77,12 +55,13 @@ def run_set(args: argparse.Namespace, source: Source) -> int:
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    command = SetRetentionPolicy(
-        header=_header(args, adapter=policy.adapter, environment=policy.environment, reason=""),
-        keep_superseded=policy.keep_superseded,
-        min_age_days=policy.min_age_days,
-    )
-    return _carried_out(args, command, key=policy.adapter or policy.environment, shown=policy)
+    body = {
+        "environment": policy.environment,
+        "adapter": policy.adapter,
+        "keep_superseded": policy.keep_superseded,
+        "min_age_days": policy.min_age_days,
+    }
+    return _carried_out(args, "PUT", "/retention", body, shown=policy)
 
 
 def run_show(args: argparse.Namespace, source: Source) -> int:
@@ -119,20 +98,20 @@ def _moment(text: str | None) -> str:
     return moment(datetime.fromisoformat(text) if text else None)
 
 
+def _hold_body(args: argparse.Namespace) -> dict[str, Any]:
+    return {"adapter": args.adapter, "revision": args.revision, "reason": args.reason}
+
+
 def run_hold(args: argparse.Namespace, source: Source) -> int:
-    header = _header(args, adapter=args.adapter, environment="", reason=args.reason)
-    command = PlaceLegalHold(header=header, revision=args.revision)
-    return _carried_out(args, command, key=args.adapter)
+    return _carried_out(args, "POST", "/holds", _hold_body(args))
 
 
 def run_release(args: argparse.Namespace, source: Source) -> int:
-    header = _header(args, adapter=args.adapter, environment="", reason=args.reason)
-    command = ReleaseLegalHold(header=header, revision=args.revision)
-    return _carried_out(args, command, key=args.adapter)
+    return _carried_out(args, "POST", "/holds/release", _hold_body(args))
 
 
 def register(
-    groups: Any, common: argparse.ArgumentParser, *, commands_topic: str, archiver_url: str
+    groups: Any, common: argparse.ArgumentParser, *, archiver_url: str, token: str
 ) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     archiver = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -142,16 +121,15 @@ def register(
         metavar="URL",
         help="the archiver's HTTP API (default: $ARCHIVER_URL or %(default)s)",
     )
-    archiver.set_defaults(commands_topic=commands_topic)
-    change = argparse.ArgumentParser(add_help=False, parents=[archiver])
-    add_wait_options(change)
+    changes = argparse.ArgumentParser(add_help=False, parents=[archiver])
+    add_token_option(changes, token)
     group = groups.add_parser(
         "retention", help="retention policies and legal holds", epilog=EPILOG, formatter_class=fmt
     )
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     put = commands.add_parser(
         "set",
-        parents=[change],
+        parents=[changes],
         help="set an environment's (or one adapter's) policy",
         epilog=EPILOG,
         formatter_class=fmt,
@@ -160,7 +138,6 @@ def register(
     put.add_argument("--adapter", default=None, help="only this adapter (default: every adapter)")
     put.add_argument("--keep-superseded", type=int, required=True, metavar="N")
     put.add_argument("--min-age-days", type=int, required=True, metavar="DAYS")
-    put.add_argument("--by", default=getpass.getuser(), help="who sets it (default: you)")
     put.set_defaults(run=run_set)
     show = commands.add_parser(
         "show",
@@ -173,7 +150,7 @@ def register(
     show.set_defaults(run=run_show)
     hold = commands.add_parser(
         "hold",
-        parents=[change],
+        parents=[changes],
         help="place a legal hold: the revision never expires",
         epilog=EPILOG,
         formatter_class=fmt,
@@ -181,11 +158,10 @@ def register(
     hold.add_argument("revision", metavar="REVISION")
     hold.add_argument("--adapter", required=True)
     hold.add_argument("--reason", required=True, help="why, e.g. a case number")
-    hold.add_argument("--by", default=getpass.getuser(), help="who places it (default: you)")
     hold.set_defaults(run=run_hold)
     release = commands.add_parser(
         "release",
-        parents=[change],
+        parents=[changes],
         help="release a legal hold",
         epilog=EPILOG,
         formatter_class=fmt,
@@ -193,5 +169,4 @@ def register(
     release.add_argument("revision", metavar="REVISION")
     release.add_argument("--adapter", required=True)
     release.add_argument("--reason", default="", help="why it is released")
-    release.add_argument("--by", default=getpass.getuser(), help="who releases it (default: you)")
     release.set_defaults(run=run_release)

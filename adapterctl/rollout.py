@@ -1,12 +1,14 @@
 """`adapterctl promote|expand|rollback|abort|rollout` and `adapterctl env replicas|analysis`.
 
-Operator commands are published to the commands topic as Avro, keyed by adapter (or, for
-`env replicas|analysis`, by environment), with the operator's principal and role in their
-header; the activator carries them out and records an answer per command id, which these
-commands read from its HTTP API (`--activator-url`) and wait for (`--no-wait` to leave at
-once). What the activator holds (replicas, analysis settings, canaries, answers) is read
-from that API too, never from its tables; the registry's pointers and revisions are read
-from the registry.
+Operator commands (promote, expand, rollback, abort) are published to the commands topic
+as Avro, keyed by adapter, with the operator's principal and role in their header; the
+activator carries them out and records an answer per command id, which these commands read
+from its HTTP API (`--activator-url`) and wait for (`--no-wait` to leave at once).
+`env replicas|analysis` change the activator's own settings through that API, with an
+operator's or admin's bearer token (`--token`, `$ADAPTERCTL_TOKEN`): the activator acts as
+the token's principal. What the activator holds (replicas, analysis settings, canaries,
+answers) is read from that API too, never from its tables; the registry's pointers and
+revisions are read from the registry.
 """
 
 from __future__ import annotations
@@ -19,18 +21,23 @@ from typing import Any
 
 import asyncpg
 
-from adapterctl.commands import add_wait_options, get, header_for, send, wait_for_answer
+from adapterctl.commands import (
+    add_token_option,
+    add_wait_options,
+    change,
+    get,
+    header_for,
+    send,
+    wait_for_answer,
+)
 from adapterctl.output import emit, fields, moment, table, to_json, warn
 from adapterctl.source import CliError, CliRefusal, Source, with_registry
 from shared.codec import Codec
 from shared.events import (
     AbortCanary,
-    CommandHeader,
     ExpandCanary,
     PromoteRevision,
     RollbackRevision,
-    SetCanaryAnalysis,
-    SetReplicas,
 )
 from shared.registry.store import PostgresRegistry
 
@@ -55,7 +62,8 @@ examples:
   adapterctl env replicas production http://10.0.0.5:8000 http://10.0.0.6:8000
   adapterctl env analysis production --min-samples 200 --step-interval-s 300
 
-`env replicas ENV URL...` sets the whole list (the URLs not named stop serving ENV).
+`env replicas ENV URL...` sets the whole list (the URLs not named stop serving ENV); it and
+`env analysis` with options need an operator's or admin's token (ADAPTERCTL_TOKEN).
 
 exit status: 0 done, 1 refused or failed (the reason is printed) or no answer in time"""
 
@@ -143,22 +151,15 @@ def run_command(args: argparse.Namespace, source: Source) -> int:
     return 0 if answer["outcome"] == "committed" else 1
 
 
-def _changed(args: argparse.Namespace, command: Any) -> int | None:
-    """Send an environment command and wait: None once committed, else the exit status."""
-    send(args, command, key=args.name)
-    if not args.wait:
-        return sent(args, command.header.command_id)
-    answer = answer_to(args, command.header.command_id, args.activator_url)
-    if answer is None:
-        return 1
+def _changed(args: argparse.Namespace, setting: str, body: dict[str, Any]) -> int | None:
+    """Ask the activator to change an environment's setting as the token's principal: None
+    once committed, else the exit status."""
+    url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/{setting}"
+    answer = change("PUT", url, body, args.token)
     if answer["outcome"] != "committed":
         warn(f"{answer['action']} {answer['outcome']}: {answer['detail']}")
         return 1
     return None
-
-
-def _header(args: argparse.Namespace) -> CommandHeader:
-    return header_for(args, adapter="", environment=args.name, reason="", principal=args.by)
 
 
 def run_replicas(args: argparse.Namespace, source: Source) -> int:
@@ -166,7 +167,7 @@ def run_replicas(args: argparse.Namespace, source: Source) -> int:
     if args.urls or args.clear:
         if args.urls and args.clear:
             raise CliError("give replica URLs or --clear, not both")
-        status = _changed(args, SetReplicas(header=_header(args), urls=list(args.urls)))
+        status = _changed(args, "replicas", {"urls": list(args.urls)})
         if status is not None:
             return status
     url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/replicas"
@@ -179,7 +180,7 @@ def run_analysis(args: argparse.Namespace, source: Source) -> int:
     """Show the environment's canary analysis settings; with options, change those first."""
     given = {k: str(getattr(args, k)) for k in ANALYSIS_OPTIONS if getattr(args, k) is not None}
     if given:
-        status = _changed(args, SetCanaryAnalysis(header=_header(args), settings=given))
+        status = _changed(args, "analysis", {"settings": given})
         if status is not None:
             return status
     url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/analysis"
@@ -252,7 +253,12 @@ def _env_commands(groups: Any) -> Any:
 
 
 def register(
-    groups: Any, common: argparse.ArgumentParser, *, commands_topic: str, activator_url: str
+    groups: Any,
+    common: argparse.ArgumentParser,
+    *,
+    commands_topic: str,
+    activator_url: str,
+    token: str,
 ) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     activator = argparse.ArgumentParser(add_help=False)
@@ -308,9 +314,7 @@ def register(
 
     env_cmds = _env_commands(groups)
     changes = argparse.ArgumentParser(add_help=False, parents=[common, activator])
-    changes.add_argument("--by", default=getpass.getuser(), help="who changes it (default: you)")
-    changes.add_argument("--role", default="operator", help="the role asked in (operator)")
-    add_wait_options(changes)
+    add_token_option(changes, token)
     replicas = env_cmds.add_parser(
         "replicas",
         parents=[changes],

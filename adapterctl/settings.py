@@ -20,3 +20,11 @@ class CtlSettings(EnvSettings):
         validation_alias="ARCHIVER_URL",
         description="the archiver's HTTP API: retention policies, legal holds, answers",
     )
+    token: str = Field(
+        default="",
+        validation_alias="ADAPTERCTL_TOKEN",
+        description=(
+            "a principal's bearer token, for the changes a service makes only for a proven "
+            "principal (env replicas|analysis, retention set|hold|release)"
+        ),
+    )

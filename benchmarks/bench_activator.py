@@ -216,15 +216,15 @@ async def run(n: int, log_level: str) -> dict[str, Any]:
     stack.adapterctl("env", "set", ENV, "--base", base, "--canary-steps", "100")
     try:
         replicas = [start_replica(stack, tiny, f"replica{i}") for i in (1, 2)]
-        stack.adapterctl("env", "replicas", ENV, *replicas, "--no-wait")  # done once it runs
         stack.start(
             "activator",
-            ACTIVATOR_HTTP_PORT="0",
             ACTIVATOR_ANALYSIS_INTERVAL_S="5",
             ACTIVATOR_ROUTING_DIR=str(stack.root / "routing"),
             LOG_LEVEL=log_level,
         )
         wait_healthy(stack, replicas)
+        # The activator's own setting, set through its API as the stack's admin.
+        stack.adapterctl("env", "replicas", ENV, *replicas)
         return {**await cycles(stack, tiny, replicas, n), "logs": str(stack.root)}
     finally:
         stack.stop()

@@ -87,19 +87,13 @@ class Journey:
             "--canary-steps",
             "20,50,100",
         )
-        for env in ("staging", "production"):
-            s.adapterctl(
-                "retention",
-                "set",
-                "--environment",
-                env,
-                "--keep-superseded",
-                "1",
-                "--min-age-days",
-                "0",
-                "--no-wait",  # a command the archiver carries out once it runs
-            )
-        for name, role in (("carol", "approver"), ("dave", "approver"), ("olive", "operator")):
+        principals = (
+            ("carol", "approver"),
+            ("dave", "approver"),
+            ("olive", "operator"),
+            ("ada", "admin"),
+        )
+        for name, role in principals:
             # A re-run issues fresh tokens: the old ones were shown once and are gone.
             s.adapterctl("principal", "revoke", name, "--role", role, show=False, ok=(0, 1, 2))
             out = s.adapterctl("principal", "add", name, "--role", role, "--json", show=False)
@@ -122,21 +116,6 @@ class Journey:
                 REFERENCE_BASE_REVISION=self.kit.revisions["main"],
             )
             self.replicas.append(f"http://127.0.0.1:{port}")
-        # Commands the activator carries out once it runs (it starts below).
-        s.adapterctl("env", "replicas", "production", *self.replicas, "--no-wait", show=False)
-        s.adapterctl(
-            "env",
-            "analysis",
-            "production",
-            "--step-interval-s",
-            "2",
-            "--min-samples",
-            "8",
-            "--min-p95-delta-ms",
-            "2000",
-            "--no-wait",
-            show=False,
-        )
         approval_port, activator_port = free_port(), free_port()
         archiver_port = free_port()
         self.approval = f"http://127.0.0.1:{approval_port}"
@@ -178,6 +157,42 @@ class Journey:
             for url in s.web.values():
                 s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
+        self.configure()
+
+    def configure(self) -> None:
+        """The settings the activator and the archiver own, set through their APIs by an
+        operator and an admin proven by their tokens (the services act as the token's
+        principal, never a typed name)."""
+        s = self.s
+        t = s.step("Replicas, canary analysis and retention, set as proven principals")
+        as_olive = {"ADAPTERCTL_TOKEN": self.tokens["olive"]}
+        s.adapterctl("env", "replicas", "production", *self.replicas, env=as_olive, show=False)
+        s.adapterctl(
+            "env",
+            "analysis",
+            "production",
+            "--step-interval-s",
+            "2",
+            "--min-samples",
+            "8",
+            "--min-p95-delta-ms",
+            "2000",
+            env=as_olive,
+            show=False,
+        )
+        for env in ("staging", "production"):
+            s.adapterctl(
+                "retention",
+                "set",
+                "--environment",
+                env,
+                "--keep-superseded",
+                "1",
+                "--min-age-days",
+                "0",
+                env={"ADAPTERCTL_TOKEN": self.tokens["ada"]},
+            )
+        s.done(t)
         s.pause_point("ready")  # tests only: every service up, nothing submitted yet
 
     def submit(self, folder: Path, label: str) -> str:

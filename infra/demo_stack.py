@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -220,10 +220,16 @@ class DemoStack:
         return totals
 
     # -- the operator's and trainer's tools ----------------------------------------------
-    def adapterctl(self, *args: str, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:
+    def adapterctl(
+        self,
+        *args: str,
+        show: bool = True,
+        ok: tuple[int, ...] = (0,),
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         result = subprocess.run(
             [str(ADAPTERCTL), *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,

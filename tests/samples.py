@@ -22,9 +22,7 @@ from shared.events import (
     Finding,
     ManifestArchived,
     MetricResult,
-    PlaceLegalHold,
     PromoteRevision,
-    ReleaseLegalHold,
     RevisionActivated,
     RevisionApproved,
     RevisionDenied,
@@ -37,9 +35,6 @@ from shared.events import (
     RevisionSuperseded,
     RevisionValidated,
     RollbackRevision,
-    SetCanaryAnalysis,
-    SetReplicas,
-    SetRetentionPolicy,
     TrainingRecipe,
     WeightsDeleted,
 )
@@ -247,21 +242,6 @@ _BUILDERS: dict[type, Callable[[], Any]] = {
         header=header("rollback", reason="error rate above 1%"), to_revision=PREVIOUS_REVISION
     ),
     AbortCanary: lambda: AbortCanary(header=header("abort"), revision=REVISION),
-    SetReplicas: lambda: SetReplicas(
-        header=header("replicas", adapter=""), urls=["http://10.0.0.5:8000", "http://10.0.0.6:8000"]
-    ),
-    SetCanaryAnalysis: lambda: SetCanaryAnalysis(
-        header=header("analysis", adapter=""), settings={"min_samples": "200", "auto_rollout": "0"}
-    ),
-    SetRetentionPolicy: lambda: SetRetentionPolicy(
-        header=header("retention"), keep_superseded=3, min_age_days=30
-    ),
-    PlaceLegalHold: lambda: PlaceLegalHold(
-        header=header("hold", environment="", reason="case 4711"), revision=REVISION
-    ),
-    ReleaseLegalHold: lambda: ReleaseLegalHold(
-        header=header("release", environment="", reason="case closed"), revision=REVISION
-    ),
 }
 
 

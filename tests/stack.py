@@ -20,6 +20,8 @@ from infra.processes import ServiceCommand
 from shared.codec import Codec
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
+from shared.registry.principals import Role, add_principal
+from shared.registry.store import PostgresRegistry
 from tests.conftest import REPO, Infra
 from tests.eventually import eventually
 
@@ -38,6 +40,9 @@ def answering(url: str) -> bool:
         return False
 
 
+STACK_ADMIN = "stack-admin"
+
+
 class ServiceDied(Exception):
     """A service the test waits on exited: waiting longer cannot help."""
 
@@ -54,6 +59,9 @@ class Stack:
     # The read APIs adapterctl asks (ACTIVATOR_URL, ARCHIVER_URL): one port each per stack.
     activator_port: int = field(default_factory=free_port)
     archiver_port: int = field(default_factory=free_port)
+    # An admin's bearer token, issued by `create`: adapterctl's changes to a service's own
+    # settings (replicas, analysis, retention, holds) are made as a proven principal.
+    admin_token: str = ""
 
     @property
     def database_url(self) -> str:
@@ -96,6 +104,11 @@ class Stack:
         )
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        registry = await PostgresRegistry.connect(self.database_url, Codec.from_env())
+        try:
+            self.admin_token = await add_principal(registry.pool, STACK_ADMIN, Role.ADMIN)
+        finally:
+            await registry.close()
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -111,6 +124,7 @@ class Stack:
             "ACTIVATOR_URL": f"http://127.0.0.1:{self.activator_port}",
             "ARCHIVER_HTTP_PORT": str(self.archiver_port),
             "ARCHIVER_URL": f"http://127.0.0.1:{self.archiver_port}",
+            "ADAPTERCTL_TOKEN": self.admin_token,
             **extra,
         }
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import structlog
 
 from services.activator.analysis import AnalysisPolicy
-from services.activator.commands import on_set_canary_analysis, on_set_replicas
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import RolloutStopped
 from services.activator.plans import (
@@ -35,8 +34,6 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RollbackRevision,
-    SetCanaryAnalysis,
-    SetReplicas,
 )
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
@@ -225,20 +222,12 @@ def handlers(deps: ActivatorDeps) -> dict[type, Handler]:
     async def abort(command: AbortCanary) -> None:
         await on_abort(command, deps)
 
-    async def replicas(command: SetReplicas) -> None:
-        await on_set_replicas(command, deps)
-
-    async def analysis(command: SetCanaryAnalysis) -> None:
-        await on_set_canary_analysis(command, deps)
-
     return {
         RevisionApproved: approved,
         PromoteRevision: promote,
         ExpandCanary: expand,
         RollbackRevision: rollback,
         AbortCanary: abort,
-        SetReplicas: replicas,
-        SetCanaryAnalysis: analysis,
     }
 
 
@@ -251,8 +240,6 @@ FLOW = ServiceFlow(
         ExpandCanary,
         RollbackRevision,
         AbortCanary,
-        SetReplicas,
-        SetCanaryAnalysis,
     ),
     emits=(
         CanaryStarted,
@@ -261,5 +248,9 @@ FLOW = ServiceFlow(
         RevisionActivated,
         RevisionRolledBack,
     ),
-    inputs=("canary analysis on a timer", "replicas over HTTP"),
+    inputs=(
+        "canary analysis on a timer",
+        "replicas over HTTP",
+        "HTTP: replicas and analysis settings, by an operator",
+    ),
 )

@@ -18,12 +18,13 @@ from services.activator.handlers import FLOW, handlers
 from services.activator.migrations import MIGRATIONS
 from services.activator.settings import ActivatorSettings
 from services.activator.store import PostgresActivatorStore
-from services.activator.web import make_app
+from services.activator.web import add_write_api, make_app
 from shared.artifacts import LocalArtifactStore
 from shared.backoff import Backoff
 from shared.kafka.dispatch import Handler
 from shared.manifest import Manifest
 from shared.registry.migrate import migrate_pool
+from shared.registry.principals import lookup_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.web import start_web
@@ -79,9 +80,9 @@ def run(env: Mapping[str, str] | None = None) -> None:
         )
         runner = None
         if settings.http_port:
-            runner = await start_web(
-                make_app(store, catalogue), settings.http_host, settings.http_port
-            )
+            app = make_app(store, catalogue)
+            add_write_api(app, deps, lookup_in(kernel.pool))
+            runner = await start_web(app, settings.http_host, settings.http_port)
             log.info("http_listening", url=f"http://{settings.http_host}:{settings.http_port}/")
 
         async def stop(_app: Any, **_kwargs: Any) -> None:

@@ -1,22 +1,28 @@
 """The activator's HTTP endpoints.
 
 For gateways: `GET /routing` (every environment) and `GET /routing/{environment}`, the same
-documents replicas receive and the export file holds. For `adapterctl`, read-only views of
-the activator's own tables (it changes them only through commands): an environment's
-replicas and analysis settings, the answer to a command, an adapter's canaries and answers.
+documents replicas receive and the export file holds. For `adapterctl`, views of the
+activator's own tables (an environment's replicas and analysis settings, the answer to a
+command, an adapter's canaries and answers), and the two changes to them: an environment's
+replicas and analysis settings, by an operator or admin proven by a bearer token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from services.activator.commands import on_set_canary_analysis, on_set_replicas
+from services.activator.deps import ActivatorDeps
 from services.activator.ports import ActivatorStore
 from services.activator.routing import routing_document
+from shared.events import CommandHeader, SetCanaryAnalysis, SetReplicas
 from shared.registry.port import Catalogue
-from shared.web import json_response
+from shared.registry.principals import Lookup, Role
+from shared.web import authorized, carry_out, header_for, json_body, json_response, refusal
 
 
 async def document_for(store: ActivatorStore, environment: str) -> dict[str, Any]:
@@ -27,7 +33,7 @@ async def document_for(store: ActivatorStore, environment: str) -> dict[str, Any
 
 
 def add_read_api(app: web.Application, store: ActivatorStore) -> None:
-    """The activator's own state, read-only; every change goes through the commands topic."""
+    """The activator's own state, read by anyone who reaches it."""
 
     async def replicas(request: web.Request) -> web.Response:
         environment = request.match_info["environment"]
@@ -60,6 +66,42 @@ def add_read_api(app: web.Application, store: ActivatorStore) -> None:
     app.router.add_get("/environments/{environment}/analysis", analysis)
     app.router.add_get("/outcomes/{cause_id}", outcome)
     app.router.add_get("/rollouts/{adapter}", rollout)
+
+
+OPERATORS = (Role.OPERATOR, Role.ADMIN)
+
+
+def add_write_api(app: web.Application, deps: ActivatorDeps, lookup: Lookup) -> None:
+    """Which replicas serve an environment and how its canaries are judged: changed by the
+    token's principal, carried out by the same handlers as every command."""
+
+    def answer_to(header: CommandHeader) -> Callable[[], Awaitable[Mapping[str, Any] | None]]:
+        return lambda: deps.store.outcome(header.command_id)
+
+    async def set_replicas(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, OPERATORS)
+        body = await json_body(request)
+        urls = body.get("urls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise refusal(web.HTTPBadRequest, "urls must be a list of strings")
+        header = header_for(principal, adapter="", environment=request.match_info["environment"])
+        command = SetReplicas(header=header, urls=urls)
+        return await carry_out(on_set_replicas(command, deps), answer_to(header))
+
+    async def set_analysis(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, OPERATORS)
+        body = await json_body(request)
+        settings = body.get("settings")
+        if not isinstance(settings, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in settings.items()
+        ):
+            raise refusal(web.HTTPBadRequest, "settings must map names to strings")
+        header = header_for(principal, adapter="", environment=request.match_info["environment"])
+        command = SetCanaryAnalysis(header=header, settings=settings)
+        return await carry_out(on_set_canary_analysis(command, deps), answer_to(header))
+
+    app.router.add_put("/environments/{environment}/replicas", set_replicas)
+    app.router.add_put("/environments/{environment}/analysis", set_analysis)
 
 
 def make_app(store: ActivatorStore, catalogue: Catalogue) -> web.Application:

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.approval.problems import ApiProblem, problem_response
-from shared.registry.principals import Principal, Role, find_principal
+from shared.registry.principals import Lookup, Principal, Role
 
 COOKIE = "approval_session"
 
@@ -37,7 +37,6 @@ bearer = HTTPBearer(
     description="a token from `adapterctl principal add NAME --role ROLE`",
 )
 
-Lookup = Callable[[str], Awaitable[Principal | None]]
 
 
 def _unauthenticated(detail: str, error: str = "") -> ApiProblem:
@@ -114,10 +113,3 @@ def refuse_cross_site(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.headers.get("host"):
         raise ApiProblem(403, "cross-site-request", f"a form from {origin} may not post here")
-
-
-def lookup_in(pool: object) -> Lookup:
-    async def lookup(token: str) -> Principal | None:
-        return await find_principal(pool, token)
-
-    return lookup

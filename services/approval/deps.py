@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from services.approval.auth import Lookup
 from services.approval.deciding import Decider
 from services.approval.evidence import EvidenceSources
 from services.approval.ports import ApprovalReads
 from shared.registry.port import Catalogue, Registry
+from shared.registry.principals import Lookup
 from shared.signing import Signer
 
 

@@ -18,7 +18,6 @@ import structlog
 import uvicorn
 
 from services.approval.app import create_app
-from services.approval.auth import lookup_in
 from services.approval.deciding import Decider
 from services.approval.deps import WebDeps
 from services.approval.evidence import EvidenceSources
@@ -30,6 +29,7 @@ from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.dispatch import Handler
 from shared.registry.migrate import migrate_pool
+from shared.registry.principals import lookup_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.signing import Signer, load_or_create_signer, public_path

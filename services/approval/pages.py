@@ -14,13 +14,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from services.approval.api import evidence_of, pending_list, record_decision
-from services.approval.auth import COOKIE, LoginRequired, Lookup, page_role, refuse_cross_site
+from services.approval.auth import COOKIE, LoginRequired, page_role, refuse_cross_site
 from services.approval.chart import bar_chart
 from services.approval.deps import WebDeps, web_deps
 from services.approval.problems import ApiProblem
 from services.approval.views import ADAPTER, DIGEST, ENVIRONMENT, DecisionRequest
 from shared.lifecycle import State
-from shared.registry.principals import Principal, Role
+from shared.registry.principals import Lookup, Principal, Role
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")

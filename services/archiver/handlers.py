@@ -6,11 +6,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from services.archiver.commands import (
-    on_place_legal_hold,
-    on_release_legal_hold,
-    on_set_retention_policy,
-)
 from services.archiver.deps import ArchiverDeps
 from services.archiver.facts import pending, read_facts
 from services.archiver.pipeline import ArchiveNotVerified, complete, expire
@@ -18,11 +13,8 @@ from shared.artifacts import StoreError
 from shared.coldstore import ColdStorageError
 from shared.events import (
     ManifestArchived,
-    PlaceLegalHold,
-    ReleaseLegalHold,
     RevisionExpired,
     RevisionSuperseded,
-    SetRetentionPolicy,
     WeightsDeleted,
 )
 from shared.flow import ServiceFlow, Topic
@@ -105,34 +97,13 @@ def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
     async def superseded(event: RevisionSuperseded) -> None:
         await on_revision_superseded(event, deps)
 
-    async def retention(command: SetRetentionPolicy) -> None:
-        await on_set_retention_policy(command, deps)
-
-    async def hold(command: PlaceLegalHold) -> None:
-        await on_place_legal_hold(command, deps)
-
-    async def release(command: ReleaseLegalHold) -> None:
-        await on_release_legal_hold(command, deps)
-
-    return {
-        RevisionExpired: expired,
-        RevisionSuperseded: superseded,
-        SetRetentionPolicy: retention,
-        PlaceLegalHold: hold,
-        ReleaseLegalHold: release,
-    }
+    return {RevisionExpired: expired, RevisionSuperseded: superseded}
 
 
 FLOW = ServiceFlow(
     service="archiver",
-    consumes=(Topic.LIFECYCLE, Topic.COMMANDS),
-    handles=(
-        RevisionExpired,
-        RevisionSuperseded,
-        SetRetentionPolicy,
-        PlaceLegalHold,
-        ReleaseLegalHold,
-    ),
+    consumes=(Topic.LIFECYCLE,),
+    handles=(RevisionExpired, RevisionSuperseded),
     emits=(RevisionExpired, ManifestArchived, WeightsDeleted),
-    inputs=("a sweep on a timer", "cold storage"),
+    inputs=("a sweep on a timer", "cold storage", "HTTP: retention and holds, by an admin"),
 )

@@ -14,11 +14,12 @@ from services.archiver.handlers import FLOW, handlers, sweep
 from services.archiver.migrations import MIGRATIONS
 from services.archiver.settings import ArchiverSettings
 from services.archiver.store import PostgresRetentionRules
-from services.archiver.web import make_app
+from services.archiver.web import add_write_api, make_app
 from shared.artifacts import LocalArtifactStore
 from shared.coldstore import ColdStorageError, open_cold_storage
 from shared.kafka.dispatch import Handler
 from shared.registry.migrate import migrate_pool
+from shared.registry.principals import lookup_in
 from shared.registry.store import UNAVAILABLE
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
@@ -54,11 +55,14 @@ def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
     app.add_future(timer())
 
 
-async def serve_read_api(
-    kernel: Kernel, rules: PostgresRetentionRules, host: str, port: int
+async def serve_api(
+    kernel: Kernel, deps: ArchiverDeps, rules: PostgresRetentionRules, host: str, port: int
 ) -> None:
-    """The read API adapterctl asks, stopped before the worker stops."""
-    runner = await start_web(make_app(rules), host, port)
+    """The API adapterctl calls (reads for anyone, changes for an admin's token), stopped
+    before the worker stops."""
+    app = make_app(rules)
+    add_write_api(app, deps, lookup_in(kernel.pool))
+    runner = await start_web(app, host, port)
     log.info("http_listening", url=f"http://{host}:{port}/")
 
     async def stop(_app: Any, **_kwargs: Any) -> None:
@@ -73,8 +77,6 @@ def run(env: Mapping[str, str] | None = None) -> None:
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         await migrate_pool(kernel.pool, MIGRATIONS)
         rules = PostgresRetentionRules(kernel.pool)
-        if settings.http_port:
-            await serve_read_api(kernel, rules, settings.http_host, settings.http_port)
         deps = ArchiverDeps(
             registry=kernel.registry,
             rules=rules,
@@ -82,6 +84,8 @@ def run(env: Mapping[str, str] | None = None) -> None:
             cold=open_cold_storage(settings.cold_storage),
             crash=crash_after(settings.crash_after),
         )
+        if settings.http_port:
+            await serve_api(kernel, deps, rules, settings.http_host, settings.http_port)
         start_sweeps(kernel.app, deps, settings.sweep_interval_s)
         log.info(
             "archiver_ready",

@@ -1,12 +1,87 @@
-"""The archiver's read API for `adapterctl`: retention policies, legal holds in force, and
-its answers to retention commands. Read-only: every change goes through the commands topic."""
+"""The archiver's HTTP API for `adapterctl`: retention policies and legal holds in force,
+read by anyone who reaches it, and changed only by an admin proven by a bearer token.
+
+A change is carried out by the same command handlers (`commands.py`) whatever the caller
+said: the actor recorded with the answer is the token's principal, never a typed name."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
 from aiohttp import web
 
+from services.archiver.commands import (
+    on_place_legal_hold,
+    on_release_legal_hold,
+    on_set_retention_policy,
+)
+from services.archiver.deps import ArchiverDeps
 from services.archiver.store import PostgresRetentionRules
-from shared.web import json_response
+from shared.events import PlaceLegalHold, ReleaseLegalHold, SetRetentionPolicy
+from shared.registry.principals import Lookup, Role
+from shared.web import (
+    authorized,
+    carry_out,
+    header_for,
+    json_body,
+    json_response,
+    text_field,
+    whole_field,
+)
+
+ADMINS = (Role.ADMIN,)
+
+
+def add_write_api(app: web.Application, deps: ArchiverDeps, lookup: Lookup) -> None:
+    """Retention policies and legal holds, changed by an authenticated admin."""
+
+    def answer_to(command: Any) -> Callable[[], Awaitable[Mapping[str, Any] | None]]:
+        return lambda: deps.rules.outcome(command.header.command_id)
+
+    async def set_policy(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, ADMINS)
+        body = await json_body(request)
+        header = header_for(
+            principal,
+            adapter=text_field(body, "adapter", ""),
+            environment=text_field(body, "environment"),
+            reason=text_field(body, "reason", ""),
+        )
+        command = SetRetentionPolicy(
+            header=header,
+            keep_superseded=whole_field(body, "keep_superseded"),
+            min_age_days=whole_field(body, "min_age_days"),
+        )
+        return await carry_out(on_set_retention_policy(command, deps), answer_to(command))
+
+    async def place_hold(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, ADMINS)
+        body = await json_body(request)
+        header = header_for(
+            principal,
+            adapter=text_field(body, "adapter"),
+            environment="",
+            reason=text_field(body, "reason"),
+        )
+        command = PlaceLegalHold(header=header, revision=text_field(body, "revision"))
+        return await carry_out(on_place_legal_hold(command, deps), answer_to(command))
+
+    async def release_hold(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, ADMINS)
+        body = await json_body(request)
+        header = header_for(
+            principal,
+            adapter=text_field(body, "adapter"),
+            environment="",
+            reason=text_field(body, "reason", ""),
+        )
+        command = ReleaseLegalHold(header=header, revision=text_field(body, "revision"))
+        return await carry_out(on_release_legal_hold(command, deps), answer_to(command))
+
+    app.router.add_put("/retention", set_policy)
+    app.router.add_post("/holds", place_hold)
+    app.router.add_post("/holds/release", release_hold)
 
 
 def make_app(rules: PostgresRetentionRules) -> web.Application:

@@ -72,11 +72,6 @@ COMMANDS: tuple[type[Event], ...] = (
     ExpandCanary,
     RollbackRevision,
     AbortCanary,
-    SetReplicas,
-    SetCanaryAnalysis,
-    SetRetentionPolicy,
-    PlaceLegalHold,
-    ReleaseLegalHold,
 )
 ALL_EVENTS: tuple[type[Event], ...] = (AdapterTrained, *LIFECYCLE_EVENTS, *COMMANDS)
 BY_SCHEMA: dict[str, type[Event]] = {cls.SCHEMA: cls for cls in ALL_EVENTS}

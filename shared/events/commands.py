@@ -59,14 +59,17 @@ class AbortCanary:
     revision: str
 
 
+# A service's own settings, changed through its HTTP API by a principal proven by a bearer
+# token (never on the commands topic, where the actor would be a name the sender typed).
+# In-process values the services' handlers take: not Avro, never on the wire.
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetReplicas:
     """Set the replicas serving `header.environment`: the whole list, in order (empty: none).
 
-    An environment command: `header.adapter` is empty. Handled by the activator.
+    An environment command: `header.adapter` is empty.
     """
-
-    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetReplicas"
 
     header: CommandHeader
     urls: list[str] = field(default_factory=list)
@@ -80,8 +83,6 @@ class SetCanaryAnalysis:
     keep their value. An environment command: `header.adapter` is empty.
     """
 
-    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetCanaryAnalysis"
-
     header: CommandHeader
     settings: dict[str, str] = field(default_factory=dict)
 
@@ -90,9 +91,7 @@ class SetCanaryAnalysis:
 class SetRetentionPolicy:
     """The retention policy of `header.environment` for `header.adapter` (empty: every adapter
     there): keep the newest `keep_superseded` superseded revisions, and every revision younger
-    than `min_age_days`. Handled by the archiver."""
-
-    SCHEMA: ClassVar[str] = "adapters.commands.v1.SetRetentionPolicy"
+    than `min_age_days`. Made through the archiver's API, as the token's principal."""
 
     header: CommandHeader
     keep_superseded: int
@@ -103,10 +102,8 @@ class SetRetentionPolicy:
 class PlaceLegalHold:
     """Hold `revision` of `header.adapter`: it never expires until released.
 
-    `header.reason` says why (required); `header.environment` is empty. Handled by the archiver.
+    `header.reason` says why (required); `header.environment` is empty.
     """
-
-    SCHEMA: ClassVar[str] = "adapters.commands.v1.PlaceLegalHold"
 
     header: CommandHeader
     revision: str
@@ -114,9 +111,7 @@ class PlaceLegalHold:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReleaseLegalHold:
-    """Release the hold in force on `revision` of `header.adapter`. Handled by the archiver."""
-
-    SCHEMA: ClassVar[str] = "adapters.commands.v1.ReleaseLegalHold"
+    """Release the hold in force on `revision` of `header.adapter`."""
 
     header: CommandHeader
     revision: str

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -104,3 +105,15 @@ async def find_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
     if row is None or not hmac.compare_digest(row["token_hash"], digest):
         return None
     return Principal(row["name"], Role(row["role"]))
+
+
+Lookup = Callable[[str], Awaitable[Principal | None]]
+
+
+def lookup_in(pool: asyncpg.Pool) -> Lookup:
+    """A bearer token's active principal, from the principals in `pool`'s database."""
+
+    async def lookup(token: str) -> Principal | None:
+        return await find_principal(pool, token)
+
+    return lookup

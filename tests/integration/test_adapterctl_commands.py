@@ -19,10 +19,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from adapterctl.main import build_parser
-from shared.codec import Codec
 from shared.events import RevisionRejected, RevisionValidated
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.settings import KernelSettings
@@ -251,21 +251,30 @@ def test_env_replicas_and_analysis(ctl: Ctl, catalogue: None) -> None:
     assert "no environment" in ctl("env", "replicas", "nowhere", "http://x", rc=1).stderr
     assert ctl.json("env", "replicas", ENV) == []
     assert ctl.json("env", "analysis", ENV) == {}
-    settings = ctl.json("env", "analysis", ENV, "--min-samples", "200", "--by", "ops")
+    settings = ctl.json("env", "analysis", ENV, "--min-samples", "200")
     assert settings == {"min_samples": 200}
     settings = ctl.json("env", "analysis", ENV, "--max-error-rate", "0.05")
     assert settings == {"min_samples": 200, "max_error_rate": 0.05}
     assert ctl("env", "analysis", ENV, "--min-samples", "many", rc=2).stderr
-    # Changes are commands: --no-wait prints the command's id, which the activator answers.
-    sent = ctl.json("env", "analysis", ENV, "--min-samples", "300", "--no-wait")
-    assert len(sent["command_id"]) == 36
-    codec = Codec.from_env()
-    [record] = [
-        r
-        for r in ctl.stack.records(ctl.stack.commands_topic)
-        if codec.decode(r.value or b"").header.command_id == sent["command_id"]
-    ]
-    assert record.key == ENV.encode()  # environment commands are keyed by the environment
+
+
+def test_env_changes_are_refused_without_a_proven_operator_whatever_the_caller_claims(
+    ctl: Ctl, catalogue: None
+) -> None:
+    """An insider who reaches the activator but holds no operator's token: a missing, forged
+    or revoked token, or one of another role, changes nothing, whatever name is typed."""
+    url = ctl.stack.env()["ACTIVATOR_URL"] + f"/environments/{ENV}/replicas"
+    rogue = {"urls": ["http://10.6.6.6:8000"]}
+    assert httpx.put(url, json=rogue, timeout=10).status_code == 401
+    forged = {"Authorization": "Bearer apt_forged"}
+    assert httpx.put(url, json=rogue, headers=forged, timeout=10).status_code == 401
+    trainer = ctl.json("principal", "add", f"tia-{ctl.stack.token}", "--role", "trainer")["token"]
+    as_trainer = {"Authorization": f"Bearer {trainer}"}
+    refused = httpx.put(url, json=rogue, headers=as_trainer, timeout=10)
+    assert refused.status_code == 403 and "not admin or operator" in refused.json()["detail"]
+    no_token = Ctl(ctl.stack, ADAPTERCTL_TOKEN="")
+    assert "needs a principal's token" in no_token("env", "replicas", ENV, "http://x", rc=1).stderr
+    assert ctl.json("env", "replicas", ENV) == [], "nothing was changed"
 
 
 def test_principal_add_list_revoke(ctl: Ctl) -> None:
@@ -319,7 +328,7 @@ def test_audit_commands_name_a_missing_topic(ctl: Ctl) -> None:
 def test_retention_set_show_hold_release(ctl: Ctl, revision: tuple[str, str]) -> None:
     adapter, rev = revision
     policy = ctl.json("retention", "set", "--environment", ENV, "--keep-superseded", "3",
-                      "--min-age-days", "30", "--by", "ops")  # fmt: skip
+                      "--min-age-days", "30")  # fmt: skip
     assert policy["keep_superseded"] == 3 and policy["min_age_days"] == 30
     ctl("retention", "set", "--environment", ENV, "--adapter", adapter, "--keep-superseded", "5",
         "--min-age-days", "90")  # fmt: skip

@@ -89,7 +89,7 @@ def service_specs(
             ("-m", "services.activator"),
             {
                 **common,
-                "ACTIVATOR_HTTP_PORT": "0",
+                "ACTIVATOR_HTTP_PORT": str(stack.activator_port),
                 "ACTIVATOR_ROUTING_DIR": str(root / "routing"),
                 "ACTIVATOR_ANALYSIS_INTERVAL_S": "2",  # reloads a restarted replica soon
                 # Loads retry for ~30 s: longer than a replica takes to come back.
@@ -170,8 +170,6 @@ class Pipeline:
         (root / "faust").mkdir(exist_ok=True)
         approval_port, replica_ports = free_port(), [free_port(), free_port()]
         replicas = [f"http://127.0.0.1:{p}" for p in replica_ports]
-        # A command the activator carries out once the supervisor starts it.
-        stack.adapterctl("env", "replicas", ENVIRONMENT, *replicas, "--no-wait")
         supervisor = Supervisor(stack, service_specs(stack, tiny, approval_port, replica_ports))
         supervisor.start()
         approval_url = f"http://127.0.0.1:{approval_port}"
@@ -179,8 +177,12 @@ class Pipeline:
         follower = Follower(infra.bootstrap_servers, stack.lifecycle_topic, approver)
         pipeline = cls(stack, tiny, supervisor, follower, approver, approval_url)
         try:
-            for url in [f"{approval_url}/healthz", *(f"{r}/health" for r in replicas)]:
+            activator_url = stack.env()["ACTIVATOR_URL"]
+            health = [f"{approval_url}/healthz", f"{activator_url}/healthz"]
+            for url in [*health, *(f"{r}/health" for r in replicas)]:
                 await asyncio.to_thread(wait_http, url, supervisor)
+            # The activator's own setting, set through its API as the stack's admin.
+            await asyncio.to_thread(stack.adapterctl, "env", "replicas", ENVIRONMENT, *replicas)
         except BaseException:
             supervisor.stop()
             raise

@@ -1,6 +1,6 @@
 """The activator's environment commands (`adapterctl env replicas|analysis`): each sets the
 activator's own state and records an answer under the command's id; a refused one records
-the refusal and is dead-lettered."""
+the refusal (the HTTP API answers it 409)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from services.activator.commands import on_set_canary_analysis, on_set_replicas
-from services.activator.handlers import handlers
 from services.activator.plans import Outcome, RequestAction
 from shared.events import Actor, CommandHeader, SetCanaryAnalysis, SetReplicas
 from shared.kafka.dispatch import PermanentError
@@ -50,7 +49,7 @@ def answer(world: ActivatorWorld, command: SetReplicas | SetCanaryAnalysis) -> d
 
 async def test_set_replicas_makes_the_list_exactly_the_urls_given(world: ActivatorWorld) -> None:
     command = replicas("http://a:8000/", "http://b:8000")
-    await handlers(world.deps)[SetReplicas](command)
+    await on_set_replicas(command, world.deps)
     assert await world.store.replicas(ENV) == ["http://a:8000", "http://b:8000"]
     found = answer(world, command)
     assert (found["outcome"], found["action"]) == (Outcome.COMMITTED, RequestAction.SET_REPLICAS)
@@ -91,7 +90,7 @@ async def test_a_replica_list_that_cannot_be_is_refused_and_the_refusal_recorded
 
 
 async def test_analysis_settings_merge_key_by_key(world: ActivatorWorld) -> None:
-    await handlers(world.deps)[SetCanaryAnalysis](analysis(min_samples="200"))
+    await on_set_canary_analysis(analysis(min_samples="200"), world.deps)
     second = analysis(max_error_rate="0.05")
     await on_set_canary_analysis(second, world.deps)
     stored = await world.store.analysis_settings(ENV)

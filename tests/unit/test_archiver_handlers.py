@@ -519,7 +519,7 @@ async def test_a_retention_policy_command_sets_the_policy_the_next_sweep_applies
     manifest = await rejected(world, b"weights-1")
     world.clock.advance(days=2)
     command = set_policy(keep=0, min_age_days=1)
-    await handlers(world.deps())[SetRetentionPolicy](command)
+    await on_set_retention_policy(command, world.deps())
 
     assert await world.rules.policies() == [
         RetentionPolicy(environment="staging", adapter="", keep_superseded=0, min_age_days=1)
@@ -552,7 +552,7 @@ async def test_a_retention_policy_that_cannot_be_is_refused_and_the_refusal_reco
 async def test_a_legal_hold_keeps_a_revision_the_policy_would_let_go(world: World) -> None:
     manifest = await rejected(world, b"weights-1")
     command = PlaceLegalHold(header=command_header(), revision=manifest.revision)
-    await handlers(world.deps())[PlaceLegalHold](command)
+    await on_place_legal_hold(command, world.deps())
     assert await world.rules.hold_reason(ADAPTER, manifest.revision) == "case 42"
     assert answer(world, command)[0] == "committed"
     world.clock.advance(days=8)
@@ -610,7 +610,7 @@ async def test_releasing_a_hold_lets_retention_apply_again(world: World) -> None
     manifest = await rejected(world, b"weights-1")
     world.rules.hold(ADAPTER, manifest.revision)
     command = ReleaseLegalHold(header=command_header(), revision=manifest.revision)
-    await handlers(world.deps())[ReleaseLegalHold](command)
+    await on_release_legal_hold(command, world.deps())
     assert answer(world, command)[0] == "committed"
     world.clock.advance(days=8)
     await sweep(world.deps())

@@ -21,11 +21,8 @@ REVISION = "sha256:" + "3f2a" * 16
 PREVIOUS_REVISION = "sha256:" + "9c1e" * 16
 # The event is about the revision that lost its place, not the one that took it.
 REVISION_OF = {"adapters.lifecycle.v1.RevisionSuperseded": PREVIOUS_REVISION}
-# Environment commands name no adapter: their header's adapter is empty.
-ADAPTER_OF = {
-    "adapters.commands.v1.SetReplicas": "",
-    "adapters.commands.v1.SetCanaryAnalysis": "",
-}
+# Every released command names its adapter.
+ADAPTER_OF: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
