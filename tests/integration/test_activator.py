@@ -4,6 +4,7 @@ canary, expansion and activation by analysis, and an automatic rollback on error
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from infra import processes
+from infra.processes import wait_http
 from shared.artifacts import LocalArtifactStore
 from shared.codec import Codec
 from shared.events import (
@@ -279,8 +281,9 @@ async def rollouts_stack(
         ACTIVATOR_LOAD_ATTEMPTS="3",
         ACTIVATOR_LOAD_BACKOFF_S="0.1",
     )
-    # Commands to the activator: each waits for its answer (through the activator's start),
+    # The activator's own settings, set through its API as the stack's admin once it answers,
     # so the rollouts below find the replicas and the settings in place.
+    await asyncio.to_thread(wait_http, f"http://127.0.0.1:{stack.activator_port}/healthz")
     stack.adapterctl("env", "replicas", ENV, *replicas)
     # Short steps and small samples keep the test fast; the latency slack absorbs a busy CPU.
     stack.adapterctl(
