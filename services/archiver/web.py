@@ -55,33 +55,28 @@ def add_write_api(app: web.Application, deps: ArchiverDeps, lookup: Lookup) -> N
         )
         return await carry_out(on_set_retention_policy(command, deps), answer_to(command))
 
-    async def place_hold(request: web.Request) -> web.Response:
-        principal = await authorized(request, lookup, ADMINS)
-        body = await json_body(request)
-        header = header_for(
-            principal,
-            adapter=text_field(body, "adapter"),
-            environment="",
-            reason=text_field(body, "reason"),
-        )
-        command = PlaceLegalHold(header=header, revision=text_field(body, "revision"))
-        return await carry_out(on_place_legal_hold(command, deps), answer_to(command))
+    def hold_route(
+        kind: type[PlaceLegalHold] | type[ReleaseLegalHold],
+        handle: Callable[[Any, ArchiverDeps], Awaitable[None]],
+        reason_required: bool,
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def route(request: web.Request) -> web.Response:
+            principal = await authorized(request, lookup, ADMINS)
+            body = await json_body(request)
+            reason = text_field(body, "reason", None if reason_required else "")
+            header = header_for(
+                principal, adapter=text_field(body, "adapter"), environment="", reason=reason
+            )
+            command = kind(header=header, revision=text_field(body, "revision"))
+            return await carry_out(handle(command, deps), answer_to(command))
 
-    async def release_hold(request: web.Request) -> web.Response:
-        principal = await authorized(request, lookup, ADMINS)
-        body = await json_body(request)
-        header = header_for(
-            principal,
-            adapter=text_field(body, "adapter"),
-            environment="",
-            reason=text_field(body, "reason", ""),
-        )
-        command = ReleaseLegalHold(header=header, revision=text_field(body, "revision"))
-        return await carry_out(on_release_legal_hold(command, deps), answer_to(command))
+        return route
 
     app.router.add_put("/retention", set_policy)
-    app.router.add_post("/holds", place_hold)
-    app.router.add_post("/holds/release", release_hold)
+    app.router.add_post("/holds", hold_route(PlaceLegalHold, on_place_legal_hold, True))
+    app.router.add_post(
+        "/holds/release", hold_route(ReleaseLegalHold, on_release_legal_hold, False)
+    )
 
 
 def make_app(rules: PostgresRetentionRules) -> web.Application:
