@@ -39,7 +39,7 @@ def header_for(
 
 def send(args: argparse.Namespace, command: Any, key: str) -> None:
     """Publish `command` to the commands topic, keyed by `key` (an adapter or environment)."""
-    producer = make_producer(args.bootstrap)
+    producer = make_producer(args.kafka)
     value = Codec.from_env().encode(command)
     try:
         publish(producer, args.commands_topic, key=key.encode(), value=value)

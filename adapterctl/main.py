@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from adapterctl import (
     archive,
@@ -19,7 +20,7 @@ from adapterctl import (
 from adapterctl.settings import CtlSettings
 from adapterctl.source import CliError, CliRefusal, Reader, Source, read_kafka
 from shared.logs import configure_logging
-from shared.settings import KernelSettings
+from shared.settings import KernelSettings, SettingsError
 
 DESCRIPTION = """\
 Operate and audit the LoRA adapter promotion pipeline.
@@ -111,9 +112,15 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
+    try:
+        # The brokers from --bootstrap, as the principal KAFKA_SASL_USERNAME names.
+        args.kafka = replace(settings.kafka(), bootstrap_servers=args.bootstrap)
+    except (SettingsError, OSError) as exc:
+        print(f"adapterctl: error: Kafka credentials: {exc}", file=sys.stderr)
+        return 2
     source = Source(
         reader,
-        args.bootstrap,
+        args.kafka,
         args.topic,
         args.timeout,
         database_url=settings.database_url,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 from confluent_kafka import KafkaError, KafkaException
@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from shared.audit import AuditReport, Entry, Position, read_entry, verify
 from shared.codec import Codec
+from shared.kafka.auth import KafkaEndpoint, client_config
 from shared.kafka.reader import LogRecord, iter_topic
 from shared.lifecycle import LifecycleEvent
 from shared.registry.migrate import migrate
@@ -21,8 +22,8 @@ from shared.registry.store import init_connection
 
 T = TypeVar("T")
 
-# (bootstrap servers, topic, timeout in seconds) -> every record from the beginning to the end.
-Reader = Callable[[str, str, float], Iterable[LogRecord]]
+# (brokers as a principal, topic, timeout in seconds) -> every record from start to end.
+Reader = Callable[[KafkaEndpoint, str, float], Iterable[LogRecord]]
 
 
 class CliError(Exception):
@@ -34,17 +35,16 @@ class CliRefusal(CliError):
     allowed); adapterctl prints the reason and exits with 1, as the help promises."""
 
 
-def read_kafka(bootstrap_servers: str, topic: str, timeout_s: float) -> Iterable[LogRecord]:
+def read_kafka(kafka: KafkaEndpoint, topic: str, timeout_s: float) -> Iterable[LogRecord]:
     """Check quietly that the broker answers and has `topic`, then read it from the start.
 
     Without the check, librdkafka reports every failed connection attempt on stderr until
     the timeout. Listing all topics (not asking for one) never auto-creates it.
     """
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _QUIET}
-    admin = AdminClient(config)
+    admin = AdminClient(client_config(kafka, logger=_QUIET))
     if topic not in admin.list_topics(timeout=timeout_s).topics:
-        raise CliError(_missing(topic, bootstrap_servers))
-    return iter_topic(bootstrap_servers, topic, timeout_s=timeout_s)
+        raise CliError(_missing(topic, kafka.bootstrap_servers))
+    return iter_topic(kafka, topic, timeout_s=timeout_s)
 
 
 def _missing(topic: str, bootstrap_servers: str) -> str:
@@ -67,7 +67,7 @@ _QUIET = _quiet_logger()
 @dataclass(frozen=True, slots=True)
 class Source:
     read: Reader
-    bootstrap_servers: str
+    kafka: KafkaEndpoint
     topic: str
     timeout_s: float
     database_url: str = ""  # the registry, for the commands that manage catalogues
@@ -79,20 +79,20 @@ class Source:
         try:
             return [
                 read_entry(codec, Position(r.topic, r.partition, r.offset), r.key, r.value)
-                for r in self.read(self.bootstrap_servers, self.topic, self.timeout_s)
+                for r in self.read(self.kafka, self.topic, self.timeout_s)
             ]
         except KafkaException as exc:
             error = exc.args[0] if exc.args else exc
             detail = error.str() if isinstance(error, KafkaError) else str(error)
             if "not found" in detail:  # iter_topic's own check: the topic vanished meanwhile
-                raise CliError(_missing(self.topic, self.bootstrap_servers)) from exc
+                raise CliError(_missing(self.topic, self.kafka.bootstrap_servers)) from exc
             raise CliError(self._unreachable(detail)) from exc
         except TimeoutError as exc:
             raise CliError(self._unreachable(str(exc))) from exc
 
     def _unreachable(self, detail: str) -> str:
         return (
-            f"cannot read {self.topic!r} from Kafka at {self.bootstrap_servers} ({detail}): "
+            f"cannot read {self.topic!r} from Kafka at {self.kafka.bootstrap_servers} ({detail}): "
             "check that the broker runs (infra/up.sh starts a local one) and that "
             "--bootstrap or KAFKA_BOOTSTRAP_SERVERS names it; --timeout waits longer"
         )

@@ -42,12 +42,12 @@ def run_submit(args: argparse.Namespace, source: Source) -> int:
             target_environments=args.environment,
             description=args.description,
         )
-        partition, offset = submit(source.bootstrap_servers, event, topic=source.trained_topic)
+        partition, offset = submit(source.kafka, event, topic=source.trained_topic)
     except SubmissionError as exc:
         raise CliError(str(exc)) from exc
     except (KafkaException, TimeoutError) as exc:
         raise CliError(
-            f"could not publish to Kafka at {source.bootstrap_servers} ({exc}): check "
+            f"could not publish to Kafka at {source.kafka.bootstrap_servers} ({exc}): check "
             "KAFKA_BOOTSTRAP_SERVERS"
         ) from exc
     if args.json:

@@ -28,7 +28,7 @@ import httpx
 from confluent_kafka import Consumer
 
 from benchmarks.bench_registry import raw_round_trip
-from benchmarks.common import Figure, infra_env, summary_ms, write_report
+from benchmarks.common import Figure, infra_env, infra_of, kafka_of, summary_ms, write_report
 from shared.artifacts import LocalArtifactStore
 from shared.codec import Codec
 from shared.events import (
@@ -42,11 +42,11 @@ from shared.events import (
     RollbackRevision,
 )
 from shared.hf_folder import chat_template_hash, tokenizer_hash
+from shared.kafka.auth import Kafka, client_config
 from shared.kafka.producer import make_producer, publish
 from shared.manifest import Manifest, revision_digest
 from shared.modelkit.cache import Kit, kit
 from shared.registry.store import PostgresRegistry, Step
-from tests.conftest import Infra
 from tests.factories import lifecycle
 from tests.integration.test_activator import kit_files, start_replica, wait_healthy
 from tests.stack import Stack
@@ -58,14 +58,14 @@ WARMUP = 3
 class Activations(threading.Thread):
     """Stamps when each revision's RevisionActivated reaches the lifecycle topic."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str) -> None:
         super().__init__(daemon=True)
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
         self.codec = Codec.from_env()
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_config(bootstrap),
                 "group.id": f"bench-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 5,
@@ -150,9 +150,9 @@ def wait_routed(client: httpx.Client, replicas: list[str], adapter: str, name: s
 async def cycles(stack: Stack, tiny: Kit, replicas: list[str], n: int) -> dict[str, Any]:
     registry = await PostgresRegistry.connect(stack.database_url, Codec.from_env())
     store = LocalArtifactStore(stack.artifacts)
-    watcher = Activations(stack.infra.bootstrap_servers, stack.lifecycle_topic)
+    watcher = Activations(stack.infra.kafka, stack.lifecycle_topic)
     watcher.start()
-    producer = make_producer(stack.infra.bootstrap_servers)
+    producer = make_producer(stack.infra.kafka)
     codec, adapter = Codec.from_env(), "bench-adapter"
     activation: list[float] = []
     rollback: list[float] = []
@@ -197,7 +197,7 @@ async def cycles(stack: Stack, tiny: Kit, replicas: list[str], n: int) -> dict[s
 
 async def run(n: int, log_level: str) -> dict[str, Any]:
     env = infra_env()
-    infra = Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"])
+    infra = infra_of(env)
     stack = Stack(infra, Path(tempfile.mkdtemp(prefix="bench-activator-")))
     await stack.create()
     tiny = kit()
@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--rollbacks", type=int, default=100)
     parser.add_argument("--log-level", default="warning", help="the activator's (debug: timings)")
     args = parser.parse_args()
-    raw = raw_round_trip(infra_env()["KAFKA_BOOTSTRAP_SERVERS"], 200)
+    raw = raw_round_trip(kafka_of(infra_env()), 200)
     measured = asyncio.run(run(args.rollbacks, args.log_level))
     rollback, activation = measured["rollback"], measured["activation"]
     figures = [

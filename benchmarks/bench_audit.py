@@ -30,18 +30,19 @@ from fastavro import schemaless_reader
 
 from adapterctl.audit import run_replay, run_verify
 from adapterctl.source import Source, accepted_events, read_kafka
-from benchmarks.common import REPO, Figure, delete_topics, infra_env, write_report
+from benchmarks.common import REPO, Figure, delete_topics, infra_env, kafka_of, write_report
 from benchmarks.history import commit_and_publish, plan
 from shared import chain
 from shared.audit import Position, read_entry, verify
 from shared.codec import HEADER_SIZE, Codec
+from shared.kafka.auth import Kafka, client_config
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.pointers import fold
 
 PARTITIONS = 6  # the lifecycle topic's default (`LIFECYCLE_PARTITIONS`)
 
 
-async def generate(bootstrap: str, dsn_base: str, events: int, adapters: int) -> dict[str, Any]:
+async def generate(bootstrap: Kafka, dsn_base: str, events: int, adapters: int) -> dict[str, Any]:
     """A fresh database and lifecycle topic holding the planned history."""
     database = f"bench_audit_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(dsn_base)
@@ -58,13 +59,13 @@ async def generate(bootstrap: str, dsn_base: str, events: int, adapters: int) ->
     return {"topic": topic, **published}
 
 
-def raw_consume(bootstrap: str, topic: str, decode: bool) -> int:
+def raw_consume(bootstrap: Kafka, topic: str, decode: bool) -> int:
     """Read every partition to its end with batched consumes; with `decode`, read each body
     with fastavro under its writer schema (found by fingerprint), and nothing more."""
     schemas = {v.fingerprint: v.parsed for v in Codec.from_env().catalogue}
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": f"bench-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,  # as the auditor's reader: no broker-side wait at the end
@@ -140,7 +141,7 @@ def profile(source: Source) -> dict[str, Any]:
     codec = Codec.from_env()
     steps: dict[str, float] = {}
     started = time.perf_counter()
-    records = list(source.read(source.bootstrap_servers, source.topic, source.timeout_s))
+    records = list(source.read(source.kafka, source.topic, source.timeout_s))
     steps["consume_s"] = time.perf_counter() - started
     started = time.perf_counter()
     entries = [
@@ -187,7 +188,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated topic")
     args = parser.parse_args()
     env = infra_env()
-    bootstrap, dsn = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
+    bootstrap, dsn = kafka_of(env), env["DATABASE_URL"]
     history: dict[str, Any] = {"topic": args.topic, "reused": True}
     if args.topic is None:
         history = asyncio.run(generate(bootstrap, dsn, args.events, args.adapters))

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_registry import raw_round_trip
-from benchmarks.common import Figure, infra_env, summary_ms, write_report
-from tests.conftest import Infra
+from benchmarks.common import Figure, infra_env, infra_of, summary_ms, write_report
 from tests.pipeline.driver import Pipeline
 
 HOPS = 6
@@ -65,7 +64,7 @@ async def one_promotion(pipeline: Pipeline, prefix: str) -> dict[str, float]:
 
 async def run(promotions: int) -> dict[str, Any]:
     env = infra_env()
-    infra = Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"])
+    infra = infra_of(env)
     root = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     pipeline = await Pipeline.start(infra, root)
     try:
@@ -73,7 +72,7 @@ async def run(promotions: int) -> dict[str, Any]:
         runs = [await one_promotion(pipeline, f"p{i:03d}") for i in range(promotions)]
     finally:
         await pipeline.stop()
-    raw = await asyncio.to_thread(raw_round_trip, infra.bootstrap_servers, 300)
+    raw = await asyncio.to_thread(raw_round_trip, infra.kafka, 300)
     stages: dict[str, dict[str, float]] = {}
     previous = [0.0] * len(runs)
     for stage in STAGES:

@@ -17,9 +17,10 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Consumer
 
-from benchmarks.common import Figure, infra_env, summary_ms, write_report
+from benchmarks.common import Figure, infra_env, kafka_of, summary_ms, write_report
 from shared.codec import Codec
 from shared.events import RevisionRegistered, RevisionValidated
+from shared.kafka.auth import Kafka, client_config, endpoint
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.registry.relay import OutboxRelay, RelayConfig
@@ -30,7 +31,7 @@ from tests.factories import lifecycle
 class Arrivals(threading.Thread):
     """Consumes a topic and stamps when each key/event id arrives."""
 
-    def __init__(self, bootstrap: str, topic: str, expected: int, id_of: Any) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str, expected: int, id_of: Any) -> None:
         super().__init__(daemon=True)
         self.seen: dict[str, float] = {}
         self.expected = expected
@@ -38,7 +39,7 @@ class Arrivals(threading.Thread):
         self.ready = threading.Event()
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_config(bootstrap),
                 "group.id": f"bench-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 5,
@@ -57,13 +58,13 @@ class Arrivals(threading.Thread):
         self.consumer.close()
 
 
-def _topic(bootstrap: str, partitions: int = 6) -> str:
+def _topic(bootstrap: Kafka, partitions: int = 6) -> str:
     name = f"bench.{uuid.uuid4().hex[:8]}"
     provision(admin_client(bootstrap), [TopicSpec(name, partitions)])
     return name
 
 
-def raw_round_trip(bootstrap: str, n: int) -> dict[str, Any]:
+def raw_round_trip(bootstrap: Kafka, n: int) -> dict[str, Any]:
     """Produce n records one at a time (waiting for each ack, as the relay does per commit)
     and time each until a consumer has it."""
     topic = _topic(bootstrap)
@@ -90,7 +91,9 @@ def raw_round_trip(bootstrap: str, n: int) -> dict[str, Any]:
     return {"per_s": n / elapsed, **summary_ms(latencies)}
 
 
-async def registry_pipeline(bootstrap: str, dsn_base: str, n: int, writers: int) -> dict[str, Any]:
+async def registry_pipeline(
+    bootstrap: Kafka, dsn_base: str, n: int, writers: int
+) -> dict[str, Any]:
     """Commit n transitions (register + validate over n/2 revisions, `writers` adapters at
     once) and time each from its commit returning to a consumer having it on the topic."""
     database = f"bench_{uuid.uuid4().hex[:8]}"
@@ -108,7 +111,7 @@ async def registry_pipeline(bootstrap: str, dsn_base: str, n: int, writers: int)
     arrivals.start()
     while not arrivals.ready.is_set():
         await asyncio.sleep(0.05)
-    relay = OutboxRelay(RelayConfig(dsn=dsn, bootstrap_servers=bootstrap, topic=topic))
+    relay = OutboxRelay(RelayConfig(dsn=dsn, kafka=endpoint(bootstrap), topic=topic))
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     # Warm-up, excluded from the figures: leader election, producer id, first metadata.
@@ -151,7 +154,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=10)
     args = parser.parse_args()
     env = infra_env()
-    bootstrap, dsn = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
+    bootstrap, dsn = kafka_of(env), env["DATABASE_URL"]
 
     raw = raw_round_trip(bootstrap, args.events)
     pipeline = asyncio.run(registry_pipeline(bootstrap, dsn, args.events, args.writers))

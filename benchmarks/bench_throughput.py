@@ -37,11 +37,13 @@ from benchmarks.common import (
     cpu_seconds,
     delete_topics,
     infra_env,
+    infra_of,
     machine_cpu,
     write_report,
 )
 from shared.artifacts import LocalArtifactStore
 from shared.kafka.app import make_app
+from shared.kafka.auth import Kafka, client_config
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
 from shared.settings import KernelSettings
@@ -56,7 +58,7 @@ class Tally(threading.Thread):
     """Counts the lifecycle topic's events by type (the relay's `event_type` header) and
     stamps when each verdict arrives."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str) -> None:
         super().__init__(daemon=True)
         self.counts: dict[str, int] = {}
         self.verdicts: list[float] = []
@@ -65,7 +67,7 @@ class Tally(threading.Thread):
         self.stop = threading.Event()
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_config(bootstrap),
                 "group.id": f"bench-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 20,
@@ -108,7 +110,7 @@ def group_of(env: dict[str, str]) -> str:
 def wait_assigned(group_id: str, topic: str, owners: int, stack: Stack) -> None:
     """Until the evaluators' group is stable with every partition of `topic` assigned, to
     `owners` distinct members."""
-    admin = admin_client(stack.infra.bootstrap_servers)
+    admin = admin_client(stack.infra.kafka)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         group = admin.describe_consumer_groups([group_id])[group_id].result(timeout=10)
@@ -128,7 +130,7 @@ def wait_assigned(group_id: str, topic: str, owners: int, stack: Stack) -> None:
     raise TimeoutError(f"{group_id} never settled on {topic} with {owners} members")
 
 
-def echo_baseline(bootstrap: str, n: int, size: int) -> dict[str, Any]:
+def echo_baseline(bootstrap: Kafka, n: int, size: int) -> dict[str, Any]:
     """Consume n records of `size` bytes from a 1-partition topic and produce each to
     another (acks=all, idempotent, as the services' producer), until all are acknowledged."""
     source, sink = (f"bench.echo.{uuid.uuid4().hex[:8]}" for _ in range(2))
@@ -141,7 +143,7 @@ def echo_baseline(bootstrap: str, n: int, size: int) -> dict[str, Any]:
     producer.flush(60)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": f"bench-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
@@ -177,13 +179,13 @@ async def drain(
     )
     topic = stack.lifecycle_topic
     provision(
-        admin_client(infra.bootstrap_servers),
+        admin_client(infra.kafka),
         [TopicSpec(topic, partitions), TopicSpec(dlq_of(topic), 1)],
     )
     shutil.copytree(store, stack.artifacts, copy_function=os.link)  # blobs are write-once
     suites = stack.root / "suites"
     write_instant_suite(suites)
-    tally = Tally(infra.bootstrap_servers, topic)
+    tally = Tally(infra.kafka, topic)
     tally.backlog = n
     tally.start()
     result: dict[str, Any] = {"partitions": partitions, "instances": instances, "revisions": n}
@@ -237,14 +239,14 @@ async def drain(
         stack.stop()
         tally.join(10)
         await admin_sql(infra.database_url, f'DROP DATABASE IF EXISTS "stack_{stack.token}"')
-        delete_topics(infra.bootstrap_servers, [topic, dlq_of(topic)])
+        delete_topics(infra.kafka, [topic, dlq_of(topic)])
         shutil.rmtree(stack.artifacts, ignore_errors=True)
     return result
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = infra_env()
-    infra = Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"])
+    infra = infra_of(env)
     root = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     template = f"bench_tput_{uuid.uuid4().hex[:8]}"
     await admin_sql(infra.database_url, f'CREATE DATABASE "{template}"')
@@ -255,7 +257,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         size = await seed(dsn, LocalArtifactStore(store), args.revisions, args.adapters)
         seeded_s = time.perf_counter() - started
-        baseline = echo_baseline(infra.bootstrap_servers, args.echo_messages, round(size))
+        baseline = echo_baseline(infra.kafka, args.echo_messages, round(size))
         for config in args.configs:
             configs.append(
                 await drain(infra, root, template, store, config, args.revisions, args.timeout_s,

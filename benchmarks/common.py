@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.kafka.auth import Kafka, KafkaEndpoint
 from shared.kafka.topics import admin_client
+from tests.conftest import Infra
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -30,7 +32,21 @@ def infra_env() -> dict[str, str]:
     return values
 
 
-def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+def infra_of(env: dict[str, str]) -> Infra:
+    """The infrastructure `infra/up.sh` described in `env` (its infra.env)."""
+    return Infra(
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        env["DATABASE_URL"],
+        env.get("KAFKA_CREDENTIALS_DIR") or None,
+    )
+
+
+def kafka_of(env: dict[str, str]) -> KafkaEndpoint:
+    """Its brokers, as the admin: benchmarks make and delete their own topics."""
+    return infra_of(env).kafka
+
+
+def delete_topics(bootstrap: Kafka, topics: Sequence[str]) -> None:
     """Delete a benchmark's own topics, waiting until the broker has (an admin client that
     goes out of scope first takes the request with it)."""
     admin = admin_client(bootstrap)

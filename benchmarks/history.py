@@ -28,6 +28,7 @@ from shared.events import (
     RevisionValidated,
     WeightsDeleted,
 )
+from shared.kafka.auth import Kafka, endpoint
 from shared.lifecycle import SERVING, LifecycleEvent, RevisionStatus, State, apply
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.relay import OutboxRelay, RelayConfig
@@ -152,14 +153,14 @@ def plan(events: int, adapters: int, seed: int = 10) -> list[AdapterStory]:
 
 
 async def commit_and_publish(
-    stories: Sequence[AdapterStory], dsn: str, bootstrap: str, topic: str, writers: int = 8
+    stories: Sequence[AdapterStory], dsn: str, bootstrap: Kafka, topic: str, writers: int = 8
 ) -> dict[str, Any]:
     """Commit every story through the registry (adapters in parallel, each in order) while
     the outbox relay publishes to `topic`; return once every event is on the topic."""
     from shared.codec import Codec
 
     registry = await PostgresRegistry.connect(dsn, Codec.from_env(), max_size=writers + 1)
-    relay = OutboxRelay(RelayConfig(dsn=dsn, bootstrap_servers=bootstrap, topic=topic))
+    relay = OutboxRelay(RelayConfig(dsn=dsn, kafka=endpoint(bootstrap), topic=topic))
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     queue: asyncio.Queue[AdapterStory] = asyncio.Queue()

@@ -47,7 +47,7 @@ class Journey:
         for leftover in s.stop_leftovers():
             print(f"    stopped {leftover}, left running by an earlier demo", flush=True)
         s.start_infra()
-        provision(admin_client(s.env["KAFKA_BOOTSTRAP_SERVERS"]), catalogue())
+        provision(admin_client(s.admin_kafka()), catalogue())
         s.done(t)
 
         t = s.step("Building the tiny model kit: a real base and LoRA adapters, on the CPU")

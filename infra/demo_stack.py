@@ -21,6 +21,8 @@ import httpx
 
 from infra import processes
 from shared.codec import Codec
+from shared.kafka.acl import RELAY, cli_principal, service_principal
+from shared.kafka.auth import KafkaEndpoint, read_password, sasl_env
 from shared.kafka.reader import read_topic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,6 +144,15 @@ class DemoStack:
             "LOG_FORMAT": "json",
         }
 
+    def kafka_env(self, principal: str | None, *, relay: bool = True) -> dict[str, str]:
+        """Kafka as `principal` (None: the admin of infra.env), and its relay as `relay`."""
+        credentials = Path(self.env["KAFKA_CREDENTIALS_DIR"])
+        if principal is None:
+            return {}
+        return sasl_env(credentials, principal) | (
+            sasl_env(credentials, RELAY, prefix="RELAY_") if relay else {}
+        )
+
     def start(self, name: str, module: str, *args: str, **env: str) -> None:
         if module.startswith("services.") and module != "services.reference_server":
             port = free_port()  # health and Prometheus metrics, read at the end
@@ -152,7 +163,7 @@ class DemoStack:
         self.processes[name] = processes.ServiceCommand(
             name,
             ("-m", module, *args),
-            {**self.env, **env},
+            {**self.env, **self.kafka_env(service_principal(module)), **env},
             DEMO / "logs" / f"{name}.log",
             new_session=True,
         ).start()
@@ -229,7 +240,7 @@ class DemoStack:
     ) -> str:
         result = subprocess.run(
             [str(ADAPTERCTL), *args],
-            env={**self.env, **(env or {})},
+            env={**self.env, **self.kafka_env(cli_principal(args[0]), relay=False), **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,
@@ -248,10 +259,17 @@ class DemoStack:
         return folder
 
     # -- the log ---------------------------------------------------------------------------
+    def admin_kafka(self) -> KafkaEndpoint:
+        """The brokers as the admin of infra.env (topics; the demo's own reads of the log)."""
+        return KafkaEndpoint(
+            self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            self.env["KAFKA_SASL_USERNAME"],
+            read_password(Path(self.env["KAFKA_SASL_PASSWORD_FILE"])),
+        )
+
     def events(self, adapter: str) -> list[Any]:
         decoded = [
-            self.codec.decode(r.value or b"")
-            for r in read_topic(self.env["KAFKA_BOOTSTRAP_SERVERS"], LIFECYCLE)
+            self.codec.decode(r.value or b"") for r in read_topic(self.admin_kafka(), LIFECYCLE)
         ]
         return [e for e in decoded if e.envelope.adapter == adapter]
 

@@ -19,10 +19,18 @@ began=$EPOCHREALTIME
 "$REPO/infra/postgres/start.sh" 9>&-
 
 load_layout
+# Every principal's Kafka user and ACLs (idempotent: a second run changes nothing).
+"$REPO/.venv/bin/python" "$REPO/infra/kafka_access.py" \
+  --bootstrap "$(bootstrap_servers)" --credentials "$CREDENTIALS_DIR"
 env_file="$VAR_DIR/infra.env"
 cat >"$env_file.tmp" <<ENV
-# Written by infra/up.sh. Source it to reach the local Kafka and PostgreSQL.
+# Written by infra/up.sh. Source it to reach the local Kafka and PostgreSQL as the admin
+# (topics, users, ACLs); each service and role has its own principal and password file in
+# KAFKA_CREDENTIALS_DIR (README: "Credentials").
 export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap_servers)
+export KAFKA_SASL_USERNAME=admin
+export KAFKA_SASL_PASSWORD_FILE=$CREDENTIALS_DIR/admin.password
+export KAFKA_CREDENTIALS_DIR=$CREDENTIALS_DIR
 export DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB
 ENV
 mv "$env_file.tmp" "$env_file"

@@ -6,25 +6,23 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shared.kafka.auth import Kafka, KafkaEndpoint, client_config, read_password
 
-def wait_for_brokers(bootstrap: str, brokers: int, ids: set[int], timeout: float) -> str | None:
+
+def wait_for_brokers(kafka: Kafka, brokers: int, ids: set[int], timeout: float) -> str | None:
     """Poll cluster metadata until at least `brokers` brokers, every id in `ids` and an
     active controller show. Return None then, else what was last seen after `timeout` s."""
     quiet = logging.getLogger("wait_kafka.librdkafka")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        # Connection refusals while brokers come up are expected, not news.
-        "logger": quiet,
-        "error_cb": lambda _err: None,
-    }
-    admin = AdminClient(config)
+    # Connection refusals while brokers come up are expected, not news.
+    admin = AdminClient(client_config(kafka, logger=quiet, error_cb=lambda _err: None))
     deadline = time.monotonic() + timeout
     seen = "no metadata answer yet"
     while True:
@@ -48,9 +46,14 @@ def main() -> int:
     parser.add_argument("--brokers", type=int, default=1, help="at least this many brokers")
     parser.add_argument("--ids", default="", help="node ids that must be listed, e.g. 2 or 1,3")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds")
+    parser.add_argument("--username", help="the SASL/SCRAM principal to ask as")
+    parser.add_argument("--password-file", type=Path, help="its password (a 0600 file)")
     args = parser.parse_args()
     ids = {int(part) for part in args.ids.split(",") if part}
-    problem = wait_for_brokers(args.bootstrap, args.brokers, ids, args.timeout)
+    kafka = KafkaEndpoint(args.bootstrap)
+    if args.username:
+        kafka = kafka.as_user(args.username, read_password(args.password_file))
+    problem = wait_for_brokers(kafka, args.brokers, ids, args.timeout)
     if problem is not None:
         print(f"kafka not ready after {args.timeout:.0f}s: {problem}", file=sys.stderr)
         return 1

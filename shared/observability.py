@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 
 from shared.codec import CodecError
+from shared.kafka.auth import Kafka, client_config
 from shared.kafka.dispatch import Outcome, RawRecord
 from shared.kafka.topics import admin_client
 
@@ -167,8 +168,8 @@ def postgres_probe(pool: Callable[[], Any]) -> Probe:
 class KafkaProbe:
     """An admin metadata call, its answer (good or bad) cached for `cache_s`."""
 
-    def __init__(self, bootstrap_servers: str, *, timeout_s: float = 1.5, cache_s: float = 5.0):
-        self.bootstrap_servers, self.timeout_s, self.cache_s = bootstrap_servers, timeout_s, cache_s
+    def __init__(self, kafka: Kafka, *, timeout_s: float = 1.5, cache_s: float = 5.0):
+        self.kafka, self.timeout_s, self.cache_s = kafka, timeout_s, cache_s
         self._admin: Any = None
         self._checked_at = -float("inf")
         self._error: str | None = None
@@ -176,7 +177,7 @@ class KafkaProbe:
 
     def _metadata(self) -> None:
         if self._admin is None:
-            self._admin = admin_client(self.bootstrap_servers)
+            self._admin = admin_client(self.kafka)
         self._admin.list_topics(timeout=self.timeout_s)
 
     async def __call__(self) -> None:
@@ -195,10 +196,10 @@ class KafkaProbe:
 class LagReader:
     """The group's committed offsets against the brokers' watermarks (blocking calls)."""
 
-    def __init__(self, bootstrap_servers: str, group: str, topics: Iterable[str]) -> None:
+    def __init__(self, kafka: Kafka, group: str, topics: Iterable[str]) -> None:
         self.topics = list(topics)
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False}
+            client_config(kafka, **{"group.id": group, "enable.auto.commit": False})
         )
 
     def read(self, timeout_s: float = 2.0) -> dict[tuple[str, int], int]:

@@ -73,6 +73,7 @@ def run_service(
     name = flow.service
     with exit_on_bad_settings(name):
         settings = KernelSettings.from_env(name, env)
+        kafka = settings.kafka()
     consumed = flow.topics(settings)
     configure_logging(name, fmt=settings.log_format, level=settings.log_level)
     # Health and metrics are served by our own small server (below), not faust's web.
@@ -128,11 +129,11 @@ def run_service(
             built=ready.is_set,
             probes={
                 "postgres": postgres_probe(lambda: registries[0].pool if registries else None),
-                "kafka": KafkaProbe(settings.kafka_bootstrap_servers),
+                "kafka": KafkaProbe(kafka),
             },
         )
         runner = await serve(app.conf.web_host, settings.web_port, metrics, health)
-        reader = LagReader(settings.kafka_bootstrap_servers, app.conf.id, consumed)
+        reader = LagReader(kafka, app.conf.id, consumed)
         try:
             await watch(metrics, health, reader)
         finally:

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.kafka.auth import KafkaEndpoint, read_password
+
 Model = TypeVar("Model", bound="EnvModel")
 Location = tuple[str, ...]
 
@@ -196,6 +198,28 @@ class KernelSettings(EnvModel):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:39092", validation_alias="KAFKA_BOOTSTRAP_SERVERS", description="brokers"
     )
+    kafka_sasl_username: Annotated[str | None, OrNone] = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_USERNAME",
+        description="the Kafka principal this process authenticates as (SASL/SCRAM-SHA-512); "
+        "unset: PLAINTEXT, which the brokers of `infra/` refuse",
+    )
+    kafka_sasl_password_file: Annotated[Path | None, OrNone] = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_PASSWORD_FILE",
+        description="a file (mode 0600) holding that principal's password",
+    )
+    relay_kafka_sasl_username: Annotated[str | None, OrNone] = Field(
+        default=None,
+        validation_alias="RELAY_KAFKA_SASL_USERNAME",
+        description="the principal the outbox relay writes the lifecycle topic as (the only "
+        "one its ACLs let write it); unset: the process's own",
+    )
+    relay_kafka_sasl_password_file: Annotated[Path | None, OrNone] = Field(
+        default=None,
+        validation_alias="RELAY_KAFKA_SASL_PASSWORD_FILE",
+        description="a file (mode 0600) holding the relay principal's password",
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:35432/adapters",
         validation_alias="DATABASE_URL",
@@ -264,11 +288,35 @@ class KernelSettings(EnvModel):
             raise ValueError("expected a logging level: debug, info, warning, error")
         return level
 
+    def kafka(self) -> KafkaEndpoint:
+        """The brokers, as this process's own Kafka principal (reads its password file)."""
+        return _endpoint(
+            self.kafka_bootstrap_servers, self.kafka_sasl_username, self.kafka_sasl_password_file
+        )
+
+    def relay_kafka(self) -> KafkaEndpoint:
+        """The brokers, as the outbox relay's principal (the process's own when unset)."""
+        if self.relay_kafka_sasl_username is None:
+            return self.kafka()
+        return _endpoint(
+            self.kafka_bootstrap_servers,
+            self.relay_kafka_sasl_username,
+            self.relay_kafka_sasl_password_file,
+        )
+
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> KernelSettings:
         """The settings of `service`; its web port is `<SERVICE>_WEB_PORT`, else `WEB_PORT`."""
         own_port = f"{service.upper()}_WEB_PORT"
         return read_env(cls, env, fixed={"service": service}, prefer={"web_port": own_port})
+
+
+def _endpoint(brokers: str, username: str | None, password_file: Path | None) -> KafkaEndpoint:
+    if username is None:
+        return KafkaEndpoint(brokers)
+    if password_file is None:
+        raise SettingsError([f"{username}: a Kafka principal needs KAFKA_SASL_PASSWORD_FILE"])
+    return KafkaEndpoint(brokers, username, read_password(password_file))
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from typing import Any
 from shared.codec import Codec
 from shared.events import AdapterTrained, BaseModelRef, DataScope, TrainingRecipe
 from shared.hf_folder import chat_template_hash, tokenizer_hash
+from shared.kafka.auth import Kafka
 from shared.kafka.producer import make_producer, publish
 from shared.kafka.topics import TRAINED
 
@@ -110,12 +111,10 @@ def describe_submission(
     )
 
 
-def submit(
-    bootstrap_servers: str, event: AdapterTrained, *, topic: str = TRAINED
-) -> tuple[int, int]:
+def submit(kafka: Kafka, event: AdapterTrained, *, topic: str = TRAINED) -> tuple[int, int]:
     """Publish the event keyed by adapter; returns (partition, offset) once acknowledged."""
     delivered = publish(
-        make_producer(bootstrap_servers),
+        make_producer(kafka),
         topic,
         key=event.adapter.encode(),
         value=Codec.from_env().encode(event),

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.kafka.acl import ADMIN
+from shared.kafka.auth import KafkaEndpoint, read_password, sasl_env
+
 REPO = Path(__file__).resolve().parents[1]
 INFRA_ENV = REPO / "var" / "infra.env"
 
@@ -28,14 +31,36 @@ INFRA_ENV = REPO / "var" / "infra.env"
 class Infra:
     bootstrap_servers: str
     database_url: str
+    # Where infra/ keeps each Kafka principal's password file (None: brokers without auth).
+    credentials_dir: str | None = None
 
-    def env(self) -> dict[str, str]:
-        """The environment a service process needs to reach this infrastructure."""
+    @property
+    def kafka(self) -> KafkaEndpoint:
+        """The brokers as the admin (topics, users, ACLs): what a test's own clients use."""
+        return self.as_principal(ADMIN)
+
+    def as_principal(self, principal: str) -> KafkaEndpoint:
+        """The brokers as `principal` (one of shared.kafka.acl.PRINCIPALS, or the admin)."""
+        if self.credentials_dir is None:
+            return KafkaEndpoint(self.bootstrap_servers)
+        password = read_password(Path(self.credentials_dir) / f"{principal}.password")
+        return KafkaEndpoint(self.bootstrap_servers, principal, password)
+
+    def principal_env(self, principal: str) -> dict[str, str]:
+        """The variables that make a process connect to Kafka as `principal`."""
+        if self.credentials_dir is None:
+            return {}
+        return sasl_env(Path(self.credentials_dir), principal)
+
+    def env(self, principal: str = ADMIN) -> dict[str, str]:
+        """The environment a process needs to reach this infrastructure as `principal`."""
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DATABASE_URL": self.database_url,
             "PYTHONPATH": str(REPO),
+            **({"KAFKA_CREDENTIALS_DIR": self.credentials_dir} if self.credentials_dir else {}),
+            **self.principal_env(principal),
         }
 
 
@@ -74,7 +99,11 @@ def _reachable(infra: Infra) -> bool:
 
 def _from_values(values: dict[str, str]) -> Infra | None:
     if "KAFKA_BOOTSTRAP_SERVERS" in values and "DATABASE_URL" in values:
-        return Infra(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"])
+        return Infra(
+            values["KAFKA_BOOTSTRAP_SERVERS"],
+            values["DATABASE_URL"],
+            values.get("KAFKA_CREDENTIALS_DIR") or None,
+        )
     return None
 
 

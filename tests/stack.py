@@ -18,6 +18,8 @@ import httpx
 from infra import processes
 from infra.processes import ServiceCommand
 from shared.codec import Codec
+from shared.kafka import acl
+from shared.kafka.acl import TopicNames, apply_grants, grants
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import TopicSpec, admin_client, dlq_of, provision
 from shared.registry.principals import Role, add_principal
@@ -97,11 +99,13 @@ class Stack:
             if self.min_insync_replicas != 1
             else {}
         )
+        admin = admin_client(self.infra.kafka)
         provision(
-            admin_client(self.infra.bootstrap_servers),
+            admin,
             [TopicSpec(t, 3, isr) for t in topics] + [TopicSpec(dlq_of(t), 1, isr) for t in topics],
             replication_factor=self.replication_factor,
         )
+        self.grant("adapters", f"t{self.token}")
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
         registry = await PostgresRegistry.connect(self.database_url, Codec.from_env())
@@ -110,9 +114,28 @@ class Stack:
         finally:
             await registry.close()
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def grant(self, *group_prefixes: str) -> None:
+        """The project's ACLs on this stack's private topics, for services in groups
+        `<prefix>-<service>` (the default prefix, or a test's own)."""
+        if self.infra.credentials_dir is None:
+            return  # brokers without authentication
+        names = TopicNames(self.trained_topic, self.lifecycle_topic, self.commands_topic)
+        admin = admin_client(self.infra.kafka)
+        apply_grants(admin, sorted({g for p in group_prefixes for g in grants(names, p)}))
+
+    def let_readers_read(self, topic: str) -> None:
+        """Let the auditor and the operator (adapterctl's readers) read a test's own `topic`."""
+        if self.infra.credentials_dir is not None:
+            readers = (acl.AUDITOR, acl.OPERATOR)
+            apply_grants(
+                admin_client(self.infra.kafka),
+                [acl.Grant(who, "topic", topic, acl.Op.READ) for who in readers],
+            )
+
+    def env(self, principal: str = acl.OPERATOR, **extra: str) -> dict[str, str]:
+        """This stack's environment, connecting to Kafka as `principal`."""
         return {
-            **self.infra.env(),
+            **self.infra.env(principal),
             "DATABASE_URL": self.database_url,
             "TRAINED_TOPIC": self.trained_topic,
             "LIFECYCLE_TOPIC": self.lifecycle_topic,
@@ -136,9 +159,22 @@ class Stack:
         self.processes[service] = process
         return process
 
+    def service_env(self, module: str, **extra: str) -> dict[str, str]:
+        """The environment of `python -m <module>`: a service connects to Kafka as its own
+        principal, its outbox relay as `relay` (the only one that may write the log)."""
+        relay = self.infra.principal_env(acl.RELAY)
+        return self.env(
+            acl.service_principal(module) or acl.ADMIN,
+            **{f"RELAY_{k}": v for k, v in relay.items()},
+            **extra,
+        )
+
     def command(self, service: str, argv: Sequence[str], **extra: str) -> ServiceCommand:
-        """`python <argv>` in this stack's environment, logging to `<service>.log`."""
-        return ServiceCommand(service, argv, self.env(**extra), self.root / f"{service}.log")
+        """`python <argv>` in this stack's environment, logging to `<service>.log`; a
+        `-m <module>` runs as that service's principal (`service_env`)."""
+        is_module = len(argv) >= 2 and argv[0] == "-m"
+        env = self.service_env(argv[1], **extra) if is_module else self.env(**extra)
+        return ServiceCommand(service, argv, env, self.root / f"{service}.log")
 
     def log_of(self, service: str) -> str:
         path = self.root / f"{service}.log"
@@ -151,7 +187,7 @@ class Stack:
         result = subprocess.run(
             [str(Path(sys.executable).parent / "adapterctl"), *args],
             cwd=REPO,
-            env=self.env(),
+            env=self.env(acl.cli_principal(args[0] if args else "")),
             capture_output=True,
             text=True,
             timeout=120,
@@ -170,7 +206,7 @@ class Stack:
         return base_id, base_revision
 
     def records(self, topic: str | None = None) -> list[LogRecord]:
-        return read_topic(self.infra.bootstrap_servers, topic or self.lifecycle_topic)
+        return read_topic(self.infra.kafka, topic or self.lifecycle_topic)
 
     def events(self, adapter: str | None = None) -> list[Any]:
         codec = Codec.from_env()

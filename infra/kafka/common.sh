@@ -7,6 +7,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 KAFKA_DIR="$VAR_DIR/kafka"
 KAFKA_LIBS="$REPO/.cache/kafka/libs"
 LAYOUT_FILE="$KAFKA_DIR/cluster.env"
+# Passwords of the brokers' own principals and of every client principal, one file each
+# (mode 0600). Clients authenticate with SASL/SCRAM-SHA-512; the controllers with PLAIN
+# (KRaft cannot use SCRAM there: the credentials live in the metadata they serve).
+CREDENTIALS_DIR="$KAFKA_DIR/credentials"
+# A cluster formatted before authentication was on has no SCRAM users: it is remade.
+AUTH_LAYOUT=scram-acl-1
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 # Named as in Kafka's own bin/kafka-run-class.sh. C1 JIT only: on 2 cores, C2 compiling
 # in three JVMs at once nearly doubles the start time (12 s -> 7 s for 3 nodes); a
@@ -64,45 +70,71 @@ new_cluster_id() {
 # quorum is written into each node's storage at format time, so another broker count
 # or port set means a new cluster: the old one is wiped (only when none of it runs).
 resolve_layout() {
-  local want_brokers=${BROKERS:-1} want_base=${KAFKA_PORT_BASE:-39092}
+  local want_brokers=${BROKERS:-1} want_base=${KAFKA_PORT_BASE:-39092} AUTH=none
   [[ $want_brokers =~ ^[1-9]$ ]] || die "BROKERS must be 1..9, got '$want_brokers'"
   [[ $want_base =~ ^[0-9]+$ ]] || die "KAFKA_PORT_BASE must be a port number"
   if [[ -f $LAYOUT_FILE ]]; then
     # shellcheck source=/dev/null
     source "$LAYOUT_FILE"
-    if [[ $BROKERS == "$want_brokers" && $PORT_BASE == "$want_base" ]]; then
+    if [[ $BROKERS == "$want_brokers" && $PORT_BASE == "$want_base" && $AUTH == "$AUTH_LAYOUT" ]]; then
       return 0
     fi
     [[ -z $(all_kafka_pids) ]] ||
       die "a $BROKERS-broker cluster on ports from $PORT_BASE runs: stop it (infra/kafka/stop.sh) first"
-    say "layout changed ($BROKERS brokers from port $PORT_BASE -> $want_brokers from $want_base): new cluster, wiping $KAFKA_DIR"
+    say "layout changed ($BROKERS brokers from port $PORT_BASE, auth $AUTH -> $want_brokers from $want_base, auth $AUTH_LAYOUT): new cluster, wiping $KAFKA_DIR"
     rm -rf "$KAFKA_DIR"
   fi
   BROKERS=$want_brokers PORT_BASE=$want_base
   mkdir -p "$KAFKA_DIR"
   CLUSTER_ID=$(new_cluster_id)
-  printf 'BROKERS=%s\nPORT_BASE=%s\nCLUSTER_ID=%s\n' "$BROKERS" "$PORT_BASE" "$CLUSTER_ID" >"$LAYOUT_FILE"
+  printf 'BROKERS=%s\nPORT_BASE=%s\nCLUSTER_ID=%s\nAUTH=%s\n' "$BROKERS" "$PORT_BASE" "$CLUSTER_ID" "$AUTH_LAYOUT" >"$LAYOUT_FILE"
+}
+
+# The password of principal $1, made (32 hex digits, mode 0600) the first time it is asked.
+password_of() {
+  local file="$CREDENTIALS_DIR/$1.password"
+  if [[ ! -s $file ]]; then
+    mkdir -p "$CREDENTIALS_DIR"
+    chmod 700 "$CREDENTIALS_DIR"
+    (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$file.tmp" && mv "$file.tmp" "$file")
+  fi
+  cat "$file"
 }
 
 write_props() {
-  local id=$1 dir voters="" n rf min_isr
+  local id=$1 dir voters="" n rf min_isr controller_pw broker_pw
   dir=$(node_dir "$id")
   for ((n = 1; n <= BROKERS; n++)); do voters+="${voters:+,}$n@127.0.0.1:$(controller_port "$n")"; done
   # Three brokers: every internal topic on all three, a write needs two of them.
   rf=$((BROKERS < 3 ? BROKERS : 3))
   min_isr=$((rf >= 3 ? 2 : 1))
+  controller_pw=$(password_of controller)
+  broker_pw=$(password_of broker)
   mkdir -p "$dir/data" "$dir/logs"
+  (umask 077 && : >"$dir/server.properties")  # it holds the brokers' passwords
   cat >"$dir/server.properties" <<PROPS
 # Written by infra/kafka/start.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(broker_port "$id"),CONTROLLER://127.0.0.1:$(controller_port "$id")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "$id")
+listeners=SASL_PLAINTEXT://127.0.0.1:$(broker_port "$id"),CONTROLLER://127.0.0.1:$(controller_port "$id")
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$(broker_port "$id")
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs=$dir/data
+
+# Every client authenticates (SCRAM-SHA-512) and every request is authorised: nothing is
+# allowed where no ACL allows it (shared/kafka/acl.py grants them; infra/kafka_access.py).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$broker_pw";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller_pw" user_controller="$controller_pw";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:controller;User:broker;User:admin
+allow.everyone.if.no.acl.found=false
 
 default.replication.factor=$rf
 min.insync.replicas=$min_isr
@@ -133,8 +165,12 @@ format_nodes() {
     dir=$(node_dir "$id")
     [[ -f $dir/data/meta.properties ]] && continue
     write_props "$id"
+    # The SCRAM users the brokers need before any ACL exists: themselves and the admin.
     "$JAVA" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-      -t "$CLUSTER_ID" -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 &
+      -t "$CLUSTER_ID" -c "$dir/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=broker,password=$(password_of broker)]" \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$(password_of admin)]" \
+      >"$dir/logs/format.log" 2>&1 &
     jobs+=("$!:$id")
   done
   for job in "${jobs[@]}"; do
@@ -217,6 +253,7 @@ wait_ready() {
   if "$python" -c 'import confluent_kafka' 2>/dev/null; then
     # Only the nodes asked for: after kill_broker.sh, another node may be down on purpose.
     "$python" "$REPO/infra/wait_kafka.py" --bootstrap "$(bootstrap_servers)" \
+      --username admin --password-file "$CREDENTIALS_DIR/admin.password" \
       --ids "$(IFS=,; echo "$*")" --timeout $((deadline - SECONDS > 5 ? deadline - SECONDS : 5)) ||
       fail_start "$@"
     say "kafka ready: node(s) $* in the cluster metadata after $(elapsed_since "$began")s"

@@ -8,9 +8,19 @@ from typing import Any
 
 import faust
 
+from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.dispatch import Dispatcher, RawRecord
 from shared.kafka.topics import dlq_of
 from shared.settings import KernelSettings
+
+
+def faust_credentials(kafka: KafkaEndpoint) -> faust.SASLCredentials | None:
+    """aiokafka's SASL credentials for `kafka`, or None for PLAINTEXT."""
+    if not kafka.authenticated:
+        return None
+    return faust.SASLCredentials(
+        username=kafka.username, password=kafka.password or "", mechanism=kafka.mechanism
+    )
 
 
 def make_app(settings: KernelSettings, *, app_id: str | None = None, **overrides: Any) -> faust.App:
@@ -29,6 +39,7 @@ def make_app(settings: KernelSettings, *, app_id: str | None = None, **overrides
         "web_enabled": settings.web_port > 0,
         "web_port": settings.web_port or 6066,
         "web_host": "127.0.0.1",
+        "broker_credentials": faust_credentials(settings.kafka()),
     }
     options.update(overrides)
     return faust.App(app_id or f"{settings.consumer_group_prefix}-{settings.service}", **options)

@@ -7,11 +7,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from shared.kafka.auth import Kafka, client_config
 
-def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+
+def make_producer(kafka: Kafka, **overrides: Any) -> Producer:
     """acks=all and idempotence: no duplicates from retries, per-partition order kept."""
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+        **client_config(kafka),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 2,

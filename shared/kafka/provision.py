@@ -11,7 +11,7 @@ from shared.settings import KernelSettings
 
 def main() -> int:
     settings = KernelSettings.from_env("provision")
-    admin = admin_client(settings.kafka_bootstrap_servers)
+    admin = admin_client(settings.kafka())
     specs = catalogue(
         lifecycle_partitions=settings.lifecycle_partitions,
         min_insync_replicas=settings.min_insync_replicas,

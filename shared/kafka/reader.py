@@ -10,6 +10,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from shared.kafka.auth import READER_GROUP_PREFIX, Kafka, client_config
+
 BATCH = 1000  # records per consume call
 
 
@@ -31,18 +33,19 @@ class LogRecord:
 
 
 def iter_topic(
-    bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0
+    kafka: Kafka, topic: str, *, timeout_s: float = 30.0, group: str | None = None
 ) -> Iterator[LogRecord]:
     """Yield every record in `topic`, partition by partition in offset order, then stop.
 
     The end is each partition's high watermark when reading starts, so a topic that
     keeps growing still yields a finite, consistent snapshot. No group offsets are
-    committed: an auditor's replay leaves no trace on the cluster.
+    committed: an auditor's replay leaves no trace on the cluster. `group` (never joined)
+    defaults to a throwaway reader's, which the ACLs let readers look up.
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
+            **client_config(kafka),
+            "group.id": group or f"{READER_GROUP_PREFIX}{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
@@ -112,5 +115,5 @@ def _as_bytes(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0) -> list[LogRecord]:
-    return list(iter_topic(bootstrap_servers, topic, timeout_s=timeout_s))
+def read_topic(kafka: Kafka, topic: str, *, timeout_s: float = 30.0) -> list[LogRecord]:
+    return list(iter_topic(kafka, topic, timeout_s=timeout_s))

@@ -17,6 +17,8 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from shared.kafka.auth import Kafka, client_config
+
 TRAINED = "adapters.trained.v1"
 LIFECYCLE = "adapters.lifecycle.v1"
 COMMANDS = "adapters.commands.v1"
@@ -166,5 +168,5 @@ def read_configs(
     return result
 
 
-def admin_client(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers})
+def admin_client(kafka: Kafka) -> AdminClient:
+    return AdminClient(client_config(kafka))

@@ -21,6 +21,7 @@ import asyncpg
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
+from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import LIFECYCLE
 from shared.registry.store import NOTIFY_CHANNEL
@@ -34,7 +35,7 @@ LEADER_LOCK = 0x52454C41  # "RELA"
 @dataclass
 class RelayConfig:
     dsn: str
-    bootstrap_servers: str
+    kafka: KafkaEndpoint
     topic: str = LIFECYCLE
     batch_size: int = 500
     idle_poll_s: float = 1.0
@@ -49,7 +50,7 @@ class OutboxRelay:
         self.config = config
         self._producer_factory = producer_factory or (
             lambda: make_producer(
-                config.bootstrap_servers,
+                config.kafka,
                 **{"enable.gapless.guarantee": True, "partitioner": "murmur2_random"},
             )
         )
@@ -161,7 +162,7 @@ def relay_from_settings(settings: KernelSettings) -> OutboxRelay:
     return OutboxRelay(
         RelayConfig(
             dsn=settings.database_url,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=settings.relay_kafka(),
             topic=settings.lifecycle_topic,
         )
     )

@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,13 @@ def cluster3(infra: Infra) -> Iterator[Infra]:
         ours = kafka_pids(CLUSTER)
         assert len(ours) == 3 and not ours & main_brokers, (ours, main_brokers)
         assert kafka_pids(REPO / "var") == main_brokers  # var/'s scripts do not see ours
-        yield Infra(BROKERS, infra.database_url)
+        credentials = CLUSTER / "kafka" / "credentials"
+        # Its principals and ACLs, as infra/up.sh gives the main cluster's.
+        infra_script(
+            f"{sys.executable} infra/kafka_access.py --bootstrap {BROKERS}"
+            f" --credentials {credentials}"
+        )
+        yield Infra(BROKERS, infra.database_url, str(credentials))
     finally:
         infra_script("down.sh")  # with VAR_DIR=var/faults3: this cluster only
         assert not kafka_pids(CLUSTER), "the 3-broker cluster outlived down.sh"
@@ -99,12 +106,12 @@ async def test_losing_a_broker_of_three_mid_run_loses_and_duplicates_no_promotio
     pipeline = await Pipeline.start(cluster3, tmp_path, replication_factor=3, min_insync_replicas=2)
     try:
         topic = pipeline.stack.lifecycle_topic
-        admin = admin_client(cluster3.bootstrap_servers)
+        admin = admin_client(cluster3.kafka)
         meta = admin.list_topics(topic, timeout=30).topics[topic]
         assert {len(p.replicas) for p in meta.partitions.values()} == {3}
         assert read_configs(admin, [topic])[topic]["min.insync.replicas"] == "2"
         # The broker leading the most lifecycle partitions: the relay writes through it.
-        led = list(leaders(cluster3.bootstrap_servers, topic).values())
+        led = list(leaders(cluster3.kafka, topic).values())
         victim = max(sorted(set(led)), key=lambda b: (led.count(b), rng.random()))
         print(f"\n[kafka] seed {seed}: kill broker {victim} after {at:.0%}; logs in {tmp_path}")
 
@@ -117,7 +124,7 @@ async def test_losing_a_broker_of_three_mid_run_loses_and_duplicates_no_promotio
 
         took = await pipeline.wait(timeout_s=420, stall_s=150)
         report = await pipeline.report()
-        moved = leaders(cluster3.bootstrap_servers, topic)
+        moved = leaders(cluster3.kafka, topic)
         print(
             f"[kafka] {PROMOTIONS} promotions in {took:.0f}s on two brokers; lifecycle leaders "
             f"now {moved}; {report.duplicates} duplicates on the wire; "

@@ -24,6 +24,8 @@ import pytest
 
 from adapterctl.main import build_parser
 from shared.events import RevisionRejected, RevisionValidated
+from shared.kafka import acl
+from shared.kafka.acl import apply_grants
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.settings import KernelSettings
 from tests.conftest import REPO, Infra
@@ -127,10 +129,12 @@ class Ctl:
 
     def __init__(self, stack: Stack, **env: str) -> None:
         self.stack = stack
-        self.env = stack.env(**env)
+        self.overrides = env
 
     def __call__(self, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
-        result = _run(*args, env=self.env)
+        # adapterctl connects to Kafka as the role its subcommand needs (submit: a trainer).
+        env = self.stack.env(acl.cli_principal(args[0] if args else ""), **self.overrides)
+        result = _run(*args, env=env)
         assert result.returncode == rc, (
             f"adapterctl {' '.join(args)}: exit {result.returncode}, wanted {rc}\n"
             f"{result.stdout}{result.stderr}"
@@ -372,7 +376,10 @@ def unheard(stack: Stack) -> Ctl:
     """adapterctl on a commands topic of its own that no service consumes, and an activator
     URL nothing answers on."""
     topic = f"t{stack.token}.commands-unheard"
-    provision(admin_client(stack.infra.bootstrap_servers), [TopicSpec(topic, 3, {})])
+    admin = admin_client(stack.infra.kafka)
+    provision(admin, [TopicSpec(topic, 3, {})])
+    apply_grants(admin, [acl.Grant(acl.OPERATOR, "topic", topic, acl.Op.WRITE)])
+    stack.let_readers_read(topic)
     return Ctl(stack, COMMANDS_TOPIC=topic, ACTIVATOR_URL="http://127.0.0.1:1")
 
 
@@ -384,7 +391,7 @@ def test_operator_commands_without_an_activator(unheard: Ctl, revision: tuple[st
                     "--no-wait", "--reason", "test")  # fmt: skip
     assert len(sent["command_id"]) == 36
     assert ctl("rollback", adapter, "--environment", ENV, "--no-wait").stdout.strip()
-    topic = ctl.env["COMMANDS_TOPIC"]
+    topic = ctl.overrides["COMMANDS_TOPIC"]
     commands = ctl.stack.records(topic)
     assert [r.key for r in commands] == [adapter.encode(), adapter.encode()]
     # Waiting with no activator: no answer in time is 1, and the reason says so.

@@ -72,10 +72,11 @@ def copy_with(
     with `reseal`, that event and every later one of the adapter get fresh chain hashes."""
     records = approval.stack.records()
     copy = f"forged-{uuid.uuid4().hex[:10]}"
-    admin = admin_client(approval.stack.infra.bootstrap_servers)
+    admin = admin_client(approval.stack.infra.kafka)
     for future in admin.create_topics([NewTopic(copy, 3, 1)]).values():
         future.result()
-    producer = make_producer(approval.stack.infra.bootstrap_servers, partitioner="murmur2_random")
+    approval.stack.let_readers_read(copy)
+    producer = make_producer(approval.stack.infra.kafka, partitioner="murmur2_random")
     prev_hash, changed = GENESIS_HASH, False
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         value = record.value

@@ -143,14 +143,14 @@ class Scenario:
 
 
 def create_topic(infra: Infra, name: str) -> None:
-    admin = admin_client(infra.bootstrap_servers)
+    admin = admin_client(infra.kafka)
     for future in admin.create_topics([NewTopic(name, 3, 1)]).values():
         future.result()
 
 
 def produce(infra: Infra, topic: str, records: list[tuple[int | None, Any, Any]]) -> None:
     """Publish in order like the relay (keyed by adapter); a partition given is kept."""
-    producer = make_producer(infra.bootstrap_servers, partitioner="murmur2_random")
+    producer = make_producer(infra.kafka, partitioner="murmur2_random")
     for partition, key, value in records:
         extra = {} if partition is None else {"partition": partition}
         producer.produce(topic, key=key, value=value, **extra)
@@ -250,7 +250,7 @@ def inject_forged(records: list[LogRecord], s: Scenario) -> tuple[list[LogRecord
 def test_verify_fails_on_a_tampered_copy_and_names_the_tampered_event(
     scenario: Scenario, tamper: Tamper
 ) -> None:
-    original = read_topic(scenario.infra.bootstrap_servers, scenario.topic)
+    original = read_topic(scenario.infra.kafka, scenario.topic)
     records, named = tamper(original, scenario)
     copy = f"{scenario.topic}-{tamper.__name__}"
     create_topic(scenario.infra, copy)
@@ -389,5 +389,5 @@ def test_a_missing_topic_exits_two_and_is_not_created(scenario: Scenario) -> Non
     result = adapterctl(scenario, "audit", "verify", topic=missing)
 
     assert result.returncode == 2 and "does not exist" in result.stderr
-    topics = admin_client(scenario.infra.bootstrap_servers).list_topics(timeout=10).topics
+    topics = admin_client(scenario.infra.kafka).list_topics(timeout=10).topics
     assert missing not in topics

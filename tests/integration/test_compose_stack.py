@@ -19,7 +19,7 @@ pytestmark = pytest.mark.docker
 
 async def test_compose_kafka_and_postgres_answer(docker_services: Any) -> None:
     docker_services.wait_until_responsive(check=lambda: _reachable(COMPOSED), timeout=180, pause=1)
-    metadata = admin_client(COMPOSED.bootstrap_servers).list_topics(timeout=30)
+    metadata = admin_client(COMPOSED.kafka).list_topics(timeout=30)
     assert metadata.brokers, "Kafka answered with no brokers"
     connection = await asyncpg.connect(COMPOSED.database_url, timeout=30)
     try:

@@ -17,12 +17,12 @@ from tests.samples import sample
 
 
 def _create_topics(infra: Infra, *names: str) -> None:
-    provision(admin_client(infra.bootstrap_servers), [TopicSpec(n, 1) for n in names])
+    provision(admin_client(infra.kafka), [TopicSpec(n, 1) for n in names])
 
 
 def _wait_for(infra: Infra, topic: str, count: int, timeout_s: float = 60) -> list[LogRecord]:
     def enough() -> list[LogRecord]:
-        records = read_topic(infra.bootstrap_servers, topic)
+        records = read_topic(infra.kafka, topic)
         assert len(records) >= count, f"{topic} has {len(records)} records, expected {count}"
         return records
 
@@ -39,7 +39,7 @@ def test_garbage_and_unknown_fingerprint_go_to_dlq_and_the_next_good_message_is_
     good_bytes = codec.encode(good)
     unknown = b"\xc3\x01" + b"\x00\x01\x02\x03\x04\x05\x06\x07" + good_bytes[10:]
 
-    producer = make_producer(infra.bootstrap_servers)
+    producer = make_producer(infra.kafka)
     publish(producer, source, key=b"garbage", value=b"\x00not avro at all")
     publish(producer, source, key=b"unknown", value=unknown)
     publish(producer, source, key=good.adapter.encode(), value=good_bytes)

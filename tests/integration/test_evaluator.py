@@ -119,7 +119,7 @@ def submit_kit_adapter(stack: Stack, tiny: Kit, kind: str, adapter: str) -> str:
         tokenizer_folder=tiny.base,
         target_environments=[ENVIRONMENT],
     )
-    submit(stack.infra.bootstrap_servers, event, topic=stack.trained_topic)
+    submit(stack.infra.as_principal("trainer"), event, topic=stack.trained_topic)
     return revision_of(folder)
 
 
@@ -243,7 +243,7 @@ async def test_a_redelivered_validated_event_is_evaluated_once(
         for r in stack.records()
         if r.key == adapter.encode() and isinstance(codec.decode(r.value or b""), RevisionValidated)
     ]
-    producer = make_producer(stack.infra.bootstrap_servers)
+    producer = make_producer(stack.infra.kafka)
     publish(producer, stack.lifecycle_topic, key=validated.key, value=validated.value or b"")
     marker = unique("marker")  # evaluated after the duplicate: by then it was handled
     submitted(stack, tiny, "good", marker)

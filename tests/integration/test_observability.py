@@ -98,7 +98,7 @@ def test_validator_serves_health_and_its_counters_move_with_the_events_it_consum
         base, "adapters_failures_total", service="validator", reason="undecodable"
     )
 
-    producer = make_producer(stack.infra.bootstrap_servers)
+    producer = make_producer(stack.infra.kafka)
     publish(producer, topic, key=b"garbage", value=b"\x00not avro at all")
     publish(producer, topic, key=b"other", value=Codec.from_env().encode(sample(AdapterTrained)))
 

@@ -34,7 +34,7 @@ async def database(infra: Infra) -> str:
 
 
 def _topic(infra: Infra, name: str, partitions: int = 6) -> str:
-    provision(admin_client(infra.bootstrap_servers), [TopicSpec(name, partitions)])
+    provision(admin_client(infra.kafka), [TopicSpec(name, partitions)])
     return name
 
 
@@ -54,7 +54,7 @@ def _wait_for_events(
     infra: Infra, topic: str, expected: int, timeout_s: float = 120
 ) -> list[LogRecord]:
     def enough() -> list[LogRecord]:
-        records = read_topic(infra.bootstrap_servers, topic)
+        records = read_topic(infra.kafka, topic)
         distinct = len({r.header("event_id") for r in records})
         assert distinct >= expected, f"{topic}: {distinct} distinct events, expected {expected}"
         return records
@@ -87,9 +87,7 @@ async def test_a_thousand_transitions_over_fifty_adapters_arrive_in_order_withou
 ) -> None:
     topic = _topic(infra, unique("lifecycle"))
     registry = await PostgresRegistry.connect(database, Codec.from_env(), max_size=10)
-    relay = OutboxRelay(
-        RelayConfig(dsn=database, bootstrap_servers=infra.bootstrap_servers, topic=topic)
-    )
+    relay = OutboxRelay(RelayConfig(dsn=database, kafka=infra.kafka, topic=topic))
     stop = asyncio.Event()
     running = asyncio.create_task(relay.run(stop))
     try:

@@ -29,7 +29,7 @@ EXPECTED = {
 
 
 def test_provisioned_topics_read_back_with_the_architecture_configs(infra: Infra) -> None:
-    admin = admin_client(infra.bootstrap_servers)
+    admin = admin_client(infra.kafka)
     specs = catalogue(lifecycle_partitions=6)
     provision(admin, specs)
 
@@ -41,7 +41,7 @@ def test_provisioned_topics_read_back_with_the_architecture_configs(infra: Infra
 
 
 def test_provisioning_twice_changes_nothing(infra: Infra) -> None:
-    admin = admin_client(infra.bootstrap_servers)
+    admin = admin_client(infra.kafka)
     provision(admin, catalogue())
     again = provision(admin, catalogue())
     assert not again.changed, again
@@ -50,7 +50,7 @@ def test_provisioning_twice_changes_nothing(infra: Infra) -> None:
 def test_provisioning_repairs_a_drifted_config_and_grows_partitions(
     infra: Infra, unique: Callable[[str], str]
 ) -> None:
-    admin = admin_client(infra.bootstrap_servers)
+    admin = admin_client(infra.kafka)
     name = unique("drifted")
     provision(admin, [TopicSpec(name, 1, {"cleanup.policy": "compact", "retention.ms": "1000"})])
     spec = TopicSpec(name, 3, {"cleanup.policy": "delete", "retention.ms": "-1"})

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer
 
 from shared.codec import Codec
 from shared.events import RevisionEvaluated, RevisionRegistered
+from shared.kafka.auth import Kafka, client_config
 from tests.pipeline.outcomes import Seen
 
 
@@ -50,7 +51,7 @@ class Follower(threading.Thread):
     """Every record of the lifecycle topic, in arrival order, as `Seen`; RevisionEvaluated
     (first copy of each) also handed to the approver."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, approver: Approver) -> None:
+    def __init__(self, bootstrap_servers: Kafka, topic: str, approver: Approver) -> None:
         super().__init__(name="lifecycle-follower", daemon=True)
         self.topic = topic
         self.approver = approver
@@ -60,7 +61,7 @@ class Follower(threading.Thread):
         self.errors: list[str] = []
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config(bootstrap_servers),
                 "group.id": f"drill-follower-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,

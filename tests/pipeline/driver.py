@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 
 from infra import processes
 from shared.events import BaseModelRef
+from shared.kafka.auth import Kafka
 from shared.kafka.producer import make_producer
 from shared.modelkit.cache import Kit, kit
 from tests.conftest import Infra
@@ -117,7 +118,7 @@ async def until_done(pipeline: Pipeline, count: float, timeout_s: float = 180) -
     await eventually_async(enough, timeout=timeout_s, interval=0.05, message=message)
 
 
-def warm_producer(bootstrap_servers: str) -> Producer:
+def warm_producer(bootstrap_servers: Kafka) -> Producer:
     """An idempotent producer past its start (producer id acquired, metadata fetched)."""
     producer = make_producer(bootstrap_servers)
     producer.list_topics(timeout=30)
@@ -174,7 +175,7 @@ class Pipeline:
         supervisor.start()
         approval_url = f"http://127.0.0.1:{approval_port}"
         approver = Approver(approval_url, tokens[APPROVER])
-        follower = Follower(infra.bootstrap_servers, stack.lifecycle_topic, approver)
+        follower = Follower(infra.kafka, stack.lifecycle_topic, approver)
         pipeline = cls(stack, tiny, supervisor, follower, approver, approval_url)
         try:
             activator_url = stack.env()["ACTIVATOR_URL"]
@@ -209,7 +210,7 @@ class Pipeline:
             prefix=prefix,
         )
         self.expected = [s.expected for s in submissions]
-        bootstrap = self.stack.infra.bootstrap_servers
+        bootstrap = self.stack.infra.as_principal("trainer")
         if self.producer is None:
             self.producer = await asyncio.to_thread(warm_producer, bootstrap)
         self.submitted_at = time.monotonic()

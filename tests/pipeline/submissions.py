@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from shared.codec import Codec
 from shared.events import AdapterTrained, BaseModelRef
+from shared.kafka.auth import Kafka
 from shared.kafka.producer import make_producer
 from shared.manifest import FileEntry, revision_digest
 from shared.trainer_client import describe_submission
@@ -117,7 +118,7 @@ def prepare(
 
 
 def submit_all(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     topic: str,
     submissions: Sequence[Submission],
     producer: Producer | None = None,

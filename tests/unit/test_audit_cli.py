@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from adapterctl.main import main
 from adapterctl.source import Reader
+from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.reader import LogRecord
 from tests.unit.test_audit import (
     ALPHA,
@@ -235,17 +237,36 @@ def test_an_unreachable_broker_exits_two_and_says_what_to_do(
     assert "nowhere:9092" in err and "KAFKA_BOOTSTRAP_SERVERS" in err
 
 
-def test_topic_and_bootstrap_come_from_the_environment(
-    capsys: pytest.CaptureFixture[str],
+def test_topic_bootstrap_and_principal_come_from_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str | None, str | None, str]] = []
 
-    def read(bootstrap: str, topic: str, timeout_s: float) -> Iterator[LogRecord]:
-        seen.append((bootstrap, topic))
+    def read(kafka: KafkaEndpoint, topic: str, timeout_s: float) -> Iterator[LogRecord]:
+        seen.append((kafka.bootstrap_servers, kafka.username, kafka.password, topic))
         return iter(())
 
+    secret = tmp_path / "auditor.password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
     env = {"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092", "LIFECYCLE_TOPIC": "audit.copy"}
+    sasl = {"KAFKA_SASL_USERNAME": "auditor", "KAFKA_SASL_PASSWORD_FILE": str(secret)}
     assert main(["audit", "verify"], reader=read, env=env) == 0
-    assert main(["audit", "verify", "--topic", "other"], reader=read, env=env) == 0
-    assert seen == [("kafka-1:9092", "audit.copy"), ("kafka-1:9092", "other")]
+    assert main(["audit", "verify", "--topic", "other"], reader=read, env=env | sasl) == 0
+    assert seen == [
+        ("kafka-1:9092", None, None, "audit.copy"),
+        ("kafka-1:9092", "auditor", "s3cret", "other"),
+    ]
     capsys.readouterr()
+
+
+def test_a_password_file_others_can_read_is_refused_with_its_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "auditor.password"
+    secret.write_text("s3cret")
+    secret.chmod(0o644)
+    env = {"KAFKA_SASL_USERNAME": "auditor", "KAFKA_SASL_PASSWORD_FILE": str(secret)}
+
+    assert main(["audit", "verify"], reader=lambda *_: iter(()), env=env) == 2
+    assert f"{secret} is readable by others" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def _wait_for(infra: Infra, topic: str, count: int, timeout_s: float = 60) -> li
     records: list[LogRecord] = []
 
     def enough() -> bool:
-        records[:] = read_topic(infra.bootstrap_servers, topic)
+        records[:] = read_topic(infra.kafka, topic)
         return len(records) >= count
 
     with contextlib.suppress(AssertionError):  # the caller asserts on what arrived
@@ -56,11 +56,11 @@ def consumed(infra: Infra) -> Iterator[Consumed]:
     token = uuid.uuid4().hex[:10]
     source, out = f"bad-avro-{token}.source", f"bad-avro-{token}.out"
     provision(
-        admin_client(infra.bootstrap_servers),
+        admin_client(infra.kafka),
         [TopicSpec(source, 1), TopicSpec(dlq_of(source), 1), TopicSpec(out, 1)],
     )
     codec = Codec.from_env()
-    producer = make_producer(infra.bootstrap_servers)
+    producer = make_producer(infra.kafka)
     for entry in ENTRIES:
         producer.produce(source, key=entry.id.encode(), value=message_value(entry.input, codec))
     producer.produce(source, key=GOOD_KEY, value=codec.encode(sample(AdapterTrained)))

@@ -97,7 +97,7 @@ def _collect(stack: Stack, submitted: list[Submitted], timeout_s: float) -> None
 def outcomes(pipeline: Stack) -> dict[str, Submitted]:
     codec = Codec.from_env()
     submitted = [_submission(pipeline, entry, codec) for entry in ENTRIES]
-    producer = make_producer(pipeline.infra.bootstrap_servers)
+    producer = make_producer(pipeline.infra.kafka)
     for s in submitted:
         producer.produce(pipeline.trained_topic, key=s.adapter.encode(), value=s.value)
     assert producer.flush(30) == 0, "the corpus was not acknowledged by the broker"
