@@ -1,51 +1,59 @@
 """How adapterctl asks a service to change its state, and reads its answer.
 
-Rollout commands (promote, expand, rollback, abort) go to the commands topic; the activator
-carries them out and records an answer under the command's id, which its HTTP API serves.
-Changes to a service's own settings (replicas, canary analysis, retention, legal holds) go
-to its HTTP API with a principal's bearer token: the service acts as the token's principal,
-and answers at once."""
+Everything goes to a service's HTTP API with a principal's bearer token, and the service
+acts as the token's principal, never as a name adapterctl states. Rollout commands
+(promote, expand, rollback, abort) go to the activator, which puts them on the commands
+topic and answers with the command's id; it carries them out and records an answer under
+that id, which its API serves. Changes to a service's own settings (replicas, canary
+analysis, retention, legal holds) are carried out at once and answered."""
 
 from __future__ import annotations
 
 import argparse
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from confluent_kafka import KafkaException
 
 from adapterctl.source import CliError, CliRefusal
-from shared.codec import Codec
-from shared.events import Actor, CommandHeader
-from shared.kafka.producer import make_producer, publish
 
 
-def header_for(
-    args: argparse.Namespace, *, adapter: str, environment: str, reason: str, principal: str
-) -> CommandHeader:
-    return CommandHeader(
-        command_id=str(uuid.uuid4()),
-        adapter=adapter,
-        environment=environment,
-        actor=Actor(principal=principal, role=getattr(args, "role", "operator")),
-        issued_at=datetime.now(UTC),
-        correlation_id=str(uuid.uuid4()),
-        reason=reason,
-    )
-
-
-def send(args: argparse.Namespace, command: Any, key: str) -> None:
-    """Publish `command` to the commands topic, keyed by `key` (an adapter or environment)."""
-    producer = make_producer(args.kafka)
-    value = Codec.from_env().encode(command)
+def _detail(response: httpx.Response) -> str:
     try:
-        publish(producer, args.commands_topic, key=key.encode(), value=value)
-    except (KafkaException, TimeoutError) as exc:
-        where = f"{args.commands_topic} at {args.bootstrap}"
-        raise CliError(f"cannot publish to {where}: {exc}") from exc
+        return str(response.json().get("detail", response.text))
+    except (ValueError, AttributeError):
+        return response.text[:200]
+
+
+def _refused(url: str, response: httpx.Response) -> CliError:
+    """The error for a service's refusal: CliRefusal for the token (401/403), else CliError."""
+    detail = _detail(response)
+    if response.status_code in (401, 403):
+        return CliRefusal(f"{url} refused the token ({response.status_code}): {detail}")
+    return CliError(f"{url} answered {response.status_code}: {detail}")
+
+
+def _token_needed(token: str) -> None:
+    if not token:
+        raise CliRefusal(
+            "this needs a principal's token: --token or ADAPTERCTL_TOKEN "
+            "(`adapterctl principal add NAME --role operator` issues one)"
+        )
+
+
+def issue(url: str, body: dict[str, Any], token: str) -> str:
+    """Ask the activator to issue a rollout command as the token's principal; the command's
+    id, to wait for its answer. CliRefusal when the token is missing, unknown or lacks the role."""
+    _token_needed(token)
+    try:
+        response = httpx.post(
+            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
+        )
+    except httpx.TransportError as exc:
+        raise CliError(f"cannot reach {url} ({exc}): is the activator running?") from exc
+    if response.status_code != 202:
+        raise _refused(url, response)
+    return str(response.json()["command_id"])
 
 
 def get(url: str, timeout_s: float = 10.0) -> Any:
@@ -99,11 +107,7 @@ def add_token_option(parser: argparse.ArgumentParser, default: str) -> None:
 def change(method: str, url: str, body: dict[str, Any], token: str) -> dict[str, Any]:
     """Ask a service to change its state as the token's principal; its recorded answer,
     committed or refused. CliRefusal when the token is missing, unknown or lacks the role."""
-    if not token:
-        raise CliRefusal(
-            "this change needs a principal's token: --token or ADAPTERCTL_TOKEN "
-            "(`adapterctl principal add NAME --role admin` issues one)"
-        )
+    _token_needed(token)
     try:
         response = httpx.request(
             method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
@@ -113,10 +117,4 @@ def change(method: str, url: str, body: dict[str, Any], token: str) -> dict[str,
     if response.status_code in (200, 409):
         answer: dict[str, Any] = response.json()
         return answer
-    try:
-        detail = str(response.json().get("detail", response.text))
-    except ValueError:
-        detail = response.text[:200]
-    if response.status_code in (401, 403):
-        raise CliRefusal(f"{url} refused the token ({response.status_code}): {detail}")
-    raise CliError(f"{url} answered {response.status_code}: {detail}")
+    raise _refused(url, response)

@@ -1,12 +1,12 @@
 """`adapterctl promote|expand|rollback|abort|rollout` and `adapterctl env replicas|analysis`.
 
-Operator commands (promote, expand, rollback, abort) are published to the commands topic
-as Avro, keyed by adapter, with the operator's principal and role in their header; the
-activator carries them out and records an answer per command id, which these commands read
-from its HTTP API (`--activator-url`) and wait for (`--no-wait` to leave at once).
-`env replicas|analysis` change the activator's own settings through that API, with an
-operator's or admin's bearer token (`--token`, `$ADAPTERCTL_TOKEN`): the activator acts as
-the token's principal. What the activator holds (replicas, analysis settings, canaries,
+Operator commands (promote, expand, rollback, abort) are asked of the activator's HTTP API
+(`--activator-url`) with an operator's or admin's bearer token (`--token`,
+`$ADAPTERCTL_TOKEN`): the activator issues them to the commands topic with the token's
+principal as their actor (nobody else may write that topic), carries them out and records
+an answer per command id, which these commands wait for (`--no-wait` to leave at once).
+`env replicas|analysis` change the activator's own settings through the same API, as the
+token's principal. What the activator holds (replicas, analysis settings, canaries,
 answers) is read from that API too, never from its tables; the registry's pointers and
 revisions are read from the registry.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 from datetime import datetime
 from typing import Any
 
@@ -26,19 +25,12 @@ from adapterctl.commands import (
     add_wait_options,
     change,
     get,
-    header_for,
-    send,
+    issue,
     wait_for_answer,
 )
 from adapterctl.output import emit, fields, moment, table, to_json, warn
 from adapterctl.source import CliError, CliRefusal, Source, with_registry
 from shared.codec import Codec
-from shared.events import (
-    AbortCanary,
-    ExpandCanary,
-    PromoteRevision,
-    RollbackRevision,
-)
 from shared.registry.store import PostgresRegistry
 
 ANALYSIS_OPTIONS = {  # the activator's AnalysisPolicy fields an environment may set
@@ -62,8 +54,10 @@ examples:
   adapterctl env replicas production http://10.0.0.5:8000 http://10.0.0.6:8000
   adapterctl env analysis production --min-samples 200 --step-interval-s 300
 
-`env replicas ENV URL...` sets the whole list (the URLs not named stop serving ENV); it and
-`env analysis` with options need an operator's or admin's token (ADAPTERCTL_TOKEN).
+Every command here but `rollout status` and showing settings needs an operator's or admin's
+token (ADAPTERCTL_TOKEN, or --token): the activator acts as its principal, whatever else the
+request says. `env replicas ENV URL...` sets the whole list (the URLs not named stop
+serving ENV).
 
 exit status: 0 done, 1 refused or failed (the reason is printed) or no answer in time"""
 
@@ -108,38 +102,35 @@ def sent(args: argparse.Namespace, command_id: str) -> int:
     return 0
 
 
+async def command_body(args: argparse.Namespace, pool: asyncpg.Pool) -> dict[str, Any]:
+    """What the activator's `POST /commands/<name>` takes: full revision ids, resolved here
+    from a unique prefix (or the current canary) in the registry."""
+    body: dict[str, Any] = {
+        "adapter": args.adapter,
+        "environment": args.environment,
+        "reason": args.reason,
+    }
+    if args.command_name == "promote":
+        percent = 100 if args.activate else args.canary
+        revision = await resolve(pool, args.adapter, args.revision)
+        return body | {"revision": revision, "canary_percent": percent, "tenants": args.tenant}
+    if args.command_name == "rollback":
+        target = await resolve(pool, args.adapter, args.to) if args.to else None
+        return body | {"to_revision": target}
+    revision = args.revision or await current_canary(pool, args.adapter, args.environment)
+    body["revision"] = await resolve(pool, args.adapter, revision)
+    if args.command_name == "expand":
+        body["traffic_percent"] = args.percent
+    return body
+
+
 def run_command(args: argparse.Namespace, source: Source) -> int:
-    header = header_for(
-        args,
-        adapter=args.adapter,
-        environment=args.environment,
-        reason=args.reason,
-        principal=args.operator,
-    )
-
-    async def build(pool: asyncpg.Pool) -> Any:
-        if args.command_name == "promote":
-            percent = 100 if args.activate else args.canary
-            return PromoteRevision(
-                header=header,
-                revision=await resolve(pool, args.adapter, args.revision),
-                canary_percent=percent,
-                tenants=args.tenant,
-            )
-        if args.command_name == "expand":
-            revision = args.revision or await current_canary(pool, args.adapter, args.environment)
-            revision = await resolve(pool, args.adapter, revision)
-            return ExpandCanary(header=header, revision=revision, traffic_percent=args.percent)
-        if args.command_name == "rollback":
-            target = await resolve(pool, args.adapter, args.to) if args.to else None
-            return RollbackRevision(header=header, to_revision=target)
-        revision = args.revision or await current_canary(pool, args.adapter, args.environment)
-        return AbortCanary(header=header, revision=await resolve(pool, args.adapter, revision))
-
-    send(args, with_registry(source, build), key=args.adapter)
+    body = with_registry(source, lambda pool: command_body(args, pool))
+    url = f"{args.activator_url.rstrip('/')}/commands/{args.command_name}"
+    command_id = issue(url, body, args.token)
     if not args.wait:
-        return sent(args, header.command_id)
-    answer = answer_to(args, header.command_id, args.activator_url)
+        return sent(args, command_id)
+    answer = answer_to(args, command_id, args.activator_url)
     if answer is None:
         return 1
     if args.json:
@@ -273,8 +264,7 @@ def register(
     operator.add_argument("adapter")
     operator.add_argument("--environment", required=True)
     operator.add_argument("--reason", default="")
-    operator.add_argument("--as", dest="operator", default=getpass.getuser(), help="who asks")
-    operator.add_argument("--role", default="operator", help="the role asked in (operator)")
+    add_token_option(operator, token)
     add_wait_options(operator)
     operator.set_defaults(run=run_command)
 

@@ -323,12 +323,9 @@ def main() -> int:
             journey.adapter,
             "--environment",
             "production",
-            "--as",
-            "olive",
-            "--role",
-            "operator",
             "--reason",
             "support tickets regressed",
+            env={"ADAPTERCTL_TOKEN": journey.tokens["olive"]},  # the operator's own token
         )
         s.wait_event(journey.adapter, first, "RevisionActivated", "production", count=2)
         s.done(t, f"-> replicas answer with the first revision again: {journey.answers()}")

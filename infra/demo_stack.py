@@ -142,6 +142,8 @@ class DemoStack:
             "ARTIFACT_ROOT": str(VAR / "artifacts"),
             "INGEST_ALLOWED_ROOTS": str(VAR / "incoming"),
             "LOG_FORMAT": "json",
+            # Read models believe only decisions signed by the demo approval's key.
+            "DECISION_PUBLIC_KEYS": str(DEMO / "signing.key.pub"),
         }
 
     def kafka_env(self, principal: str | None, *, relay: bool = True) -> dict[str, str]:

@@ -41,6 +41,14 @@ def _empty_is_none(value: object) -> object:
 OrNone = BeforeValidator(_empty_is_none)
 
 
+def _paths(value: object) -> object:
+    """`a:b:c` as paths; empty entries are skipped."""
+    return tuple(Path(p) for p in value.split(":") if p) if isinstance(value, str) else value
+
+
+Paths = Annotated[tuple[Path, ...], BeforeValidator(_paths)]
+
+
 class EnvModel(BaseSettings):
     """Frozen settings filled only by `read_env` (or by keyword, in tests and tools)."""
 
@@ -271,6 +279,12 @@ class KernelSettings(EnvModel):
     )
     artifact_root: str = Field(
         default="var/artifacts", validation_alias="ARTIFACT_ROOT", description="the artifact store"
+    )
+    decision_public_keys: Paths = Field(
+        default=(Path("var/approval/signing.key.pub"),),
+        validation_alias="DECISION_PUBLIC_KEYS",
+        description="colon-separated PEM public keys whose signed decisions read models "
+        "believe (the approval service's; a file not made yet is skipped)",
     )
     # Consumer groups are "<prefix>-<service>": every instance of a service shares one;
     # a private test stack gets groups of its own.

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.events import (
     RevisionActivated,
     RevisionApproved,
+    RevisionDenied,
     RevisionEvaluated,
     RevisionRegistered,
     RevisionValidated,
 )
+from shared.signing import Signer, claim_of, keyring, public_pem
 from tests.samples import sample
+
+# The approval key of the tests: every decision `lifecycle` builds is signed with it, as the
+# approval service signs its own, so read models that believe only signed decisions take
+# them. Stacks trust it through DECISION_PUBLIC_KEYS (`write_test_public_key`).
+TEST_SIGNER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+TEST_DECISION_KEYS = keyring([TEST_SIGNER.public_key])
 
 T = TypeVar("T")
 
@@ -31,7 +42,24 @@ def lifecycle(cls: type[T], adapter: str, revision: str, environment: str = "", 
         prev_hash="",
         hash="",
     )
-    return dataclasses.replace(base, envelope=envelope, **fields)  # type: ignore[no-any-return]
+    event = dataclasses.replace(base, envelope=envelope, **fields)
+    if isinstance(event, RevisionApproved | RevisionDenied) and "signature" not in fields:
+        event = signed(event)
+    return event  # type: ignore[no-any-return]
+
+
+def signed(event: T) -> T:
+    """`event` (a decision) signed by the tests' approval key."""
+    assert isinstance(event, RevisionApproved | RevisionDenied)
+    signature = TEST_SIGNER.sign(claim_of(event))
+    return dataclasses.replace(event, signature=signature, key_id=TEST_SIGNER.key_id)  # type: ignore[return-value]
+
+
+def write_test_public_key(folder: Path) -> Path:
+    """The tests' approval public key as a PEM file in `folder`, for DECISION_PUBLIC_KEYS."""
+    path = folder / "test-decisions.pub"
+    path.write_bytes(public_pem(TEST_SIGNER.public_key))
+    return path
 
 
 def to_validated(adapter: str, revision: str) -> list[Any]:

@@ -3,6 +3,7 @@ store and service processes, on the session's real Kafka and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from shared.registry.principals import Role, add_principal
 from shared.registry.store import PostgresRegistry
 from tests.conftest import REPO, Infra
 from tests.eventually import eventually
+from tests.factories import write_test_public_key
 
 
 def free_port() -> int:
@@ -64,6 +66,7 @@ class Stack:
     # An admin's bearer token, issued by `create`: adapterctl's changes to a service's own
     # settings (replicas, analysis, retention, holds) are made as a proven principal.
     admin_token: str = ""
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -108,6 +111,7 @@ class Stack:
         self.grant("adapters", f"t{self.token}")
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        write_test_public_key(self.root)
         registry = await PostgresRegistry.connect(self.database_url, Codec.from_env())
         try:
             self.admin_token = await add_principal(registry.pool, STACK_ADMIN, Role.ADMIN)
@@ -148,6 +152,11 @@ class Stack:
             "ARCHIVER_HTTP_PORT": str(self.archiver_port),
             "ARCHIVER_URL": f"http://127.0.0.1:{self.archiver_port}",
             "ADAPTERCTL_TOKEN": self.admin_token,
+            # The approval service signs with its key here; read models believe decisions
+            # signed by it or by the tests' key (what `tests.factories` signs with).
+            "APPROVAL_SIGNING_KEY": str(self.root / "approval" / "signing.key"),
+            "DECISION_PUBLIC_KEYS": f"{self.root / 'test-decisions.pub'}:"
+            f"{self.root / 'approval' / 'signing.key.pub'}",
             **extra,
         }
 
@@ -183,11 +192,25 @@ class Stack:
     def stop(self) -> None:
         processes.stop(self.processes.values())
 
-    def adapterctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def token_of(self, name: str, role: str) -> str:
+        """A bearer token for principal `name` in `role`, made by `adapterctl principal add`
+        the first time it is asked for."""
+        if (name, role) not in self.tokens:
+            made = self.adapterctl("principal", "add", name, "--role", role, "--json")
+            self.tokens[name, role] = json.loads(made.stdout)["token"]
+        return self.tokens[name, role]
+
+    def adapterctl(
+        self, *args: str, check: bool = True, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """adapterctl in this stack, with the stack admin's token unless `token` is given."""
+        env = self.env(acl.cli_principal(args[0] if args else ""))
+        if token is not None:
+            env["ADAPTERCTL_TOKEN"] = token
         result = subprocess.run(
             [str(Path(sys.executable).parent / "adapterctl"), *args],
             cwd=REPO,
-            env=self.env(acl.cli_principal(args[0] if args else "")),
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,

@@ -1,6 +1,8 @@
 """What the activator's handlers and timers are given: the registry, the catalogue, its own
-store, the artifact store, the replica fleet, where replicas read revisions, the clock, and
-one lock per (adapter, environment) so two rollouts of one environment never interleave."""
+store, the artifact store, the replica fleet, where replicas read revisions, the roles a
+principal holds now (the registry's principals), the keys whose signed decisions it
+believes, the clock, and one lock per (adapter,
+environment) so two rollouts of one environment never interleave."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from datetime import UTC, datetime
 from services.activator.fleet import Fleet
 from services.activator.ports import ActivatorStore
 from shared.artifacts import ArtifactStore
+from shared.decisions import Keys
 from shared.manifest import Manifest
 from shared.registry.port import Catalogue, Registry
+from shared.registry.principals import Roles
 
 
 @dataclass
@@ -24,6 +28,8 @@ class ActivatorDeps:
     artifacts: ArtifactStore
     fleet: Fleet
     serving_path: Callable[[Manifest], str]
+    roles_of: Roles
+    decision_keys: Callable[[], Keys]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 

@@ -22,6 +22,7 @@ from services.activator.plans import (
 )
 from services.activator.rollouts import CONSUMER, SERVICE_ACTOR, Decide, Request, execute
 from shared.catalogue import EnvironmentSpec
+from shared.decisions import ConflictingDecision, UntrustedDecision, believed, conflict
 from shared.events import (
     AbortCanary,
     CanaryExpanded,
@@ -72,13 +73,35 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
     return reason
 
 
+async def _believed_approvers(event: RevisionApproved, deps: ActivatorDeps) -> list[str]:
+    """The approvers of a decision the activator believes: signed by a trusted key and
+    committed by the registry (its copy's approvers); a forged or conflicting decision is
+    refused loudly (a log line, the failures metric, the dead-letter topic)."""
+    envelope = event.envelope
+    bound = log.bind(
+        adapter=envelope.adapter, environment=envelope.environment, event_id=envelope.event_id
+    )
+    try:
+        decision = await believed(event, deps.registry, deps.decision_keys())
+    except UntrustedDecision as exc:
+        bound.error("decision_untrusted", revision=envelope.revision, reason=str(exc))
+        raise
+    approvers = list(decision.approvers) if isinstance(decision, RevisionApproved) else []
+    kept = await deps.store.approvers(envelope.adapter, envelope.revision, envelope.environment)
+    reason = conflict(kept, approvers)
+    if reason is not None:
+        bound.error("decision_conflict", revision=envelope.revision, reason=reason)
+        raise ConflictingDecision(reason)
+    return approvers
+
+
 async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> None:
     envelope = event.envelope
     await deps.store.record_approvers(
         envelope.adapter,
         envelope.revision,
         envelope.environment,
-        event.approvers,
+        await _believed_approvers(event, deps),
         envelope.event_id,
         envelope.occurred_at,
     )
@@ -129,8 +152,9 @@ async def _command(deps: ActivatorDeps, request: Request, decide: Decide) -> Non
 async def _operator_may(
     deps: ActivatorDeps, request: Request, spec: EnvironmentSpec, revision: str
 ) -> None:
+    held = await deps.roles_of(request.actor.principal)
     approvers = await deps.store.approvers(request.adapter, revision, request.environment)
-    refusal = operator_refusal(request.actor, approvers, spec.approver_may_operate, revision)
+    refusal = operator_refusal(request.actor, held, approvers, spec.approver_may_operate, revision)
     if refusal:
         raise Refused(refusal)
 
@@ -251,6 +275,6 @@ FLOW = ServiceFlow(
     inputs=(
         "canary analysis on a timer",
         "replicas over HTTP",
-        "HTTP: replicas and analysis settings, by an operator",
+        "HTTP: rollout commands issued, replicas and analysis settings, by an operator's token",
     ),
 )

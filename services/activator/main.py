@@ -3,6 +3,7 @@ routing endpoint. Nothing connects before `run()`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,15 @@ from services.activator.handlers import FLOW, handlers
 from services.activator.migrations import MIGRATIONS
 from services.activator.settings import ActivatorSettings
 from services.activator.store import PostgresActivatorStore
-from services.activator.web import add_write_api, make_app
+from services.activator.web import Issue, add_write_api, make_app
 from shared.artifacts import LocalArtifactStore
 from shared.backoff import Backoff
+from shared.decisions import key_reader
 from shared.kafka.dispatch import Handler
+from shared.kafka.producer import make_producer, publish
 from shared.manifest import Manifest
 from shared.registry.migrate import migrate_pool
-from shared.registry.principals import lookup_in
+from shared.registry.principals import lookup_in, roles_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.web import start_web
@@ -43,6 +46,19 @@ def serving_paths(artifacts: LocalArtifactStore, serving_root: str) -> Callable[
         return str(Path(serving_root) / folder.relative_to(local_root))
 
     return path_for
+
+
+def command_issuer(kernel: Kernel) -> Issue:
+    """Put a command on the commands topic, keyed by its adapter, as this service's Kafka
+    principal: the only one the topic's ACLs let write it (shared/kafka/acl.py)."""
+    producer = make_producer(kernel.settings.kafka())
+    topic = kernel.settings.commands_topic
+
+    async def issue(command: Any, key: str) -> None:
+        value = kernel.codec.encode(command)
+        await asyncio.to_thread(publish, producer, topic, key=key.encode(), value=value)
+
+    return issue
 
 
 def start_timer(app: Any, deps: ActivatorDeps, interval_s: float) -> None:
@@ -77,11 +93,14 @@ def run(env: Mapping[str, str] | None = None) -> None:
                 routing_dir=settings.routing_dir,
             ),
             serving_path=serving_paths(artifacts, settings.serving_artifact_root),
+            roles_of=roles_in(kernel.pool),
+            decision_keys=key_reader(kernel.settings.decision_public_keys),
         )
         runner = None
         if settings.http_port:
             app = make_app(store, catalogue)
-            add_write_api(app, deps, lookup_in(kernel.pool))
+            issue = command_issuer(kernel)
+            add_write_api(app, deps, lookup_in(kernel.pool), issue)
             runner = await start_web(app, settings.http_host, settings.http_port)
             log.info("http_listening", url=f"http://{settings.http_host}:{settings.http_port}/")
 

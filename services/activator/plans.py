@@ -6,7 +6,7 @@ still decides legality and races (compare-and-set); these decide intent and expl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -264,14 +264,26 @@ def plan_abort(
 
 
 def operator_refusal(
-    actor: Actor, approvers: Sequence[str], approver_may_operate: bool, revision: str
+    actor: Actor,
+    held: Collection[str],
+    approvers: Sequence[str],
+    approver_may_operate: bool,
+    revision: str,
 ) -> str | None:
     """Why `actor` may not move `revision` forward, or None when it may.
 
+    `held` is what the registry's principals say `actor.principal` holds now (its active
+    roles): a command's stated role counts only if the registry grants it, so an unknown or
+    revoked principal, or a role typed into a command, is refused where it is carried out.
     Only operators and admins operate; where the environment separates duties, none of the
     revision's approvers may promote or expand it (rollbacks and aborts stay open to all
     operators: stopping harm must never wait for a second person).
     """
+    if not held:
+        return f"{actor.principal} is no active principal (unknown or revoked): refused"
+    if actor.role not in held:
+        holds = ", ".join(sorted(held))
+        return f"{actor.principal} holds {holds}, not {actor.role}: refused"
     if actor.role not in OPERATING_ROLES:
         return f"{actor.principal} acts as {actor.role}; only an operator or admin may do this"
     if not approver_may_operate and actor.principal in approvers:

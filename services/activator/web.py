@@ -3,8 +3,13 @@
 For gateways: `GET /routing` (every environment) and `GET /routing/{environment}`, the same
 documents replicas receive and the export file holds. For `adapterctl`, views of the
 activator's own tables (an environment's replicas and analysis settings, the answer to a
-command, an adapter's canaries and answers), and the two changes to them: an environment's
-replicas and analysis settings, by an operator or admin proven by a bearer token.
+command, an adapter's canaries and answers), and what an operator or admin proven by a
+bearer token may ask: an environment's replicas and analysis settings (carried out at once)
+and rollout commands (promote, expand, rollback, abort), which this API issues to the
+commands topic with the token's principal as their actor and answers 202 with the command's
+id; the answer is then served under `/outcomes/{command_id}`. Nobody else can write that
+topic (its ACLs), and where a command is carried out its actor is checked again against the
+registry's principals, so a principal revoked in between is refused.
 """
 
 from __future__ import annotations
@@ -19,10 +24,27 @@ from services.activator.commands import on_set_canary_analysis, on_set_replicas
 from services.activator.deps import ActivatorDeps
 from services.activator.ports import ActivatorStore
 from services.activator.routing import routing_document
-from shared.events import CommandHeader, SetCanaryAnalysis, SetReplicas
+from shared.events import (
+    AbortCanary,
+    CommandHeader,
+    ExpandCanary,
+    PromoteRevision,
+    RollbackRevision,
+    SetCanaryAnalysis,
+    SetReplicas,
+)
 from shared.registry.port import Catalogue
 from shared.registry.principals import Lookup, Role
-from shared.web import authorized, carry_out, header_for, json_body, json_response, refusal
+from shared.web import (
+    authorized,
+    carry_out,
+    header_for,
+    json_body,
+    json_response,
+    refusal,
+    text_field,
+    whole_field,
+)
 
 
 async def document_for(store: ActivatorStore, environment: str) -> dict[str, Any]:
@@ -70,10 +92,58 @@ def add_read_api(app: web.Application, store: ActivatorStore) -> None:
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
 
+# Puts a command on the commands topic, keyed by the string given (its adapter).
+Issue = Callable[[Any, str], Awaitable[None]]
 
-def add_write_api(app: web.Application, deps: ActivatorDeps, lookup: Lookup) -> None:
+
+def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else text_field(body, key)
+
+
+def rollout_command(action: str, body: Mapping[str, Any], header: CommandHeader) -> Any:
+    """The command `action` asks for, from the request's JSON body; 400 naming a bad field,
+    404 for an action that does not exist."""
+    if action == "promote":
+        tenants = body.get("tenants", [])
+        if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+            raise refusal(web.HTTPBadRequest, "tenants must be a list of strings")
+        return PromoteRevision(
+            header=header,
+            revision=text_field(body, "revision"),
+            canary_percent=whole_field(body, "canary_percent"),
+            tenants=tenants,
+        )
+    if action == "expand":
+        percent = whole_field(body, "traffic_percent")
+        return ExpandCanary(
+            header=header, revision=text_field(body, "revision"), traffic_percent=percent
+        )
+    if action == "rollback":
+        return RollbackRevision(header=header, to_revision=_optional_text(body, "to_revision"))
+    if action == "abort":
+        return AbortCanary(header=header, revision=text_field(body, "revision"))
+    raise refusal(web.HTTPNotFound, f"no command {action!r}: promote, expand, rollback or abort")
+
+
+def add_write_api(app: web.Application, deps: ActivatorDeps, lookup: Lookup, issue: Issue) -> None:
     """Which replicas serve an environment and how its canaries are judged: changed by the
-    token's principal, carried out by the same handlers as every command."""
+    token's principal, carried out by the same handlers as every command; and rollout
+    commands, issued to the commands topic as the token's principal."""
+
+    async def command(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, OPERATORS)
+        body = await json_body(request)
+        adapter = text_field(body, "adapter")
+        header = header_for(
+            principal,
+            adapter=adapter,
+            environment=text_field(body, "environment"),
+            reason=text_field(body, "reason", ""),
+        )
+        await issue(rollout_command(request.match_info["action"], body, header), adapter)
+        return json_response(
+            {"command_id": header.command_id, "principal": principal.name}, status=202
+        )
 
     def answer_to(header: CommandHeader) -> Callable[[], Awaitable[Mapping[str, Any] | None]]:
         return lambda: deps.store.outcome(header.command_id)
@@ -102,6 +172,7 @@ def add_write_api(app: web.Application, deps: ActivatorDeps, lookup: Lookup) -> 
 
     app.router.add_put("/environments/{environment}/replicas", set_replicas)
     app.router.add_put("/environments/{environment}/analysis", set_analysis)
+    app.router.add_post("/commands/{action}", command)
 
 
 def make_app(store: ActivatorStore, catalogue: Catalogue) -> web.Application:

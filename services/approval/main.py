@@ -23,10 +23,11 @@ from services.approval.deps import WebDeps
 from services.approval.evidence import EvidenceSources
 from services.approval.handlers import FLOW, handlers
 from services.approval.migrations import MIGRATIONS
-from services.approval.projection import PostgresProjection
+from services.approval.projection import PostgresProjection, believer
 from services.approval.readmodel import ReadModel
 from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
+from shared.decisions import key_reader
 from shared.kafka.dispatch import Handler
 from shared.registry.migrate import migrate_pool
 from shared.registry.principals import lookup_in
@@ -95,6 +96,7 @@ def run(env: Mapping[str, str] | None = None) -> None:
             key_id=signer.key_id,
             public_key=str(public_path(settings.signing_key)),
         )
-        return handlers(PostgresProjection(kernel.pool))
+        keys = key_reader(kernel.settings.decision_public_keys, [signer.public_key])
+        return handlers(PostgresProjection(kernel.pool), believer(kernel.registry, keys))
 
     run_service(FLOW, build, env=env)

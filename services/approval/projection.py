@@ -1,7 +1,13 @@
 """The approval service's consumer: it projects the lifecycle events it needs into its
 read model (migration 003), each in one transaction with its inbox entry, so a
 redelivered event changes nothing. The handlers write through `ports.ProjectionStore`;
-`PostgresProjection` is the PostgreSQL one."""
+`PostgresProjection` is the PostgreSQL one.
+
+A decision (RevisionApproved, RevisionDenied) is projected only once it is believed
+(`shared.decisions.believed`: signed by a trusted key, committed by the registry) and as
+the registry's copy; a second, different decision for one (adapter, revision,
+environment) is refused as `ConflictingDecision`. Either refusal is a log line, the
+failures metric and the dead-letter topic, never a silent first-writer-wins."""
 
 from __future__ import annotations
 
@@ -11,8 +17,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import structlog
 
 from services.approval.ports import Evaluation, Metric, Projected, ProjectionStore
+from shared.decisions import (
+    ConflictingDecision,
+    Decision,
+    Keys,
+    UntrustedDecision,
+    believed,
+)
 from shared.events import (
     RevisionApproved,
     RevisionDenied,
@@ -21,7 +35,10 @@ from shared.events import (
     RevisionValidated,
 )
 from shared.kafka.dispatch import Handler
+from shared.registry.port import Registry
 from shared.signing import APPROVED, DENIED
+
+log = structlog.get_logger(__name__)
 
 
 async def project_registered(conn: asyncpg.Connection, event: RevisionRegistered) -> None:
@@ -104,8 +121,21 @@ async def project_evaluated(conn: asyncpg.Connection, event: RevisionEvaluated) 
 async def project_decision(
     conn: asyncpg.Connection, event: RevisionApproved | RevisionDenied
 ) -> None:
-    """Who decided, as the log says; a no-op when the service already wrote it at commit."""
+    """Who decided, as the registry says; a no-op when the service already wrote it at
+    commit; ConflictingDecision when another decision stands for the same revision there."""
     env = event.envelope
+    kept = await conn.fetchval(
+        "SELECT event_id FROM approval_decisions"
+        " WHERE adapter = $1 AND revision = $2 AND environment = $3",
+        env.adapter,
+        env.revision,
+        env.environment,
+    )
+    if kept is not None and kept != env.event_id:
+        raise ConflictingDecision(
+            f"conflicting_decision: {env.event_id} decides {env.adapter}@{env.revision} in "
+            f"{env.environment}, where decision {kept} already stands"
+        )
     approved = isinstance(event, RevisionApproved)
     approvers = (
         list(event.approvers) if isinstance(event, RevisionApproved) else [env.actor.principal]
@@ -164,8 +194,35 @@ async def on_projected(event: Projected, store: ProjectionStore) -> None:
     await store.project(event)
 
 
-def handlers(store: ProjectionStore) -> dict[type, Handler]:
+Believe = Callable[[Decision], Awaitable[Decision]]
+
+
+def believer(registry: Registry, keys: Callable[[], Keys]) -> Believe:
+    """`shared.decisions.believed` against `registry`, with the keys trusted now."""
+
+    async def believe(event: Decision) -> Decision:
+        return await believed(event, registry, keys())
+
+    return believe
+
+
+async def on_decision(event: Decision, store: ProjectionStore, believe: Believe) -> None:
+    """A decision off the log: into the read model as the registry's copy, once believed."""
+    env = event.envelope
+    bound = log.bind(adapter=env.adapter, environment=env.environment, event_id=env.event_id)
+    try:
+        await store.project(await believe(event))
+    except (UntrustedDecision, ConflictingDecision) as exc:
+        bound.error("decision_refused", revision=env.revision, reason=str(exc))
+        raise
+
+
+def handlers(store: ProjectionStore, believe: Believe) -> dict[type, Handler]:
     async def handle(event: Any) -> None:
         await on_projected(event, store)
 
-    return dict.fromkeys(WRITERS, handle)
+    async def decision(event: Any) -> None:
+        await on_decision(event, store, believe)
+
+    routes: dict[type, Handler] = dict.fromkeys(WRITERS, handle)
+    return routes | dict.fromkeys((RevisionApproved, RevisionDenied), decision)

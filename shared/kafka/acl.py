@@ -6,11 +6,13 @@ table of what each principal may do, for a given set of topic names, so the loca
 a private test stack and a production cluster get the same rules:
 
 - only `relay` (the registry's outbox relay) writes the lifecycle topic, the audit log;
-- only `operator` (the command issuer, adapterctl) writes the commands topic;
+- only `activator` writes the commands topic: its HTTP API is the command issuer, which
+  puts a command there only for an operator proven by a bearer token (ADR 0014);
 - `trainer` writes only the trained topic;
 - each service reads the topics its FLOW consumes, in its own consumer group, and writes
   only their dead-letter topics;
-- `auditor` reads the lifecycle topic and the dead letters, and writes nothing.
+- `auditor` reads the lifecycle topic and the dead letters, and writes nothing;
+  `operator` reads them too (on call).
 
 `admin` (topics, users, ACLs) and the brokers' own principals are super users.
 """
@@ -43,6 +45,7 @@ RELAY = "relay"
 TRAINER = "trainer"
 OPERATOR = "operator"
 AUDITOR = "auditor"
+ACTIVATOR = "activator"
 
 
 class Logical(StrEnum):
@@ -61,12 +64,16 @@ SERVICE_TOPICS: Mapping[str, tuple[Logical, ...]] = {
     "archiver": (Logical.LIFECYCLE,),
 }
 
+# The brokers' own principals (super users): between brokers, and to the controller.
+BROKER_PRINCIPALS: tuple[str, ...] = ("broker", "controller")
+
 # Every principal the project's clients connect as, besides `admin`.
 PRINCIPALS: tuple[str, ...] = (*SERVICE_TOPICS, RELAY, TRAINER, OPERATOR, AUDITOR)
 
 
 # The principal adapterctl connects as, by subcommand: a training cluster submits, an
-# auditor reads the log, an operator issues commands (the others do not touch Kafka).
+# auditor reads the log, an operator the rest (rollout commands go through the activator's
+# HTTP API with the operator's bearer token, not to Kafka).
 CLI_PRINCIPALS: Mapping[str, str] = {
     "submit": TRAINER,
     "audit": AUDITOR,
@@ -127,13 +134,18 @@ def grants(topics: TopicNames, group_prefix: str) -> list[Grant]:
     out += [
         Grant(RELAY, "topic", topics.lifecycle, Op.WRITE),
         Grant(TRAINER, "topic", topics.trained, Op.WRITE),
-        Grant(OPERATOR, "topic", topics.commands, Op.WRITE),
+        Grant(ACTIVATOR, "topic", topics.commands, Op.WRITE),
         Grant(OPERATOR, "topic", topics.lifecycle, Op.READ),
         Grant(OPERATOR, "group", READER_GROUP_PREFIX, Op.READ, prefixed=True),
         Grant(AUDITOR, "topic", topics.lifecycle, Op.READ),
         Grant(AUDITOR, "group", READER_GROUP_PREFIX, Op.READ, prefixed=True),
     ]
-    out += [Grant(AUDITOR, "topic", dlq_of(topics.of(logical)), Op.READ) for logical in Logical]
+    # Auditors and on-call operators read the dead letters (docs/runbook.md, section 5).
+    out += [
+        Grant(reader, "topic", dlq_of(topics.of(logical)), Op.READ)
+        for logical in Logical
+        for reader in (AUDITOR, OPERATOR)
+    ]
     return sorted(set(out))
 
 

@@ -117,3 +117,19 @@ def lookup_in(pool: asyncpg.Pool) -> Lookup:
         return await find_principal(pool, token)
 
     return lookup
+
+
+Roles = Callable[[str], Awaitable[frozenset[Role]]]
+
+
+def roles_in(pool: asyncpg.Pool) -> Roles:
+    """The roles a principal name holds an active (unrevoked) token for, from `pool`'s
+    database: what a command's actor is checked against where the command is carried out."""
+
+    async def roles(name: str) -> frozenset[Role]:
+        rows = await pool.fetch(
+            "SELECT role FROM principals WHERE name = $1 AND revoked_at IS NULL", name
+        )
+        return frozenset(Role(r["role"]) for r in rows)
+
+    return roles

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,8 @@ from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.pointers import EnvironmentPointer
 from shared.registry.memory import InMemoryCatalogue, InMemoryRegistry
 from shared.registry.port import Catalogue, Registry, Step
-from tests.factories import lifecycle
+from shared.registry.principals import Role, Roles
+from tests.factories import TEST_DECISION_KEYS, lifecycle
 
 CONTRACT = ServingContract(
     base_model_id="tiny",
@@ -354,6 +355,24 @@ async def _no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
 
 
+# The principals the unit tests' commands name, with the roles they hold.
+PRINCIPALS: Mapping[str, Collection[str]] = {
+    "alice@example.internal": {"operator"},
+    "op-carol": {"operator"},
+    "olivia": {"operator", "admin"},
+    "trainer-alice": {"trainer"},
+}
+
+
+def held_roles(principals: Mapping[str, Collection[str]]) -> Roles:
+    """The registry's answer, from a table: the active roles of each principal name."""
+
+    async def roles(name: str) -> frozenset[Role]:
+        return frozenset(Role(r) for r in principals.get(name, ()))
+
+    return roles
+
+
 def activator_deps(
     registry: Registry,
     catalogue: Catalogue,
@@ -362,8 +381,10 @@ def activator_deps(
     artifacts: LocalArtifactStore,
     *,
     clock: Any = None,
+    principals: Mapping[str, Collection[str]] | None = None,
 ) -> ActivatorDeps:
-    """The activator's deps on fakes, with the real `Fleet` (retries do not sleep)."""
+    """The activator's deps on fakes, with the real `Fleet` (retries do not sleep);
+    `principals` are the active roles the registry's principals hold (default: `PRINCIPALS`)."""
     fleet = Fleet(
         store, replicas.target, retry=Backoff(attempts=3, first_delay_s=0.0), sleep=_no_sleep
     )
@@ -374,6 +395,8 @@ def activator_deps(
         artifacts=artifacts,
         fleet=fleet,
         serving_path=lambda manifest: str(artifacts.revision_dir(manifest)),
+        roles_of=held_roles(PRINCIPALS if principals is None else principals),
+        decision_keys=lambda: TEST_DECISION_KEYS,
     )
     if clock is not None:
         deps.clock = clock

@@ -28,6 +28,7 @@ from services.approval.ports import (
 )
 from services.approval.projection import evaluation_of
 from services.approval.readmodel import waits_for_decision
+from shared.decisions import ConflictingDecision
 from shared.events import (
     RevisionApproved,
     RevisionDenied,
@@ -148,8 +149,16 @@ class InMemoryApprovalStore:
         """Write `event` unless it was projected already (its own inbox); False when it was."""
         if event.envelope.event_id in self._t.inbox:
             return False
-        self._t.inbox.add(event.envelope.event_id)
         env = event.envelope
+        kept = self._t.decisions.get((env.adapter, env.revision, env.environment))
+        decision = isinstance(event, RevisionApproved | RevisionDenied)
+        if decision and kept is not None and kept.event_id != env.event_id:
+            # As PostgresProjection: refused, and nothing (not even the inbox entry) is kept.
+            raise ConflictingDecision(
+                f"conflicting_decision: {env.event_id} decides {env.adapter}@{env.revision}"
+                f" in {env.environment}, where decision {kept.event_id} already stands"
+            )
+        self._t.inbox.add(event.envelope.event_id)
         if isinstance(event, RevisionRegistered):
             self._t.submissions.setdefault(
                 (env.adapter, env.revision),

@@ -26,6 +26,11 @@ from tests.integration.test_activator import (
 )
 
 
+def operator(rollouts: Rollouts) -> str:
+    """The operator's bearer token: adapterctl's commands act as its principal."""
+    return rollouts.stack.token_of(OPERATOR, "operator")
+
+
 async def active_pair(rollouts: Rollouts, adapter: str) -> tuple[Approved, Approved]:
     """The good adapter active first, then the shuffled one promoted over it by an operator."""
     good = await rollouts.approve(adapter, "good")
@@ -33,7 +38,13 @@ async def active_pair(rollouts: Rollouts, adapter: str) -> tuple[Approved, Appro
     shuffled = await rollouts.approve(adapter, "shuffled")
     rollouts.wait(adapter, (CanaryStarted, shuffled.revision))  # the policy starts a canary
     done = rollouts.stack.adapterctl(
-        "promote", adapter, shuffled.revision, "--environment", ENV, "--activate", "--as", OPERATOR
+        "promote",
+        adapter,
+        shuffled.revision,
+        "--environment",
+        ENV,
+        "--activate",
+        token=operator(rollouts),
     )
     assert "active" in done.stdout
     rollouts.wait(
@@ -53,7 +64,13 @@ async def test_adapterctl_rollback_restores_the_previous_revision_and_replicas_a
     assert served_before[0] == served_before[1]
 
     done = rollouts.stack.adapterctl(
-        "rollback", adapter, "--environment", ENV, "--as", OPERATOR, "--reason", "wrong capitals"
+        "rollback",
+        adapter,
+        "--environment",
+        ENV,
+        "--reason",
+        "wrong capitals",
+        token=operator(rollouts),
     )
 
     assert "rolled back" in done.stdout
@@ -85,12 +102,11 @@ async def test_a_rollback_to_an_expired_revision_is_refused_with_the_reason(
         ENV,
         "--to",
         good.revision,
-        "--as",
-        OPERATOR,
         check=False,
+        token=operator(rollouts),
     )
     untargeted = rollouts.stack.adapterctl(
-        "rollback", adapter, "--environment", ENV, "--as", OPERATOR, check=False
+        "rollback", adapter, "--environment", ENV, check=False, token=operator(rollouts)
     )
 
     assert refused.returncode == 1
@@ -110,7 +126,14 @@ async def test_an_approver_may_not_expand_the_canary_they_approved_where_duties_
     rollouts.wait(adapter, (CanaryStarted, second.revision))
 
     by_approver = rollouts.stack.adapterctl(
-        "expand", adapter, "--environment", ENV, "--percent", "60", "--as", APPROVER, check=False
+        "expand",
+        adapter,
+        "--environment",
+        ENV,
+        "--percent",
+        "60",
+        check=False,
+        token=rollouts.stack.token_of(APPROVER, "operator"),  # bob approves and operates
     )
     by_auditor = rollouts.stack.adapterctl(
         "expand",
@@ -119,20 +142,19 @@ async def test_an_approver_may_not_expand_the_canary_they_approved_where_duties_
         ENV,
         "--percent",
         "60",
-        "--as",
-        "eve",
-        "--role",
-        "auditor",
         check=False,
+        token=rollouts.stack.token_of("eve", "auditor"),
     )
     by_operator = rollouts.stack.adapterctl(
-        "expand", adapter, "--environment", ENV, "--percent", "60", "--as", OPERATOR
+        "expand", adapter, "--environment", ENV, "--percent", "60", token=operator(rollouts)
     )
 
     assert (
         by_approver.returncode == 1 and "separates approving from operating" in by_approver.stderr
     )
-    assert by_auditor.returncode == 1 and "only an operator or admin" in by_auditor.stderr
+    assert by_auditor.returncode == 1 and "eve acts as auditor, not admin or operator" in (
+        by_auditor.stderr
+    )
     assert "canary at 60%" in by_operator.stdout
     pointer = await rollouts.registry.pointer(adapter, ENV)
     assert (pointer.canary, pointer.canary_percent) == (second.revision, 60)
@@ -180,9 +202,8 @@ async def test_a_replica_that_does_not_load_stops_the_rollout_before_traffic_mov
             ENV,
             "--canary",
             "10",
-            "--as",
-            OPERATOR,
             check=False,
+            token=operator(rollouts),
         )
 
     assert silent["outcome"] == "failed" and silent["evidence"]["stopped_by"] == "verify"

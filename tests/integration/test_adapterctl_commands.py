@@ -3,9 +3,9 @@ and shows an example, a bad option is a usage error (2), and a real invocation a
 private stack (its own database and topics, ingest and validator running) answers with an
 exit status that means something (0 done, 1 refused / failed / empty) and `--json` that
 parses. The activator and the archiver run too: `env replicas|analysis` and `retention`
-are commands they carry out and answer, read back through their HTTP APIs. The rollout
-commands are also run where no activator consumes them (a commands topic of their own):
-`--no-wait` publishes and leaves, a waiting command gets no answer in time (1)."""
+are commands they carry out and answer, read back through their HTTP APIs; rollout
+commands are issued by the activator as the token's principal, and forged ones (through
+Kafka, with a typed name, or a revoked token) move nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -21,12 +22,21 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import KafkaException
 
 from adapterctl.main import build_parser
-from shared.events import RevisionRejected, RevisionValidated
+from shared.codec import Codec
+from shared.events import (
+    Actor,
+    CommandHeader,
+    RevisionRejected,
+    RevisionValidated,
+    RollbackRevision,
+)
 from shared.kafka import acl
-from shared.kafka.acl import apply_grants
-from shared.kafka.topics import TopicSpec, admin_client, provision
+from shared.kafka.auth import KafkaEndpoint
+from shared.kafka.producer import make_producer, publish
+from shared.kafka.topics import dlq_of
 from shared.settings import KernelSettings
 from tests.conftest import REPO, Infra
 from tests.corpus.adapters import tiny_base_spec, write_adapter, write_base_model
@@ -373,57 +383,114 @@ def test_archive_show_and_verify_refuse_a_revision_not_archived(
 
 @pytest.fixture(scope="module")
 def unheard(stack: Stack) -> Ctl:
-    """adapterctl on a commands topic of its own that no service consumes, and an activator
-    URL nothing answers on."""
-    topic = f"t{stack.token}.commands-unheard"
-    admin = admin_client(stack.infra.kafka)
-    provision(admin, [TopicSpec(topic, 3, {})])
-    apply_grants(admin, [acl.Grant(acl.OPERATOR, "topic", topic, acl.Op.WRITE)])
-    stack.let_readers_read(topic)
-    return Ctl(stack, COMMANDS_TOPIC=topic, ACTIVATOR_URL="http://127.0.0.1:1")
+    """adapterctl with an activator URL nothing answers on."""
+    return Ctl(stack, ACTIVATOR_URL="http://127.0.0.1:1")
 
 
 def test_operator_commands_without_an_activator(unheard: Ctl, revision: tuple[str, str]) -> None:
     ctl = unheard
     adapter, rev = revision
-    # --no-wait publishes the command and prints its id.
-    sent = ctl.json("promote", adapter, rev[:15], "--environment", ENV, "--canary", "10",
-                    "--no-wait", "--reason", "test")  # fmt: skip
-    assert len(sent["command_id"]) == 36
-    assert ctl("rollback", adapter, "--environment", ENV, "--no-wait").stdout.strip()
-    topic = ctl.overrides["COMMANDS_TOPIC"]
-    commands = ctl.stack.records(topic)
-    assert [r.key for r in commands] == [adapter.encode(), adapter.encode()]
-    # Waiting with no activator: no answer in time is 1, and the reason says so.
-    waited = ctl("promote", adapter, rev, "--environment", ENV, "--activate", "--wait-s", "1",
-                 rc=1)  # fmt: skip
-    assert "no answer from http://127.0.0.1:1" in waited.stderr
-    ctl("rollback", adapter, "--environment", ENV, "--to", rev, "--wait-s", "0.5", rc=1)
-    # expand / abort need a canary, promote a revision that exists: refused before publishing.
+    # Only the activator issues commands: without it, nothing is sent, and the error says so.
+    down = ctl("promote", adapter, rev[:15], "--environment", ENV, "--canary", "10",
+               "--no-wait", rc=2)  # fmt: skip
+    assert "cannot reach http://127.0.0.1:1" in down.stderr and "activator running" in down.stderr
+    # expand / abort need a canary, promote a revision that exists: refused before asking.
     assert "has no canary" in ctl("expand", adapter, "--environment", ENV, "--percent", "50",
                                   rc=1).stderr  # fmt: skip
     assert "has no canary" in ctl("abort", adapter, "--environment", ENV, rc=1).stderr
-    ctl("expand", adapter, "--environment", ENV, "--percent", "50", "--revision", rev,
-        "--no-wait")  # fmt: skip
-    ctl("abort", adapter, "--environment", ENV, "--revision", rev, "--no-wait")
     assert "no revision" in ctl("promote", adapter, "sha256:ffff", "--environment", ENV,
                                 "--no-wait", rc=1).stderr  # fmt: skip
     assert ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", "--activate",
                rc=2).stderr  # fmt: skip
-    assert len(ctl.stack.records(topic)) == 6
+    assert not [r for r in ctl.stack.records(ctl.stack.commands_topic) if r.key == adapter.encode()]
+
+
+def test_operator_commands_are_issued_by_the_activator_as_the_tokens_principal(
+    ctl: Ctl, revision: tuple[str, str]
+) -> None:
+    adapter, rev = revision
+    operator = f"olga-{ctl.stack.token}"
+    as_operator = Ctl(ctl.stack, ADAPTERCTL_TOKEN=ctl.stack.token_of(operator, "operator"))
+    # --no-wait: the activator put the command on the topic and answered with its id.
+    sent = as_operator.json("promote", adapter, rev[:15], "--environment", ENV, "--canary", "10",
+                            "--no-wait", "--reason", "test")  # fmt: skip
+    assert len(sent["command_id"]) == 36
+    issued = [r for r in ctl.stack.records(ctl.stack.commands_topic) if r.key == adapter.encode()]
+    command = Codec.from_env().decode(issued[-1].value)
+    assert command.header.command_id == sent["command_id"]
+    assert (command.header.actor.principal, command.header.actor.role) == (operator, "operator")
+    # The answer (refused: the revision is not approved) is recorded under its id.
+    answer = eventually(
+        lambda: (
+            httpx.get(
+                f"{ctl.stack.env()['ACTIVATOR_URL']}/outcomes/{sent['command_id']}", timeout=10
+            )
+            .json()
+            .get("outcome")
+        ),
+        timeout=60,
+        message="the activator never answered the command",
+    )
+    assert answer == "refused"
+
+
+def test_a_forged_or_revoked_operator_moves_nothing(ctl: Ctl, revision: tuple[str, str]) -> None:
+    """Issue #15's attacks on the commands: an insider with the operators' Kafka password
+    (or none), a typed principal and role, a revoked operator's token."""
+    adapter, _ = revision
+    stack = ctl.stack
+    header = CommandHeader(
+        command_id=str(uuid.uuid4()), adapter=adapter, environment=ENV,
+        actor=Actor(principal="root", role="admin"), issued_at=datetime.now(UTC),
+        correlation_id=str(uuid.uuid4()), reason="forged",
+    )  # fmt: skip
+    forged = Codec.from_env().encode(RollbackRevision(header=header, to_revision=None))
+    # 1. Broker network access alone, or the operators' Kafka principal: the topic refuses.
+    anonymous = KafkaEndpoint(stack.infra.bootstrap_servers)
+    for kafka in (anonymous, stack.infra.as_principal(acl.OPERATOR)):
+        producer = make_producer(kafka, **{"message.timeout.ms": 2000})
+        with pytest.raises((KafkaException, TimeoutError)):
+            publish(producer, stack.commands_topic, key=b"k", value=forged, timeout_s=8)
+    # 2. Even a writer past the ACLs (a super user) cannot make a typed name an admin: the
+    #    activator checks the actor against the registry's principals and records the refusal.
+    publish(make_producer(stack.infra.kafka), stack.commands_topic, key=adapter.encode(),
+            value=forged)  # fmt: skip
+    url = f"{stack.env()['ACTIVATOR_URL']}/outcomes/{header.command_id}"
+    answer = eventually(
+        lambda: (r := httpx.get(url, timeout=10)).status_code == 200 and r.json(),
+        timeout=60,
+        message="the activator never answered the forged command",
+    )
+    assert answer["outcome"] == "refused" and answer["principal"] == "root"
+    assert "root is no active principal (unknown or revoked)" in answer["detail"]
+    dead = eventually(
+        lambda: [r for r in stack.records(dlq_of(stack.commands_topic))
+                 if header.command_id.encode() in r.value or r.key == adapter.encode()],
+        timeout=60,
+        message="the forged command was not dead-lettered",
+    )  # fmt: skip
+    assert dead
+    # 3. A revoked operator's token is refused at the door: 401, nothing issued.
+    revoked = f"rita-{stack.token}"
+    token = stack.token_of(revoked, "operator")
+    ctl("principal", "revoke", revoked)
+    as_revoked = Ctl(stack, ADAPTERCTL_TOKEN=token)
+    refused = as_revoked("rollback", adapter, "--environment", ENV, rc=1)
+    assert "refused the token (401)" in refused.stderr and "unknown or revoked" in refused.stderr
 
 
 def test_rollout_status(ctl: Ctl, revision: tuple[str, str]) -> None:
     adapter, rev = revision
     status = ctl.json("rollout", "status", adapter)
     assert set(status) == {"pointers", "canaries", "outcomes"}
-    assert status["canaries"] == [] and status["outcomes"] == []
+    assert status["canaries"] == []
     assert "Recent answers" in ctl("rollout", "status", adapter, "--environment", ENV).stdout
     # The activator answers a promotion of a revision not approved: refused, shown here.
     refused = ctl("promote", adapter, rev, "--environment", ENV, "--canary", "10", rc=1)
     assert "promote refused" in refused.stderr
-    [answer] = ctl.json("rollout", "status", adapter)["outcomes"]
-    assert (answer["action"], answer["outcome"]) == ("promote", "refused")
+    newest = ctl.json("rollout", "status", adapter)["outcomes"][0]  # newest first
+    assert (newest["action"], newest["outcome"]) == ("promote", "refused")
+    assert len(ctl.json("rollout", "status", adapter)["outcomes"]) == len(status["outcomes"]) + 1
 
 
 def test_a_registry_that_cannot_be_reached_is_exit_2(stack: Stack) -> None:

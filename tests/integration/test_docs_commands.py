@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from shared.events import RevisionRegistered
+from shared.kafka import acl
 from shared.signing import load_or_create_signer
 from tests.conftest import REPO, Infra
 from tests.corpus.adapters import tiny_base_spec, write_adapter, write_base_model
@@ -112,7 +113,9 @@ def run_block(block: Block, folder: Path, env: dict[str, str]) -> None:
 @pytest.mark.parametrize("document", documents(), ids=lambda p: str(p.relative_to(REPO)))
 def test_documented_commands_run(document: Path, stack: Stack) -> None:
     folder = reader_folder(stack.root / f"reader-{document.stem}")
-    env = {**stack.env(), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    # As a reader who sourced var/infra.env: Kafka's admin (the README's Credentials section
+    # shows how each role uses its own password instead).
+    env = {**stack.env(acl.ADMIN), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     for block in blocks_of(document):
         if block.skip_reason is not None:
             continue

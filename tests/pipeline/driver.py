@@ -59,6 +59,10 @@ def service_specs(
         **FAST_GROUPS,
         "CONSUMER_GROUP_PREFIX": f"t{stack.token}",  # groups of its own: kills stay in here
         "APP_DATADIR": str(root / "faust" / "{conf.name}-data"),
+        # Read models believe only decisions signed by the drill approval's key.
+        "DECISION_PUBLIC_KEYS": ":".join(
+            str(root / key) for key in ("keys/signing.key.pub", "test-decisions.pub")
+        ),
     }
     replica_env = {
         "REFERENCE_BASE_FOLDER": str(tiny.base),

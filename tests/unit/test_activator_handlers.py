@@ -5,6 +5,7 @@ changes nothing, and the main refusal."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from services.activator.handlers import FLOW, handlers
 from services.activator.plans import Outcome, RequestAction
 from services.activator.rollouts import CONSUMER
 from services.activator.routing import lora_name
+from shared.decisions import UntrustedDecision
 from shared.events import (
     Actor,
     CanaryExpanded,
@@ -30,6 +32,7 @@ from shared.events import (
 )
 from shared.kafka.dispatch import PermanentError
 from shared.pointers import EnvironmentPointer
+from tests.factories import lifecycle
 from tests.fakes.activator import ActivatorWorld, environment_spec
 
 ADAPTER, ENV = "chat", "prod"
@@ -210,6 +213,55 @@ async def test_a_promote_by_someone_who_is_no_operator_is_refused(rollout: Rollo
     with pytest.raises(PermanentError, match="only an operator or admin"):
         await rollout.handle[PromoteRevision](command)
     assert await rollout.since_mark() == []
+
+
+async def test_a_forged_approval_is_refused_and_the_real_one_then_rolls_out(
+    rollout: Rollout,
+) -> None:
+    approved = await rollout.world.approve(ADAPTER, b"one", approvers=("approver-bob",))
+    await rollout.since_mark()
+    # An insider's copy naming other approvers: the trusted key's signature no longer holds.
+    forged = dataclasses.replace(approved, approvers=["op-carol"])
+    with pytest.raises(UntrustedDecision, match="signature_invalid"):
+        await rollout.handle[RevisionApproved](forged)
+    assert await rollout.world.store.approvers(ADAPTER, approved.envelope.revision, ENV) == []
+    assert await rollout.since_mark() == []
+    await rollout.handle[RevisionApproved](approved)
+    assert await rollout.world.store.approvers(ADAPTER, approved.envelope.revision, ENV) == [
+        "approver-bob"
+    ]
+
+
+async def test_an_approval_the_registry_never_committed_is_refused(rollout: Rollout) -> None:
+    approved = await rollout.world.approve(ADAPTER, b"one")
+    replay = lifecycle(
+        RevisionApproved, ADAPTER, approved.envelope.revision, ENV, approvers=["op-carol"]
+    )  # validly signed by the trusted key, but not a decision the registry holds
+    with pytest.raises(UntrustedDecision, match="decision_not_committed"):
+        await rollout.handle[RevisionApproved](replay)
+
+
+@pytest.mark.parametrize(
+    ("actor", "refused"),
+    [
+        # a name nobody registered, claiming admin: the command's role counts for nothing
+        (Actor(principal="mallory", role="admin"), "no active principal"),
+        # a real operator typed as admin
+        (Actor(principal="op-carol", role="admin"), "holds operator, not admin"),
+    ],
+)
+async def test_a_command_whose_actor_the_registry_does_not_hold_is_refused_and_recorded(
+    rollout: Rollout, actor: Actor, refused: str
+) -> None:
+    approved = await rollout.world.approve(ADAPTER, b"one")
+    await rollout.since_mark()
+    command = PromoteRevision(header=header(actor), revision=approved.envelope.revision)
+    with pytest.raises(PermanentError, match=refused):
+        await rollout.handle[PromoteRevision](command)
+    assert await rollout.since_mark() == []
+    outcome = await rollout.world.store.outcome(command.header.command_id)
+    assert outcome is not None and outcome["outcome"] is Outcome.REFUSED
+    assert refused in outcome["detail"] and outcome["principal"] == actor.principal
 
 
 # ExpandCanary

@@ -236,21 +236,33 @@ def test_an_abort_rolls_back_only_the_named_canary() -> None:
         plan_abort(situation(SERVING), None, reason="x")
 
 
+OPERATOR_ROLE = frozenset({"operator"})
+
+
 @pytest.mark.parametrize(
-    ("actor", "may_operate", "refused"),
+    ("actor", "held", "may_operate", "refused"),
     [
-        (Actor(principal="carol", role="operator"), False, None),
-        (Actor(principal="bob", role="operator"), True, None),
-        (Actor(principal="bob", role="operator"), False, "separates approving from operating"),
-        (Actor(principal="root", role="admin"), False, None),
-        (Actor(principal="eve", role="auditor"), True, "only an operator or admin"),
-        (Actor(principal="bob", role="approver"), True, "only an operator or admin"),
+        (Actor(principal="carol", role="operator"), OPERATOR_ROLE, False, None),
+        (Actor(principal="bob", role="operator"), {"operator", "approver"}, True, None),
+        (
+            Actor(principal="bob", role="operator"),
+            {"operator", "approver"},
+            False,
+            "separates approving from operating",
+        ),
+        (Actor(principal="root", role="admin"), {"admin"}, False, None),
+        (Actor(principal="eve", role="auditor"), {"auditor"}, True, "only an operator or admin"),
+        (Actor(principal="bob", role="approver"), {"approver"}, True, "only an operator or admin"),
+        # the registry, not the command, says who holds what
+        (Actor(principal="ghost", role="admin"), set(), True, "no active principal"),
+        (Actor(principal="revoked-rita", role="operator"), set(), True, "unknown or revoked"),
+        (Actor(principal="eve", role="admin"), {"auditor"}, True, "holds auditor, not admin"),
     ],
 )
 def test_only_operators_operate_and_not_on_what_they_approved_where_duties_are_separate(
-    actor: Actor, may_operate: bool, refused: str | None
+    actor: Actor, held: set[str], may_operate: bool, refused: str | None
 ) -> None:
-    refusal = operator_refusal(actor, ["bob"], may_operate, NEW)
+    refusal = operator_refusal(actor, held, ["bob"], may_operate, NEW)
 
     assert refusal is None if refused is None else refused in (refusal or "")
 

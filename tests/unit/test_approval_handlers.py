@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.approval.deciding import Conflict, Decider, UnknownTarget, cast
 from services.approval.decisions import Ballot, Choice, Outcome, Reason, Refused
 from services.approval.handlers import FLOW
-from services.approval.projection import handlers
+from services.approval.projection import believer, handlers
 from shared.catalogue import EnvironmentSpec
+from shared.decisions import ConflictingDecision, UntrustedDecision
 from shared.events import (
     Actor,
     MetricResult,
@@ -30,8 +31,8 @@ from shared.lifecycle import State
 from shared.registry.memory import InMemoryCatalogue, InMemoryRegistry
 from shared.registry.port import Committed, Step
 from shared.registry.principals import Principal, Role
-from shared.signing import APPROVED, DENIED, Signer, check_signature, keyring
-from tests.factories import lifecycle
+from shared.signing import APPROVED, DENIED, Signer, check_signature, claim_of, keyring
+from tests.factories import TEST_SIGNER, lifecycle
 from tests.fakes.approval import InMemoryApprovalStore
 
 ADAPTER, REVISION, ENV = "chat", "sha256:" + "a" * 64, "prod"
@@ -76,7 +77,9 @@ def world(registry: InMemoryRegistry | None = None) -> World:
     signer = Signer(Ed25519PrivateKey.generate())
     catalogue = InMemoryCatalogue(environments=[SPEC])
     decider = Decider(registry=registry, readmodel=store, catalogue=catalogue, signer=signer)
-    return World(registry, store, handlers(store), decider)
+    # The service trusts its own key and the tests' (what `lifecycle` signs decisions with).
+    believe = believer(registry, lambda: keyring([signer.public_key, TEST_SIGNER.public_key]))
+    return World(registry, store, handlers(store, believe), decider)
 
 
 async def evaluated(w: World) -> World:
@@ -96,7 +99,8 @@ def approver(name: str) -> Principal:
 
 
 def test_the_handler_map_covers_every_event_the_flow_says_it_handles() -> None:
-    assert set(handlers(InMemoryApprovalStore(InMemoryRegistry()))) == set(FLOW.handles)
+    store = InMemoryApprovalStore(InMemoryRegistry())
+    assert set(handlers(store, believer(store.registry, dict))) == set(FLOW.handles)
 
 
 async def test_a_registered_revision_is_projected_as_a_submission() -> None:
@@ -229,13 +233,58 @@ async def test_a_redelivered_decision_changes_nothing(cls: type) -> None:
     assert await w.store.decision(ADAPTER, REVISION, ENV) == before
 
 
-async def test_a_second_decision_for_one_environment_keeps_the_first() -> None:
+async def test_a_second_decision_for_one_environment_is_refused_loudly_and_the_first_stands() -> (
+    None
+):
     w = await evaluated(world())
     approved = lifecycle(RevisionApproved, ADAPTER, REVISION, ENV)
     await w.deliver(approved)
-    assert await w.store.project(lifecycle(RevisionDenied, ADAPTER, REVISION, ENV))
+    with pytest.raises(ConflictingDecision, match="already stands"):
+        await w.store.project(lifecycle(RevisionDenied, ADAPTER, REVISION, ENV))
     found = await w.store.decision(ADAPTER, REVISION, ENV)
     assert found is not None and found.event_id == approved.envelope.event_id
+
+
+async def _committed(w: World, event: Any) -> Any:
+    return (await w.registry.transition(event)).events[0]
+
+
+@pytest.mark.parametrize(
+    ("forge", "refused"),
+    [
+        # signed by no trusted key (an insider's own key)
+        (
+            lambda e: dataclasses.replace(
+                e,
+                key_id=Signer(Ed25519PrivateKey.generate()).key_id,
+                signature=Signer(Ed25519PrivateKey.generate()).sign(claim_of(e)),
+            ),
+            "signature_unknown_key",
+        ),
+        # the trusted key's signature over other approvers
+        (lambda e: dataclasses.replace(e, approvers=["mallory"]), "signature_invalid"),
+        (lambda e: dataclasses.replace(e, signature="not base64!"), "signature_invalid"),
+    ],
+)
+async def test_a_forged_decision_on_the_log_is_refused_and_the_real_one_then_stands(
+    forge: Any, refused: str
+) -> None:
+    w = await evaluated(world())
+    real = await _committed(w, lifecycle(RevisionApproved, ADAPTER, REVISION, ENV))
+    with pytest.raises(UntrustedDecision, match=refused):
+        await w.handlers[RevisionApproved](forge(real))
+    assert await w.store.decision(ADAPTER, REVISION, ENV) is None
+    await w.handlers[RevisionApproved](real)
+    found = await w.store.decision(ADAPTER, REVISION, ENV)
+    assert found is not None and found.event_id == real.envelope.event_id
+
+
+async def test_a_validly_signed_decision_the_registry_never_committed_is_refused() -> None:
+    w = await evaluated(world())
+    replayed = lifecycle(RevisionApproved, ADAPTER, REVISION, ENV)  # signed, never committed
+    with pytest.raises(UntrustedDecision, match="decision_not_committed"):
+        await w.handlers[RevisionApproved](replayed)
+    assert await w.store.decision(ADAPTER, REVISION, ENV) is None
 
 
 # Casting a ballot.

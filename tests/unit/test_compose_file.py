@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.kafka.acl import RELAY, service_principal
 from tests.conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -107,3 +108,37 @@ def test_the_image_installs_the_lock_and_runs_as_a_user_owning_its_data() -> Non
     assert users and users[-1] not in {"root", "0", "nobody"}
     assert f"chown -R {users[-1]}:{users[-1]} /data" in DOCKERFILE
     assert re.findall(r"^WORKDIR (\S+)", DOCKERFILE, re.M)[-1] == "/data"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in _ours().items() if not _is_replica(s)))
+def test_every_service_connects_to_kafka_as_its_own_principal_with_a_mounted_password(
+    name: str,
+) -> None:
+    service = SERVICES[name]
+    environment = service["environment"]
+    principal = service_principal(f"services.{name}")
+    assert environment["KAFKA_SASL_USERNAME"] == principal
+    assert environment["RELAY_KAFKA_SASL_USERNAME"] == RELAY
+    credentials = _mounts(service)["credentials"]
+    for variable, who in (
+        ("KAFKA_SASL_PASSWORD_FILE", principal),
+        ("RELAY_KAFKA_SASL_PASSWORD_FILE", RELAY),
+    ):
+        assert environment[variable] == f"{credentials}/{who}.password"
+
+
+def test_the_compose_broker_authenticates_and_authorises_like_infras() -> None:
+    script = (REPO / "infra" / "docker" / "kafka-sasl.sh").read_text()
+    for line in (
+        "listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,HOST:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+    ):
+        assert line in script
+    assert "PLAINTEXT:PLAINTEXT" not in script
+    access = SERVICES["kafka-access"]
+    assert "infra/kafka_access.py" in " ".join(_command(access))
+    for name in _ours():
+        if not _is_replica(SERVICES[name]):
+            condition = SERVICES[name]["depends_on"]["kafka-access"]["condition"]
+            assert condition == "service_completed_successfully", name

@@ -36,7 +36,7 @@ HANDLER_MAPS = {
     "ingest": ingest_handlers,
     "validator": validator_handlers,
     "gpu_evaluator": evaluator_handlers,
-    "approval": approval_handlers,
+    "approval": lambda deps: approval_handlers(deps, deps),
     "activator": activator_handlers,
     "archiver": archiver_handlers,
 }

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.activator.canary import tick
 from services.activator.handlers import handlers as activator_handlers
@@ -26,6 +25,7 @@ from services.activator.routing import lora_name
 from services.approval.deciding import Decider, cast
 from services.approval.decisions import Ballot, Choice
 from services.approval.handlers import handlers as approval_handlers
+from services.approval.projection import believer
 from services.archiver.deps import ArchiverDeps
 from services.archiver.handlers import handlers as archiver_handlers
 from services.archiver.handlers import sweep
@@ -45,7 +45,6 @@ from shared.lifecycle import State
 from shared.registry.memory import InMemoryCatalogue, InMemoryRegistry
 from shared.registry.principals import Principal, Role
 from shared.retention import RetentionPolicy
-from shared.signing import Signer
 from shared.trainer_client import describe_submission
 from tests.corpus.adapters import (
     environment_for,
@@ -53,7 +52,7 @@ from tests.corpus.adapters import (
     tiny_tokenizer_files,
     write_adapter,
 )
-from tests.factories import lifecycle
+from tests.factories import TEST_DECISION_KEYS, TEST_SIGNER, lifecycle
 from tests.fakes.activator import FakeReplicas, InMemoryActivatorStore, activator_deps
 from tests.fakes.approval import InMemoryApprovalStore
 from tests.fakes.archiver import InMemoryRetentionRules
@@ -182,7 +181,14 @@ def journey(tmp_path: Path) -> Journey:
 
     def wire_activator(reg: Any) -> Any:
         nonlocal activator
-        activator = activator_deps(reg, catalogue, activator_store, replicas, store)
+        activator = activator_deps(
+            reg,
+            catalogue,
+            activator_store,
+            replicas,
+            store,
+            principals={"oncall-olga": {"operator"}},
+        )
         return activator_handlers(activator)
 
     flow = InProcessFlow.wire(
@@ -208,7 +214,9 @@ def journey(tmp_path: Path) -> Journey:
                     suites_root=tmp_path / "suites",
                 )
             ),
-            "approval": lambda reg: approval_handlers(approvals),
+            "approval": lambda reg: approval_handlers(
+                approvals, believer(reg, lambda: TEST_DECISION_KEYS)
+            ),
             "activator": wire_activator,
             "archiver": wire_archiver,
         },
@@ -217,7 +225,7 @@ def journey(tmp_path: Path) -> Journey:
         registry=flow.guarded("approval"),
         readmodel=approvals,
         catalogue=catalogue,
-        signer=Signer(Ed25519PrivateKey.generate()),
+        signer=TEST_SIGNER,  # the key the activator trusts (tests.factories)
     )
     assert archiver is not None
     return Journey(

@@ -46,11 +46,12 @@ def test_each_service_reads_exactly_what_its_flow_consumes() -> None:
         ("ingest", T, Op.WRITE, False),
         ("operator", T, Op.WRITE, False),
         ("trainer", T, Op.READ, False),
-        # commands: only the command issuer writes, the activator reads
-        ("operator", C, Op.WRITE, True),
+        # commands: only the issuer (the activator's authenticated API) writes and reads them;
+        # an operator's Kafka password alone cannot put a command there
+        ("activator", C, Op.WRITE, True),
         ("activator", C, Op.READ, True),
+        ("operator", C, Op.WRITE, False),
         ("trainer", C, Op.WRITE, False),
-        ("activator", C, Op.WRITE, False),
         ("approval", C, Op.READ, False),
         # dead letters: a consumer writes its own topic's; the auditor reads them all
         ("ingest", T + ".dlq", Op.WRITE, True),
