@@ -38,10 +38,12 @@ examples:
 environment:
   KAFKA_BOOTSTRAP_SERVERS  the brokers (or --bootstrap)
   LIFECYCLE_TOPIC          the lifecycle topic (or --topic; default adapters.lifecycle.v1)
+  INGEST_URL               ingest's HTTP API, for submit (or --ingest-url)
   ACTIVATOR_URL            the activator's HTTP API (or --activator-url)
   ARCHIVER_URL             the archiver's HTTP API (or --archiver-url)
-  ADAPTERCTL_TOKEN         a principal's bearer token, for env replicas|analysis and
-                           retention set|hold|release (or --token)
+  ADAPTERCTL_TOKEN         a principal's bearer token, for submit, promote|expand|
+                           rollback|abort, env replicas|analysis and retention
+                           set|hold|release (or --token)
 
 exit status: 0 ok, 1 the log has problems (or the answer is empty), 2 usage or connection error"""
 
@@ -82,7 +84,7 @@ def build_parser(
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     audit.register(groups, common)
     history.register(groups, common)
-    submit.register(groups, common)
+    submit.register(groups, common, ingest_url=ctl.ingest_url, token=ctl.token)
     catalogue.register(groups, common)
     principals.register(groups, common)
     retention.register(groups, common, archiver_url=ctl.archiver_url, token=ctl.token)

@@ -10,6 +10,11 @@ from shared.settings import EnvSettings
 class CtlSettings(EnvSettings):
     """The services adapterctl asks (it reads their state through their HTTP APIs)."""
 
+    ingest_url: str = Field(
+        default="http://127.0.0.1:8470",
+        validation_alias="INGEST_URL",
+        description="ingest's HTTP API, where `adapterctl submit` hands in a trained adapter",
+    )
     activator_url: str = Field(
         default="http://127.0.0.1:8490",
         validation_alias="ACTIVATOR_URL",
@@ -24,7 +29,8 @@ class CtlSettings(EnvSettings):
         default="",
         validation_alias="ADAPTERCTL_TOKEN",
         description=(
-            "a principal's bearer token, for the changes a service makes only for a proven "
-            "principal (env replicas|analysis, retention set|hold|release)"
+            "a principal's bearer token: every change a service makes only for a proven "
+            "principal (submit, promote|expand|rollback|abort, env replicas|analysis, "
+            "retention set|hold|release)"
         ),
     )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+import httpx
 
+from adapterctl.commands import add_token_option
 from adapterctl.output import emit, to_json
-from adapterctl.source import CliError, Source
+from adapterctl.source import CliError, CliRefusal, Source
 from shared.events import BaseModelRef
-from shared.trainer_client import SubmissionError, describe_submission, submit
+from shared.trainer_client import (
+    SubmissionError,
+    SubmissionRefused,
+    describe_submission,
+    submit_to_ingest,
+)
 
 EPILOG = """\
 examples:
@@ -23,7 +28,9 @@ examples:
 The folder holds adapter_config.json, adapter_model.safetensors, recipe.json (seed,
 dataset_ids, hyperparameters) and data_scope.json (corpora, time window, filtering rules).
 The artifact is read from the folder by ingest, which must be allowed to read it
-(INGEST_ALLOWED_ROOTS)."""
+(INGEST_ALLOWED_ROOTS). The submission goes to ingest's API (INGEST_URL) with a trainer's
+bearer token (ADAPTERCTL_TOKEN, from `adapterctl principal add NAME --role trainer`): the
+submitter on the revision is that token's principal, and nobody else's name can be typed."""
 
 
 def run_submit(args: argparse.Namespace, source: Source) -> int:
@@ -35,38 +42,47 @@ def run_submit(args: argparse.Namespace, source: Source) -> int:
             Path(args.folder),
             adapter=args.adapter,
             base=BaseModelRef(model_id=model_id, revision=revision),
-            submitter=args.submitter,
             tokenizer_revision=args.tokenizer_revision,
             tokenizer_folder=Path(args.base_folder) if args.base_folder else None,
             quantization_profile=args.quantization,
             target_environments=args.environment,
             description=args.description,
         )
-        partition, offset = submit(source.kafka, event, topic=source.trained_topic)
     except SubmissionError as exc:
         raise CliError(str(exc)) from exc
-    except (KafkaException, TimeoutError) as exc:
-        raise CliError(
-            f"could not publish to Kafka at {source.kafka.bootstrap_servers} ({exc}): check "
-            "KAFKA_BOOTSTRAP_SERVERS"
-        ) from exc
+    if not args.token:
+        raise CliRefusal(
+            "submitting needs a trainer's token: --token or ADAPTERCTL_TOKEN "
+            "(`adapterctl principal add NAME --role trainer` issues one)"
+        )
+    try:
+        receipt = submit_to_ingest(args.ingest_url, args.token, event)
+    except SubmissionRefused as exc:
+        if exc.status in (401, 403):
+            raise CliRefusal(f"ingest refused the submission ({exc.status}): {exc.detail}") from exc
+        raise CliError(f"ingest answered {exc.status}: {exc.detail}") from exc
+    except httpx.TransportError as exc:
+        raise CliError(f"cannot reach ingest at {args.ingest_url} ({exc}): is it running?") from exc
     if args.json:
-        emit(to_json({"event": event, "partition": partition, "offset": offset}))
+        emit(to_json({"event": event, "submitter": receipt.submitter,
+                      "partition": receipt.partition, "offset": receipt.offset}))  # fmt: skip
     else:
         emit(
-            f"submitted {event.adapter} (event {event.event_id}) at partition {partition}, "
-            f"offset {offset}\n  follow it with: adapterctl history {event.adapter}"
+            f"submitted {event.adapter} (event {event.event_id}) as {receipt.submitter} at "
+            f"partition {receipt.partition}, offset {receipt.offset}\n"
+            f"  follow it with: adapterctl history {event.adapter}"
         )
     return 0
 
 
-def register(groups: Any, common: argparse.ArgumentParser) -> None:
+def register(groups: Any, common: argparse.ArgumentParser, *, ingest_url: str, token: str) -> None:
     parser = groups.add_parser(
         "submit",
         parents=[common],
-        help="publish AdapterTrained for a trained adapter folder",
+        help="submit a trained adapter folder to ingest, as a trainer",
         description="Describe a trained adapter folder (recipe, data scope, tokenizer and "
-        "template hashes) and publish AdapterTrained for ingest.",
+        "template hashes) and hand the AdapterTrained to ingest's API as the trainer your "
+        "token proves.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -83,6 +99,12 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--environment", action="append", default=[], help="a target environment (repeatable)"
     )
-    parser.add_argument("--submitter", default=getpass.getuser())
+    parser.add_argument(
+        "--ingest-url",
+        default=ingest_url,
+        metavar="URL",
+        help="ingest's HTTP API (default: $INGEST_URL or %(default)s)",
+    )
+    add_token_option(parser, token)
     parser.add_argument("--description", default="")
     parser.set_defaults(run=run_submit)

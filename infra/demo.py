@@ -88,6 +88,7 @@ class Journey:
             "20,50,100",
         )
         principals = (
+            ("trainer-alice", "trainer"),
             ("carol", "approver"),
             ("dave", "approver"),
             ("olive", "operator"),
@@ -117,13 +118,14 @@ class Journey:
             )
             self.replicas.append(f"http://127.0.0.1:{port}")
         approval_port, activator_port = free_port(), free_port()
-        archiver_port = free_port()
+        archiver_port, ingest_port = free_port(), free_port()
         self.approval = f"http://127.0.0.1:{approval_port}"
-        # Where adapterctl reads the activator's and the archiver's answers.
+        # Where adapterctl submits, and reads the activator's and the archiver's answers.
+        s.env["INGEST_URL"] = f"http://127.0.0.1:{ingest_port}"
         s.env["ACTIVATOR_URL"] = f"http://127.0.0.1:{activator_port}"
         s.env["ARCHIVER_URL"] = f"http://127.0.0.1:{archiver_port}"
         suites = REPO / "infra" / "suites"
-        s.start("ingest", "services.ingest")
+        s.start("ingest", "services.ingest", INGEST_HTTP_PORT=str(ingest_port))
         s.start("validator", "services.validator")
         s.start(
             "gpu_evaluator",
@@ -154,6 +156,7 @@ class Journey:
             for url in self.replicas:
                 s.wait_http(f"{url}/health")
             s.wait_http(f"{self.approval}/healthz")
+            s.wait_http(f"{s.env['INGEST_URL']}/healthz")
             for url in s.web.values():
                 s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
@@ -214,9 +217,8 @@ class Journey:
             "staging",
             "--environment",
             "production",
-            "--submitter",
-            "trainer-alice",
             show=False,
+            env={"ADAPTERCTL_TOKEN": self.tokens["trainer-alice"]},  # the submitter is proven
         )
         events = s.wait_for(
             self.adapter,

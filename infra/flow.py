@@ -44,7 +44,8 @@ def diagram(flows: tuple[ServiceFlow, ...] = FLOWS) -> str:
     lines = [
         "```mermaid",
         "flowchart LR",
-        "  T[training cluster<br/>adapterctl submit] -- AdapterTrained --> trained",
+        "  T[training cluster<br/>adapterctl submit] -- trainer token --> IA[ingest API]",
+        "  IA -- AdapterTrained, submitter proven --> trained",
         "  O[operator<br/>adapterctl promote / rollback] -- bearer token --> API[activator API]",
         "  API -- the token's principal --> commands",
         f"  trained[({Topic.TRAINED.name_in(topics)})]",

@@ -1,13 +1,17 @@
-"""The training cluster's client: describe a trained adapter folder and publish AdapterTrained."""
+"""The training cluster's client: describe a trained adapter folder and hand the
+AdapterTrained to ingest's API, as the trainer a bearer token proves."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from shared.codec import Codec
 from shared.events import AdapterTrained, BaseModelRef, DataScope, TrainingRecipe
@@ -15,6 +19,9 @@ from shared.hf_folder import chat_template_hash, tokenizer_hash
 from shared.kafka.auth import Kafka
 from shared.kafka.producer import make_producer, publish
 from shared.kafka.topics import TRAINED
+
+# The content type of a submission's body: the AdapterTrained, Avro-encoded as on the topic.
+AVRO = "application/vnd.adapters.avro"
 
 
 class SubmissionError(ValueError):
@@ -71,8 +78,8 @@ def describe_submission(
     *,
     adapter: str,
     base: BaseModelRef,
-    submitter: str,
     tokenizer_revision: str,
+    submitter: str = "",
     tokenizer_folder: Path | None = None,
     quantization_profile: str = "bf16",
     target_environments: Sequence[str] = (),
@@ -111,8 +118,51 @@ def describe_submission(
     )
 
 
+class SubmissionRefused(Exception):
+    """Ingest's API refused the submission (the token, or the event): `status` and why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where ingest put a submission, and who it says submitted it."""
+
+    event_id: str
+    submitter: str
+    partition: int
+    offset: int
+
+
+def submit_to_ingest(
+    url: str, token: str, event: AdapterTrained, *, timeout_s: float = 30.0
+) -> Receipt:
+    """Hand `event` to ingest's API (`POST <url>/submissions`) as the trainer `token` proves;
+    the submitter is the token's principal. SubmissionRefused when ingest says no;
+    httpx.TransportError when it cannot be reached."""
+    response = httpx.post(
+        f"{url.rstrip('/')}/submissions",
+        content=Codec.from_env().encode(event),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": AVRO},
+        timeout=timeout_s,
+    )
+    if response.status_code != 202:
+        try:
+            detail = str(response.json().get("detail", response.text))
+        except ValueError:
+            detail = response.text[:200]
+        raise SubmissionRefused(response.status_code, detail)
+    body = response.json()
+    return Receipt(body["event_id"], body["submitter"], body["partition"], body["offset"])
+
+
 def submit(kafka: Kafka, event: AdapterTrained, *, topic: str = TRAINED) -> tuple[int, int]:
-    """Publish the event keyed by adapter; returns (partition, offset) once acknowledged."""
+    """Publish the event keyed by adapter; returns (partition, offset) once acknowledged.
+    Only ingest's Kafka principal may write the trained topic: this is ingest's own path
+    (and the admin's, in tests); a training cluster uses `submit_to_ingest`."""
     delivered = publish(
         make_producer(kafka),
         topic,

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ def answering(url: str) -> bool:
 
 
 STACK_ADMIN = "stack-admin"
+# The trainers of a stack: the submitters its tests name (ingest dead-letters a submission
+# whose submitter holds no trainer token). `trainer_token` is the first one's.
+STACK_TRAINERS = ("trainer-alice", "alice", "trainer")
 
 
 class ServiceDied(Exception):
@@ -63,6 +67,7 @@ class Stack:
     # The read APIs adapterctl asks (ACTIVATOR_URL, ARCHIVER_URL): one port each per stack.
     activator_port: int = field(default_factory=free_port)
     archiver_port: int = field(default_factory=free_port)
+    ingest_port: int = field(default_factory=free_port)
     # An admin's bearer token, issued by `create`: adapterctl's changes to a service's own
     # settings (replicas, analysis, retention, holds) are made as a proven principal.
     admin_token: str = ""
@@ -115,6 +120,9 @@ class Stack:
         registry = await PostgresRegistry.connect(self.database_url, Codec.from_env())
         try:
             self.admin_token = await add_principal(registry.pool, STACK_ADMIN, Role.ADMIN)
+            for trainer in STACK_TRAINERS:
+                token = await add_principal(registry.pool, trainer, Role.TRAINER)
+                self.tokens[trainer, Role.TRAINER.value] = token
         finally:
             await registry.close()
 
@@ -151,6 +159,8 @@ class Stack:
             "ACTIVATOR_URL": f"http://127.0.0.1:{self.activator_port}",
             "ARCHIVER_HTTP_PORT": str(self.archiver_port),
             "ARCHIVER_URL": f"http://127.0.0.1:{self.archiver_port}",
+            "INGEST_HTTP_PORT": str(self.ingest_port),
+            "INGEST_URL": f"http://127.0.0.1:{self.ingest_port}",
             "ADAPTERCTL_TOKEN": self.admin_token,
             # The approval service signs with its key here; read models believe decisions
             # signed by it or by the tests' key (what `tests.factories` signs with).
@@ -178,11 +188,14 @@ class Stack:
             **extra,
         )
 
-    def command(self, service: str, argv: Sequence[str], **extra: str) -> ServiceCommand:
+    def command(
+        self, service: str, argv: Sequence[str], *, as_module: str | None = None, **extra: str
+    ) -> ServiceCommand:
         """`python <argv>` in this stack's environment, logging to `<service>.log`; a
-        `-m <module>` runs as that service's principal (`service_env`)."""
-        is_module = len(argv) >= 2 and argv[0] == "-m"
-        env = self.service_env(argv[1], **extra) if is_module else self.env(**extra)
+        `-m <module>` runs as that service's principal (`service_env`), and so does any
+        `argv` given `as_module` (a service's composition root run another way)."""
+        module = as_module or (argv[1] if len(argv) >= 2 and argv[0] == "-m" else None)
+        env = self.service_env(module, **extra) if module else self.env(**extra)
         return ServiceCommand(service, argv, env, self.root / f"{service}.log")
 
     def log_of(self, service: str) -> str:
@@ -191,6 +204,17 @@ class Stack:
 
     def stop(self) -> None:
         processes.stop(self.processes.values())
+
+    def wait_ingest(self, timeout_s: float = 120) -> None:
+        """Until ingest's submit API answers (it starts once ingest reached Kafka and the
+        registry)."""
+        url = f"http://127.0.0.1:{self.ingest_port}/healthz"
+        eventually(partial(answering, url), timeout=timeout_s, message=f"ingest: {url}")
+
+    @property
+    def trainer_token(self) -> str:
+        """A trainer's bearer token (`trainer-alice`): what `adapterctl submit` needs."""
+        return self.tokens[STACK_TRAINERS[0], Role.TRAINER.value]
 
     def token_of(self, name: str, role: str) -> str:
         """A bearer token for principal `name` in `role`, made by `adapterctl principal add`
@@ -203,8 +227,12 @@ class Stack:
     def adapterctl(
         self, *args: str, check: bool = True, token: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """adapterctl in this stack, with the stack admin's token unless `token` is given."""
+        """adapterctl in this stack, with the stack admin's token (a trainer's for `submit`)
+        unless `token` is given."""
         env = self.env(acl.cli_principal(args[0] if args else ""))
+        if args and args[0] == "submit":
+            self.wait_ingest()
+            token = self.trainer_token if token is None else token
         if token is not None:
             env["ADAPTERCTL_TOKEN"] = token
         result = subprocess.run(

@@ -1,5 +1,6 @@
 """What ingest's handlers are given: the registry, the artifact store, where trained
-folders are read from, and the bounds on what is read."""
+folders are read from, the bounds on what is read, and the roles a principal holds now
+(the registry's principals: a submitter must hold an active trainer token)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from services.ingest.ports import ArtifactSource, Limits
 from shared.artifacts import ArtifactStore
 from shared.registry.port import Registry
+from shared.registry.principals import Roles
 
 
 @dataclass
@@ -16,3 +18,4 @@ class IngestDeps:
     store: ArtifactStore
     source: ArtifactSource
     limits: Limits
+    roles_of: Roles

@@ -28,6 +28,7 @@ from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.manifest import FileEntry, Manifest, revision_digest
 from shared.registry.port import ConcurrentTransition, Step
+from shared.registry.principals import Role
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +68,18 @@ def check_request(event: AdapterTrained) -> None:
     if not event.submitter.strip():
         # Separation of duties keeps the submitter from approving: it must know who that is.
         raise PermanentError("submitter_unspecified: the submitter is required")
+
+
+async def check_submitter(event: AdapterTrained, deps: IngestDeps) -> None:
+    """Dead-letter a submission whose submitter holds no active trainer token now: only
+    ingest's API writes the trained topic, for the trainer its token proves, so anything
+    else is a forgery (or a trainer revoked since), and never reaches the audit log."""
+    if Role.TRAINER not in await deps.roles_of(event.submitter):
+        log.error("submitter_unauthenticated", adapter=event.adapter, submitter=event.submitter)
+        raise PermanentError(
+            f"submitter_unauthenticated: {event.submitter!r} holds no active trainer "
+            "token; a training cluster submits through ingest's API (adapterctl submit)"
+        )
 
 
 def manifest_for(event: AdapterTrained, files: list[FileEntry]) -> Manifest:
@@ -134,6 +147,7 @@ async def on_adapter_trained(event: AdapterTrained, deps: IngestDeps) -> None:
         bound.info("trained_event_already_ingested")
         return
     check_request(event)
+    await check_submitter(event, deps)
     try:
         files = await asyncio.to_thread(
             copy_artifact, deps.source, deps.store, event.artifact_uri, deps.limits
@@ -203,5 +217,5 @@ FLOW = ServiceFlow(
     consumes=(Topic.TRAINED,),
     handles=(AdapterTrained,),
     emits=(RevisionRegistered, RevisionRejected),
-    inputs=(),
+    inputs=("HTTP: POST /submissions, by a trainer's token",),
 )

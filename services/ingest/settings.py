@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, PositiveInt
 
 from services.ingest.ports import Limits
-from shared.settings import EnvSettings
+from shared.settings import EnvSettings, Port
 
 _DEFAULTS = Limits()
 
@@ -44,6 +44,17 @@ class IngestSettings(EnvSettings):
         default=_DEFAULTS.max_files,
         validation_alias="INGEST_MAX_FILES",
         description="the most files one adapter may hold",
+    )
+
+    http_host: str = Field(
+        default="127.0.0.1",
+        validation_alias="INGEST_HTTP_HOST",
+        description="where POST /submissions listens (training clusters submit there)",
+    )
+    http_port: Port = Field(
+        default=8470,
+        validation_alias="INGEST_HTTP_PORT",
+        description="POST /submissions, with a trainer's bearer token; 0: no HTTP server",
     )
 
     @property

@@ -8,7 +8,8 @@ a private test stack and a production cluster get the same rules:
 - only `relay` (the registry's outbox relay) writes the lifecycle topic, the audit log;
 - only `activator` writes the commands topic: its HTTP API is the command issuer, which
   puts a command there only for an operator proven by a bearer token (ADR 0014);
-- `trainer` writes only the trained topic;
+- only `ingest` writes the trained topic: its HTTP API puts a submission there for the
+  trainer a bearer token proves (training clusters hold no Kafka principal, ADR 0017);
 - each service reads the topics its FLOW consumes, in its own consumer group, and writes
   only their dead-letter topics;
 - `auditor` reads the lifecycle topic and the dead letters, and writes nothing;
@@ -42,10 +43,10 @@ from shared.kafka.topics import dlq_of
 
 ADMIN = "admin"
 RELAY = "relay"
-TRAINER = "trainer"
 OPERATOR = "operator"
 AUDITOR = "auditor"
 ACTIVATOR = "activator"
+INGEST = "ingest"
 
 
 class Logical(StrEnum):
@@ -68,14 +69,15 @@ SERVICE_TOPICS: Mapping[str, tuple[Logical, ...]] = {
 BROKER_PRINCIPALS: tuple[str, ...] = ("broker", "controller")
 
 # Every principal the project's clients connect as, besides `admin`.
-PRINCIPALS: tuple[str, ...] = (*SERVICE_TOPICS, RELAY, TRAINER, OPERATOR, AUDITOR)
+# Training clusters have none: they submit through ingest's API with a trainer's bearer
+# token, and only `ingest` writes the trained topic (ADR 0017).
+PRINCIPALS: tuple[str, ...] = (*SERVICE_TOPICS, RELAY, OPERATOR, AUDITOR)
 
 
-# The principal adapterctl connects as, by subcommand: a training cluster submits, an
-# auditor reads the log, an operator the rest (rollout commands go through the activator's
+# The principal adapterctl connects as, by subcommand: an auditor reads the log, an
+# operator the rest (rollout commands go through the activator's
 # HTTP API with the operator's bearer token, not to Kafka).
 CLI_PRINCIPALS: Mapping[str, str] = {
-    "submit": TRAINER,
     "audit": AUDITOR,
     "history": AUDITOR,
     "evidence": AUDITOR,
@@ -133,7 +135,7 @@ def grants(topics: TopicNames, group_prefix: str) -> list[Grant]:
             out.append(Grant(service, "topic", dlq_of(name), Op.WRITE))
     out += [
         Grant(RELAY, "topic", topics.lifecycle, Op.WRITE),
-        Grant(TRAINER, "topic", topics.trained, Op.WRITE),
+        Grant(INGEST, "topic", topics.trained, Op.WRITE),
         Grant(ACTIVATOR, "topic", topics.commands, Op.WRITE),
         Grant(OPERATOR, "topic", topics.lifecycle, Op.READ),
         Grant(OPERATOR, "group", READER_GROUP_PREFIX, Op.READ, prefixed=True),

@@ -144,6 +144,9 @@ class Ctl:
     def __call__(self, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
         # adapterctl connects to Kafka as the role its subcommand needs (submit: a trainer).
         env = self.stack.env(acl.cli_principal(args[0] if args else ""), **self.overrides)
+        if args and args[0] == "submit" and "ADAPTERCTL_TOKEN" not in self.overrides:
+            self.stack.wait_ingest()
+            env["ADAPTERCTL_TOKEN"] = self.stack.trainer_token  # only a trainer submits
         result = _run(*args, env=env)
         assert result.returncode == rc, (
             f"adapterctl {' '.join(args)}: exit {result.returncode}, wanted {rc}\n"
@@ -216,10 +219,9 @@ def revision(ctl: Ctl, stack: Stack, catalogue: None) -> tuple[str, str]:
         str(stack.root / "base"),
         "--environment",
         ENV,
-        "--submitter",
-        "trainer-alice",
     )
     assert submitted["event"]["adapter"] == adapter and submitted["offset"] >= 0
+    assert submitted["submitter"] == "trainer-alice"  # the token's principal
     events = stack.wait_for(
         lambda evs: any(isinstance(e, RevisionValidated | RevisionRejected) for e in evs),
         adapter=adapter,

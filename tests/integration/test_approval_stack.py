@@ -180,8 +180,8 @@ class ApprovalStack:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
     def add_principal(self, name: str, role: str) -> str:
-        out = self.stack.adapterctl("principal", "add", name, "--role", role, "--json")
-        token: str = json.loads(out.stdout)["token"]
+        """`name`'s token in `role`: the stack's own (its trainers), else a new one."""
+        token = self.stack.token_of(name, role)
         self.tokens[(name, role)] = token
         return token
 

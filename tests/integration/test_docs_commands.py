@@ -54,6 +54,7 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
     )  # fmt: skip
     stack.adapterctl("env", "set", "production", "--base", "fleet-base@r1")
     stack.start("ingest", INGEST_ALLOWED_ROOTS=str(stack.root))
+    stack.wait_ingest()  # `adapterctl submit` hands the event to its API
     # `env replicas|analysis` and `retention` are commands these carry out and answer.
     stack.start("activator", ACTIVATOR_ROUTING_DIR="")
     stack.start("archiver", COLD_STORAGE_URL=str(stack.root / "cold"))

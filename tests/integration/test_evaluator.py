@@ -119,7 +119,7 @@ def submit_kit_adapter(stack: Stack, tiny: Kit, kind: str, adapter: str) -> str:
         tokenizer_folder=tiny.base,
         target_environments=[ENVIRONMENT],
     )
-    submit(stack.infra.as_principal("trainer"), event, topic=stack.trained_topic)
+    submit(stack.infra.as_principal("ingest"), event, topic=stack.trained_topic)
     return revision_of(folder)
 
 
@@ -310,6 +310,7 @@ async def test_a_raising_backend_fails_the_revision_and_the_next_event_still_eva
             "from tests.integration.test_evaluator import run_evaluator_failing_on; "
             f"run_evaluator_failing_on({FAIL_MARKER!r})",
         ),
+        as_module="services.gpu_evaluator",  # its Kafka principal and ACLs
         **evaluator_env(stack, tiny),
     ).start()
     failing, after = unique(FAIL_MARKER), unique("after")

@@ -190,7 +190,7 @@ async def test_every_submission_ends_validated_or_rejected_with_its_specific_fin
     for case in CASES:
         adapter = unique(case.name)
         submit(
-            stack.infra.as_principal("trainer"),
+            stack.infra.as_principal("ingest"),
             _stage(stack, case, adapter),
             topic=stack.trained_topic,
         )
@@ -225,7 +225,7 @@ async def test_a_validated_revision_has_a_manifest_binding_every_file_to_its_bas
 ) -> None:
     adapter = unique("bound")
     event = _stage(stack, CASES[0], adapter)
-    submit(stack.infra.as_principal("trainer"), event, topic=stack.trained_topic)
+    submit(stack.infra.as_principal("ingest"), event, topic=stack.trained_topic)
     events = stack.wait_for(lambda evs: _outcome(evs) is not None, adapter=adapter)
     registered = next(e for e in events if isinstance(e, RevisionRegistered))
     assert isinstance(_outcome(events), RevisionValidated)
@@ -251,14 +251,14 @@ async def test_resubmitting_the_same_bytes_registers_one_revision(
 ) -> None:
     adapter = unique("again")
     first = _stage(stack, CASES[0], adapter)
-    submit(stack.infra.as_principal("trainer"), first, topic=stack.trained_topic)
+    submit(stack.infra.as_principal("ingest"), first, topic=stack.trained_topic)
     stack.wait_for(lambda evs: _outcome(evs) is not None, adapter=adapter)
     second = dataclasses.replace(first, event_id=first.event_id[:-4] + "beef")
-    submit(stack.infra.as_principal("trainer"), second, topic=stack.trained_topic)
-    submit(stack.infra.as_principal("trainer"), first, topic=stack.trained_topic)  # redelivery
+    submit(stack.infra.as_principal("ingest"), second, topic=stack.trained_topic)
+    submit(stack.infra.as_principal("ingest"), first, topic=stack.trained_topic)  # redelivery
     marker = unique("marker")  # a later submission: once it is done, the others were handled
     submit(
-        stack.infra.as_principal("trainer"),
+        stack.infra.as_principal("ingest"),
         _stage(stack, CASES[0], marker),
         topic=stack.trained_topic,
     )

@@ -174,18 +174,18 @@ def test_kafkas_console_producer_writes_only_with_a_principal_allowed_to(
     infra: Infra, topics: Topics, tmp_path: Path
 ) -> None:
     anonymous = _client_properties(tmp_path / "anonymous.properties", None)
-    trainer = _client_properties(tmp_path / "trainer.properties", infra.as_principal("trainer"))
+    ingest = _client_properties(tmp_path / "ingest.properties", infra.as_principal("ingest"))
     trained, lifecycle = topics.names.trained, topics.names.lifecycle
     before = {t: _high_watermark(infra, t) for t in (trained, lifecycle)}
 
     _produce(infra, lifecycle, anonymous)  # no credentials: the broker closes the connection
     _produce(infra, trained, anonymous)
-    refused = _produce(infra, lifecycle, trainer)  # a trainer may not write the audit log
+    refused = _produce(infra, lifecycle, ingest)  # ingest may not write the audit log
     assert _high_watermark(infra, lifecycle) == before[lifecycle]
     assert _high_watermark(infra, trained) == before[trained]
     assert "TopicAuthorizationException" in refused.stderr + refused.stdout
 
-    allowed = _produce(infra, trained, trainer)
+    allowed = _produce(infra, trained, ingest)  # its API's submissions go there
     assert allowed.returncode == 0, allowed.stderr
     assert _high_watermark(infra, trained) == before[trained] + 1
 
@@ -205,8 +205,8 @@ def test_kafkas_console_consumer_reads_the_log_only_as_a_reader(
         )  # fmt: skip
 
     anonymous = consume(_client_properties(tmp_path / "a.properties", None))
-    trainer = consume(_client_properties(tmp_path / "t.properties", infra.as_principal("trainer")))
+    ingest = consume(_client_properties(tmp_path / "i.properties", infra.as_principal("ingest")))
     auditor = consume(_client_properties(tmp_path / "u.properties", infra.as_principal("auditor")))
 
-    assert "seed" not in anonymous.stdout and "seed" not in trainer.stdout
+    assert "seed" not in anonymous.stdout and "seed" not in ingest.stdout  # not its group
     assert auditor.stdout.splitlines() == ["seed"], auditor.stderr

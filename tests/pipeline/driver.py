@@ -214,7 +214,7 @@ class Pipeline:
             prefix=prefix,
         )
         self.expected = [s.expected for s in submissions]
-        bootstrap = self.stack.infra.as_principal("trainer")
+        bootstrap = self.stack.infra.as_principal("ingest")
         if self.producer is None:
             self.producer = await asyncio.to_thread(warm_producer, bootstrap)
         self.submitted_at = time.monotonic()

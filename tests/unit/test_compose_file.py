@@ -24,6 +24,7 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 DOCKERFILE = (REPO / "infra" / "docker" / "Dockerfile").read_text()
 # (service, its HTTP host and port variables, the default port the service listens on)
 HTTP_SERVICES = [
+    ("ingest", "INGEST_HTTP_HOST", 8470),
     ("approval", "APPROVAL_HTTP_HOST", 8480),
     ("activator", "ACTIVATOR_HTTP_HOST", 8490),
 ]

@@ -18,10 +18,17 @@ from shared.kafka.dispatch import PermanentError
 from shared.lifecycle import State
 from shared.manifest import revision_digest
 from shared.registry.memory import InMemoryRegistry
+from tests.fakes.activator import held_roles
 from tests.fakes.ingest import InMemorySource, trained
 
 ADAPTER = "support-bot"
 URI = "file:///incoming/support-bot/run-1"
+# The registry's principals: the samples' submitter holds a trainer token; the others not.
+TRAINERS = {
+    "trainer-7@example.internal": {"trainer"},
+    "approver-amy": {"approver"},
+    "revoked-rick": set(),
+}
 FILES = {
     "adapter_config.json": b'{"r": 8, "lora_alpha": 16}',
     "adapter_model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      weights",
@@ -34,6 +41,7 @@ def deps_for(tmp_path: Path, source: ArtifactSource | None = None) -> IngestDeps
         store=LocalArtifactStore(tmp_path / "store"),
         source=source or InMemorySource({URI: FILES}),
         limits=Limits(max_file_bytes=1 << 20, max_total_bytes=4 << 20, max_files=16),
+        roles_of=held_roles(TRAINERS),
     )
 
 
@@ -172,3 +180,23 @@ async def test_a_trained_event_that_cannot_name_a_revision_safely_is_dead_letter
         await on_adapter_trained(event, deps)
     assert committed(deps) == []
     assert not await deps.registry.handled(CONSUMER, event.event_id)
+
+
+@pytest.mark.parametrize(
+    "submitter",
+    [
+        "mallory",  # no principal at all: a name typed onto the topic
+        "approver-amy",  # a principal, but no trainer
+        "revoked-rick",  # a trainer revoked since
+        "Trainer-7@example.internal",  # a variant of the trainer's name
+    ],
+)
+async def test_a_submission_whose_submitter_holds_no_trainer_token_is_dead_lettered(
+    tmp_path: Path, submitter: str
+) -> None:
+    deps = deps_for(tmp_path)
+    event = trained(ADAPTER, URI, submitter=submitter)
+    with pytest.raises(PermanentError, match="submitter_unauthenticated"):
+        await on_adapter_trained(event, deps)
+    assert committed(deps) == []  # nothing on the audit log names them
+    assert not any((tmp_path / "store").rglob("*.safetensors"))

@@ -53,7 +53,12 @@ from tests.corpus.adapters import (
     write_adapter,
 )
 from tests.factories import TEST_DECISION_KEYS, TEST_SIGNER, lifecycle
-from tests.fakes.activator import FakeReplicas, InMemoryActivatorStore, activator_deps
+from tests.fakes.activator import (
+    FakeReplicas,
+    InMemoryActivatorStore,
+    activator_deps,
+    held_roles,
+)
 from tests.fakes.approval import InMemoryApprovalStore
 from tests.fakes.archiver import InMemoryRetentionRules
 from tests.fakes.evaluator import RIGHT, WRONG, FakeBackends, ScriptedBackend, write_suite
@@ -200,6 +205,7 @@ def journey(tmp_path: Path) -> Journey:
                     store=store,
                     source=LocalDirectorySource([tmp_path / "incoming"]),
                     limits=Limits(),
+                    roles_of=held_roles({"alice": {"trainer"}}),
                 )
             ),
             "validator": lambda reg: validator_handlers(

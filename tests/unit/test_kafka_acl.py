@@ -40,10 +40,10 @@ def test_each_service_reads_exactly_what_its_flow_consumes() -> None:
         ("validator", L, Op.READ, True),
         ("auditor", L, Op.READ, True),
         ("trainer", L, Op.READ, False),
-        # submissions: trainers write, ingest reads, nobody else writes
-        ("trainer", T, Op.WRITE, True),
+        # submissions: only ingest's API writes them (for a proven trainer), ingest reads
+        ("ingest", T, Op.WRITE, True),
         ("ingest", T, Op.READ, True),
-        ("ingest", T, Op.WRITE, False),
+        ("trainer", T, Op.WRITE, False),
         ("operator", T, Op.WRITE, False),
         ("trainer", T, Op.READ, False),
         # commands: only the issuer (the activator's authenticated API) writes and reads them;
@@ -106,7 +106,12 @@ def test_an_endpoint_without_a_principal_is_plaintext_and_one_with_is_scram() ->
 
 @pytest.mark.parametrize(
     ("subcommand", "principal"),
-    [("submit", "trainer"), ("audit", "auditor"), ("history", "auditor"), ("rollback", "operator")],
+    [
+        ("submit", "operator"),
+        ("audit", "auditor"),
+        ("history", "auditor"),
+        ("rollback", "operator"),
+    ],
 )
 def test_adapterctl_connects_as_the_role_its_subcommand_needs(
     subcommand: str, principal: str
