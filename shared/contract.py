@@ -8,7 +8,9 @@ environment and every replica; both ask `mismatches()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from shared.catalogue import EnvironmentSpec
@@ -63,6 +65,11 @@ class ServingContract:
             chat_template_hash=spec.chat_template_hash,
             quantization_profile=spec.quantization_profile,
         )
+
+    def digest(self) -> str:
+        """`sha256:` over the contract's canonical JSON: what a decision signs it was made for."""
+        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def base(self) -> str:

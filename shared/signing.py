@@ -2,8 +2,9 @@
 
 The approval service signs every RevisionApproved / RevisionDenied over the canonical bytes
 of what was decided (adapter, revision, environment, decision, manifest and report digests,
-approvers, comment); the signature and the signing key's id travel in the event, so an
-auditor holding the public key proves each decision offline, from the log alone.
+approvers, comment, and the digest of the environment's serving contract it was made
+for); the signature and the signing key's id travel in the event, so an auditor holding
+the public key proves each decision offline, from the log alone.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ class DecisionClaim:
     report_digest: str
     approvers: tuple[str, ...]
     comment: str
+    # The digest of the environment's serving contract the decision was made for; signed
+    # when given (decisions before it was recorded leave it out, so their bytes hold).
+    serving_contract: str = ""
 
     def canonical_bytes(self) -> bytes:
-        body = {
+        body: dict[str, object] = {
             "adapter": self.adapter,
             "approvers": list(self.approvers),
             "comment": self.comment,
@@ -57,6 +61,8 @@ class DecisionClaim:
             "report_digest": self.report_digest,
             "revision": self.revision,
         }
+        if self.serving_contract:
+            body["serving_contract"] = self.serving_contract
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return f"{DOMAIN}\n{text}".encode()
 
@@ -77,6 +83,7 @@ def claim_of(event: RevisionApproved | RevisionDenied) -> DecisionClaim:
         report_digest=event.report_digest,
         approvers=approvers,
         comment=event.comment,
+        serving_contract=event.serving_contract,
     )
 
 

@@ -43,8 +43,11 @@ def lifecycle(cls: type[T], adapter: str, revision: str, environment: str = "", 
         hash="",
     )
     event = dataclasses.replace(base, envelope=envelope, **fields)
-    if isinstance(event, RevisionApproved | RevisionDenied) and "signature" not in fields:
-        event = signed(event)
+    if isinstance(event, RevisionApproved | RevisionDenied):
+        if "serving_contract" not in fields:  # made for no contract unless a test says
+            event = dataclasses.replace(event, serving_contract="")
+        if "signature" not in fields:
+            event = signed(event)
     return event  # type: ignore[no-any-return]
 
 

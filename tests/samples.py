@@ -183,6 +183,7 @@ _BUILDERS: dict[type, Callable[[], Any]] = {
         approvers=["bob@example.internal"],
         signature="ed25519:" + "5a" * 64,
         key_id="approver-bob-2025",
+        serving_contract="sha256:" + "7c" * 32,
     ),
     RevisionDenied: lambda: RevisionDenied(
         envelope=envelope("denied", actor=Actor(principal="bob@example.internal", role="approver")),
@@ -191,6 +192,7 @@ _BUILDERS: dict[type, Callable[[], Any]] = {
         comment="Tone regressions in the sampled outputs.",
         signature="ed25519:" + "6b" * 64,
         key_id="approver-bob-2025",
+        serving_contract="sha256:" + "7c" * 32,
     ),
     CanaryStarted: lambda: CanaryStarted(
         envelope=envelope("canary_started"),

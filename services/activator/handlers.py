@@ -22,6 +22,7 @@ from services.activator.plans import (
 )
 from services.activator.rollouts import CONSUMER, SERVICE_ACTOR, Decide, Request, execute
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
 from shared.decisions import ConflictingDecision, UntrustedDecision, believed, conflict
 from shared.events import (
     AbortCanary,
@@ -73,10 +74,10 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
     return reason
 
 
-async def _believed_approvers(event: RevisionApproved, deps: ActivatorDeps) -> list[str]:
-    """The approvers of a decision the activator believes: signed by a trusted key and
-    committed by the registry (its copy's approvers); a forged or conflicting decision is
-    refused loudly (a log line, the failures metric, the dead-letter topic)."""
+async def _believed(event: RevisionApproved, deps: ActivatorDeps) -> RevisionApproved:
+    """The registry's copy of a decision the activator believes: signed by a trusted key
+    and committed by the registry; a forged or conflicting decision is refused loudly (a
+    log line, the failures metric, the dead-letter topic)."""
     envelope = event.envelope
     bound = log.bind(
         adapter=envelope.adapter, environment=envelope.environment, event_id=envelope.event_id
@@ -86,22 +87,37 @@ async def _believed_approvers(event: RevisionApproved, deps: ActivatorDeps) -> l
     except UntrustedDecision as exc:
         bound.error("decision_untrusted", revision=envelope.revision, reason=str(exc))
         raise
-    approvers = list(decision.approvers) if isinstance(decision, RevisionApproved) else []
+    if not isinstance(decision, RevisionApproved):
+        raise UntrustedDecision(f"decision_differs: {envelope.event_id} is no approval")
     kept = await deps.store.approvers(envelope.adapter, envelope.revision, envelope.environment)
-    reason = conflict(kept, approvers)
+    reason = conflict(kept, decision.approvers)
     if reason is not None:
         bound.error("decision_conflict", revision=envelope.revision, reason=reason)
         raise ConflictingDecision(reason)
-    return approvers
+    return decision
+
+
+def stale_approval(decision: RevisionApproved, spec: EnvironmentSpec) -> str | None:
+    """Why an approval no longer holds where it was made: the environment's serving
+    contract changed since (the decision signed the one it was made for); None if it holds
+    or the decision predates recording it."""
+    made_for, serving = decision.serving_contract, ServingContract.of_environment(spec).digest()
+    if not made_for or made_for == serving:
+        return None
+    return (
+        f"stale approval: it was made for {spec.name}'s serving contract {made_for}, and the "
+        f"environment now serves {serving}; re-evaluate and approve again"
+    )
 
 
 async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> None:
     envelope = event.envelope
+    decision = await _believed(event, deps)
     await deps.store.record_approvers(
         envelope.adapter,
         envelope.revision,
         envelope.environment,
-        await _believed_approvers(event, deps),
+        decision.approvers,
         envelope.event_id,
         envelope.occurred_at,
     )
@@ -111,6 +127,9 @@ async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> 
         return
 
     async def decide(situation: Situation, spec: EnvironmentSpec, policy: AnalysisPolicy) -> Plan:
+        stale = stale_approval(decision, spec)
+        if stale is not None:
+            raise Refused(stale)
         if not policy.auto_rollout:
             raise Refused(f"{spec.name} starts rollouts by hand: `adapterctl promote`")
         return plan_rollout(situation, envelope.revision, reason="approved: the policy rolls out")

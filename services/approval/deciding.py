@@ -4,7 +4,10 @@ One transaction on the approval service's own tables holds a row lock on the eva
 so two approvers deciding on one revision at once are served one after the other. Inside
 it the ballot is recorded and, when it is the deciding one, RevisionApproved or
 RevisionDenied is signed and committed through the registry (its own transaction, with
-compare-and-set on the revision's version). A failed commit rolls the ballot back; should
+compare-and-set on the revision's version). A ballot counts only while the environment
+still serves the contract (base, tokenizer, chat template, quantization) the revision was
+registered, validated and evaluated for; the decision signs that contract's digest. A
+failed commit rolls the ballot back; should
 the service die after the commit but before its own transaction ends, the event on the
 log still names every approver and the projection records the decision from it.
 """
@@ -17,9 +20,26 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.approval.decisions import Ballot, Choice, Outcome, Situation, Verdict, decide
+from services.approval.decisions import (
+    Ballot,
+    Choice,
+    Outcome,
+    Reason,
+    Refused,
+    Situation,
+    Verdict,
+    decide,
+)
 from services.approval.ports import ApprovalReads, Evaluation
-from shared.events import Actor, RevisionApproved, RevisionDenied, caused_envelope
+from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
+from shared.events import (
+    Actor,
+    RevisionApproved,
+    RevisionDenied,
+    RevisionRegistered,
+    caused_envelope,
+)
 from shared.lifecycle import InvalidTransition
 from shared.registry.port import Catalogue, ConcurrentTransition, Registry, Step
 from shared.registry.principals import Principal
@@ -71,7 +91,10 @@ async def cast(
         raise UnknownTarget(f"environment {environment!r} is not in the catalogue")
     required = max(1, spec.required_approvals)
     async with decider.serial:
-        decided = await _cast(decider, principal, adapter, revision, environment, ballot, required)
+        contract = await serving_contract(decider.registry, spec, adapter, revision)
+        decided = await _cast(
+            decider, principal, adapter, revision, environment, ballot, required, contract
+        )
     log.info(
         "ballot_cast",
         adapter=adapter,
@@ -86,6 +109,34 @@ async def cast(
     return decided
 
 
+async def serving_contract(
+    registry: Registry, spec: EnvironmentSpec, adapter: str, revision: str
+) -> str:
+    """The digest of the environment's serving contract, while the revision's registered
+    contract still holds there; else Refused (stale), naming each term that changed."""
+    registered = await registry.events(adapter, revision, types=(RevisionRegistered,))
+    if not registered or not isinstance(registered[0], RevisionRegistered):
+        raise UnknownTarget(f"adapter {adapter!r} has no registered revision {revision}")
+    event = registered[0]
+    trained_for = ServingContract(
+        base_model_id=event.base_model.model_id,
+        base_model_revision=event.base_model.revision,
+        tokenizer_hash=event.tokenizer_hash,
+        chat_template_hash=event.chat_template_hash,
+        quantization_profile=event.quantization_profile,
+    )
+    serving = ServingContract.of_environment(spec)
+    changed = trained_for.mismatches(serving)
+    if changed:
+        terms = "; ".join(f"{m.term.value} is {m.found}, not {m.wanted}" for m in changed)
+        raise Refused(
+            Reason.STALE_CONTRACT,
+            f"{spec.name} changed since {revision} was evaluated for it ({terms}): the "
+            "evaluation no longer holds there; re-validate and re-evaluate before deciding",
+        )
+    return serving.digest()
+
+
 async def _cast(
     decider: Decider,
     principal: Principal,
@@ -94,6 +145,7 @@ async def _cast(
     environment: str,
     ballot: Ballot,
     required: int,
+    contract: str,
 ) -> Decided:
     async with decider.readmodel.transaction() as box:
         evaluation = await box.evaluation(adapter, revision, environment)
@@ -126,7 +178,7 @@ async def _cast(
         if verdict.final:
             comments = [(b.principal, b.comment) for b in ballots if b.decision is Choice.APPROVE]
             event = _decision_event(
-                decider.signer, evaluation, principal, ballot, verdict, comments
+                decider.signer, evaluation, principal, ballot, verdict, comments, contract
             )
             try:
                 committed = await decider.registry.commit(
@@ -148,6 +200,7 @@ def _decision_event(
     ballot: Ballot,
     verdict: Verdict,
     earlier_comments: list[tuple[str, str]],
+    contract: str,
 ) -> RevisionApproved | RevisionDenied:
     approved = verdict.outcome is Outcome.APPROVED
     if approved:
@@ -164,6 +217,7 @@ def _decision_event(
         report_digest=ballot.report_digest,
         approvers=verdict.approvers,
         comment=comment,
+        serving_contract=contract,
     )
     kind = "RevisionApproved" if approved else "RevisionDenied"
     envelope = caused_envelope(
@@ -186,6 +240,7 @@ def _decision_event(
             approvers=list(verdict.approvers),
             signature=signature,
             key_id=key_id,
+            serving_contract=contract,
         )
     return RevisionDenied(
         envelope=envelope,
@@ -194,4 +249,5 @@ def _decision_event(
         comment=comment,
         signature=signature,
         key_id=key_id,
+        serving_contract=contract,
     )

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     ALREADY_DECIDED = "already-decided"
     SEPARATION_OF_DUTIES = "separation-of-duties"
     STALE_EVIDENCE = "stale-evidence"
+    STALE_CONTRACT = "stale-serving-contract"
     ALREADY_APPROVED = "already-approved"
 
 

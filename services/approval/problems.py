@@ -31,6 +31,7 @@ TITLES: Mapping[str, str] = {
     "already-decided": "Already decided",
     "already-approved": "You already approved",
     "stale-evidence": "The decision names stale evidence",
+    "stale-serving-contract": "The environment's serving contract changed since evaluation",
     "conflict": "The revision changed meanwhile",
     "invalid-request": "The request is invalid",
     "content-too-large": "The body is too large",

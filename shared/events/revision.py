@@ -93,6 +93,9 @@ class RevisionApproved:
     approvers: list[str] = field(default_factory=list)
     signature: str
     key_id: str
+    # The digest of the environment's serving contract the decision was made for (signed);
+    # "" in decisions made before version 2 recorded it.
+    serving_contract: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +108,7 @@ class RevisionDenied:
     comment: str = ""
     signature: str
     key_id: str
+    serving_contract: str = ""  # as RevisionApproved's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -427,7 +427,11 @@ class ActivatorWorld:
         )
 
     async def approve(
-        self, adapter: str, content: bytes, approvers: Sequence[str] = ("approver-bob",)
+        self,
+        adapter: str,
+        content: bytes,
+        approvers: Sequence[str] = ("approver-bob",),
+        serving_contract: str = "",
     ) -> RevisionApproved:
         """Store a revision and commit it registered, validated, evaluated and approved; the
         sealed RevisionApproved (not yet handed to the activator)."""
@@ -450,6 +454,7 @@ class ActivatorWorld:
                 env,
                 manifest_digest=digest,
                 approvers=list(approvers),
+                serving_contract=serving_contract,
             ),
         ]
         committed = await self.registry.commit([Step(e) for e in events])

@@ -1,5 +1,6 @@
-"""Read models verify before they believe (issue #15): an insider holding the relay's Kafka
-password (the one principal that may write the audit log) appends a RevisionApproved
+"""Read models verify before they believe, and approvals bind their environment (issue
+#15): an insider holding the relay's Kafka password (the one principal that may write the
+audit log) appends a RevisionApproved
 naming approvers of their choosing. The approval service's read model and the activator,
 running as their own processes on real Kafka and PostgreSQL, refuse it with the reason
 on the dead-letter topic, and the real decision that follows stands in both."""
@@ -18,10 +19,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.codec import Codec
+from shared.contract import ServingContract
 from shared.events import Actor, Envelope, RevisionApproved
 from shared.kafka import acl
 from shared.kafka.producer import make_producer, publish
 from shared.kafka.topics import dlq_of
+from shared.registry.catalogue_store import PostgresCatalogue
 from shared.signing import Signer, claim_of
 from tests.eventually import eventually
 from tests.integration.test_approval_stack import (
@@ -139,3 +142,38 @@ async def test_a_forged_approval_reaches_no_read_model_and_the_real_decision_sta
     )
     assert answered in {"committed", "refused", "failed"}  # handled, not dead-lettered
     assert dead_letters_of(approval, approved.envelope.event_id) == {}
+
+
+async def test_an_approval_after_the_environments_base_changed_is_refused_as_stale(
+    approval: ApprovalStack,
+) -> None:
+    """Issue #15: an approval stayed valid after the environment's base changed. The ballot
+    is now refused (409) with the terms that changed; restored, the decision signs the
+    contract it was made for."""
+    seeded = await approval.seed(f"stale-{approval.stack.token}", STAGING)
+    approval.wait_pending(seeded)
+    catalogue = PostgresCatalogue(approval.registry.pool)
+    spec = await catalogue.environment(STAGING)
+    assert spec is not None
+    await catalogue.put_environment(
+        dataclasses.replace(spec, base_model_revision="sha256:" + "e" * 64)
+    )
+    try:
+        with approval.client("bob") as bob:
+            stale = bob.post(seeded.api_path + "/decisions", json=seeded.ballot(comment="ok"))
+    finally:
+        await catalogue.put_environment(spec)
+    assert stale.status_code == 409, stale.text
+    problem = stale.json()
+    assert problem["type"].endswith("stale-serving-contract")
+    assert "base_model_revision" in problem["detail"] and "re-evaluate" in problem["detail"]
+    assert not [e for e in approval.events_of(seeded.adapter) if isinstance(e, RevisionApproved)]
+
+    with approval.client("bob") as bob:
+        decided = bob.post(seeded.api_path + "/decisions", json=seeded.ballot(comment="ok"))
+    assert decided.status_code == 200, decided.text
+    events = approval.stack.wait_for(
+        lambda evs: any(isinstance(e, RevisionApproved) for e in evs), adapter=seeded.adapter
+    )
+    [approved] = [e for e in events if isinstance(e, RevisionApproved)]
+    assert approved.serving_contract == ServingContract.of_environment(spec).digest()

@@ -18,6 +18,7 @@ from services.activator.handlers import FLOW, handlers
 from services.activator.plans import Outcome, RequestAction
 from services.activator.rollouts import CONSUMER
 from services.activator.routing import lora_name
+from shared.contract import ServingContract
 from shared.decisions import UntrustedDecision
 from shared.events import (
     Actor,
@@ -230,6 +231,35 @@ async def test_a_forged_approval_is_refused_and_the_real_one_then_rolls_out(
     assert await rollout.world.store.approvers(ADAPTER, approved.envelope.revision, ENV) == [
         "approver-bob"
     ]
+
+
+async def test_an_approval_made_for_another_serving_contract_is_refused_as_stale(
+    rollout: Rollout,
+) -> None:
+    spec = await rollout.world.catalogue.environment(ENV)
+    assert spec is not None
+    made_for = dataclasses.replace(spec, base_model_revision="sha256:" + "0" * 64)
+    approved = await rollout.world.approve(
+        ADAPTER, b"one", serving_contract=ServingContract.of_environment(made_for).digest()
+    )
+    await rollout.since_mark()
+    await rollout.handle[RevisionApproved](approved)
+    assert await rollout.since_mark() == []  # nothing rolled out
+    outcome = await rollout.world.store.outcome(approved.envelope.event_id)
+    assert outcome is not None and outcome["outcome"] is Outcome.REFUSED
+    assert "stale approval" in outcome["detail"]
+
+
+async def test_an_approval_made_for_the_environments_contract_rolls_out(
+    rollout: Rollout,
+) -> None:
+    spec = await rollout.world.catalogue.environment(ENV)
+    assert spec is not None
+    contract = ServingContract.of_environment(spec).digest()
+    approved = await rollout.world.approve(ADAPTER, b"one", serving_contract=contract)
+    await rollout.since_mark()
+    await rollout.handle[RevisionApproved](approved)
+    assert [type(e).__name__ for e in await rollout.since_mark()] == ["RevisionActivated"]
 
 
 async def test_an_approval_the_registry_never_committed_is_refused(rollout: Rollout) -> None:

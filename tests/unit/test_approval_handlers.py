@@ -16,6 +16,7 @@ from services.approval.decisions import Ballot, Choice, Outcome, Reason, Refused
 from services.approval.handlers import FLOW
 from services.approval.projection import believer, handlers
 from shared.catalogue import EnvironmentSpec
+from shared.contract import ServingContract
 from shared.decisions import ConflictingDecision, UntrustedDecision
 from shared.events import (
     Actor,
@@ -34,15 +35,18 @@ from shared.registry.principals import Principal, Role
 from shared.signing import APPROVED, DENIED, Signer, check_signature, claim_of, keyring
 from tests.factories import TEST_SIGNER, lifecycle
 from tests.fakes.approval import InMemoryApprovalStore
+from tests.samples import sample
 
 ADAPTER, REVISION, ENV = "chat", "sha256:" + "a" * 64, "prod"
 SUBMITTER = "trainer-7@example.internal"  # the samples' submitter
+_TRAINED_FOR: RevisionRegistered = sample(RevisionRegistered)  # what `lifecycle` registers
 SPEC = EnvironmentSpec(
     name=ENV,
-    base_model_id="tiny",
-    base_model_revision="r",
-    tokenizer_hash="t",
-    chat_template_hash="c",
+    base_model_id=_TRAINED_FOR.base_model.model_id,
+    base_model_revision=_TRAINED_FOR.base_model.revision,
+    tokenizer_hash=_TRAINED_FOR.tokenizer_hash,
+    chat_template_hash=_TRAINED_FOR.chat_template_hash,
+    quantization_profile=_TRAINED_FOR.quantization_profile,
     required_approvals=2,
 )
 
@@ -288,6 +292,40 @@ async def test_a_validly_signed_decision_the_registry_never_committed_is_refused
 
 
 # Casting a ballot.
+
+
+async def test_a_decision_signs_the_serving_contract_it_was_made_for() -> None:
+    w = await evaluated(world())
+    await cast(w.decider, approver("alice"), ADAPTER, REVISION, ENV, w.ballot("alice"))
+    decided = await cast(w.decider, approver("bob"), ADAPTER, REVISION, ENV, w.ballot("bob"))
+    event = decided.event
+    assert isinstance(event, RevisionApproved)
+    assert event.serving_contract == ServingContract.of_environment(SPEC).digest()
+    tampered = dataclasses.replace(event, serving_contract="sha256:" + "0" * 64)
+    assert check_signature(tampered, keyring([w.decider.signer.public_key])) is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "term"),
+    [
+        ({"base_model_revision": "sha256:" + "e" * 64}, "base_model_revision"),
+        ({"tokenizer_hash": "sha256:" + "f" * 64}, "tokenizer_hash"),
+        ({"quantization_profile": "awq-int4"}, "quantization_profile"),
+    ],
+)
+async def test_a_ballot_after_the_environment_changed_is_refused_as_stale(
+    change: dict[str, str], term: str
+) -> None:
+    w = await evaluated(world())
+    first = await cast(w.decider, approver("alice"), ADAPTER, REVISION, ENV, w.ballot("alice"))
+    assert first.verdict.outcome is Outcome.RECORDED
+    catalogue: Any = w.decider.catalogue
+    await catalogue.put_environment(dataclasses.replace(SPEC, **change))
+    with pytest.raises(Refused) as refused:
+        await cast(w.decider, approver("bob"), ADAPTER, REVISION, ENV, w.ballot("bob"))
+    assert refused.value.reason is Reason.STALE_CONTRACT
+    assert term in refused.value.message and "re-evaluate" in refused.value.message
+    assert await w.registry.events(ADAPTER, types=[RevisionApproved]) == []
 
 
 async def test_approvals_record_until_the_quorum_and_then_commit_a_signed_approval() -> None:
