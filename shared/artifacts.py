@@ -52,11 +52,17 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+# Stored bytes are write-once and readable only by the store's owner and group (the
+# services, and the replicas that load revisions), never by every account on the host.
+FILE_MODE = 0o440
+DIR_MODE = 0o750
+
+
 class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         for sub in ("blobs/sha256", "manifests/sha256", "revisions", "tmp"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
     def blob_path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -81,7 +87,7 @@ class LocalArtifactStore:
             if target.exists():
                 os.unlink(tmp)  # same content already stored: write-once
             else:
-                os.chmod(tmp, 0o444)
+                os.chmod(tmp, FILE_MODE)
                 os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -103,7 +109,7 @@ class LocalArtifactStore:
                 out.write(manifest.to_json())
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, path)
         return digest
 
@@ -130,7 +136,7 @@ class LocalArtifactStore:
         for entry in manifest.files:
             target = folder / safe_relative(entry.path)
             if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
+                target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 os.link(self.blob_path(entry.sha256), target)
         return folder
 

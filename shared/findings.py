@@ -18,6 +18,8 @@ class FindingCode(StrEnum):
     PATH_NOT_ABSOLUTE = "path_not_absolute"
     PATH_ESCAPES_ROOT = "path_escapes_root"
     SYMLINK = "symlink"
+    HARD_LINK = "hard_link"
+    UNEXPECTED_OWNER = "unexpected_owner"
     SOURCE_MISSING = "source_missing"
     NOT_A_REGULAR_FILE = "not_a_regular_file"
     FILE_TOO_LARGE = "file_too_large"

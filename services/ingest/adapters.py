@@ -1,10 +1,19 @@
-"""A local-filesystem artifact source confined to allowed roots: no symlinks, bounded sizes."""
+"""A local-filesystem artifact source confined to allowed roots: no symlinks, no hard
+links, no file of another owner, bounded sizes and entry counts.
+
+A hard link is a second name for a file that lives elsewhere (a service's private key, say):
+inside an allowed root it looks like any regular file, so every regular file with more
+than one link is refused, and so is one whose owner is not the drop folder's (or one of
+`INGEST_ALLOWED_OWNERS`). Both are checked when listing and again on the open descriptor,
+so a file swapped after listing is refused too."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -31,7 +40,8 @@ class LocalDirectorySource:
     def __init__(self, allowed_roots: list[Path]) -> None:
         self.allowed_roots = [r.resolve() for r in allowed_roots]
 
-    def _confine(self, uri: str) -> Path:
+    def _confine(self, uri: str) -> tuple[Path, Path]:
+        """The artifact folder, and the allowed root it is in."""
         raw = _path_of(uri)
         if not raw.is_absolute():
             raise SourceRefused(
@@ -55,38 +65,31 @@ class LocalDirectorySource:
                 )
         if not lexical.is_dir():
             raise SourceRefused(FindingCode.SOURCE_MISSING, f"no artifact folder at {lexical}")
-        return lexical
+        return lexical, root
 
     def list_files(self, uri: str, limits: Limits) -> list[SourceFile]:
-        folder = self._confine(uri)
+        folder, root = self._confine(uri)
+        owners = limits.owners or frozenset({root.stat().st_uid})
         files: list[SourceFile] = []
         total = 0
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-            for name in sorted(dirnames):
-                if (Path(dirpath) / name).is_symlink():
-                    raise SourceRefused(FindingCode.SYMLINK, f"{Path(dirpath) / name} is a symlink")
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                info = full.lstat()
-                rel = full.relative_to(folder).as_posix()
-                if stat.S_ISLNK(info.st_mode):
-                    raise SourceRefused(FindingCode.SYMLINK, f"{rel} is a symlink", {"path": rel})
-                if not stat.S_ISREG(info.st_mode):
-                    raise SourceRefused(
-                        FindingCode.NOT_A_REGULAR_FILE, f"{rel} is not a regular file"
-                    )
-                if info.st_size > limits.max_file_bytes:
-                    raise SourceRefused(
-                        FindingCode.FILE_TOO_LARGE,
-                        f"{rel} is {info.st_size} bytes, above the {limits.max_file_bytes} bound",
-                        {"path": rel, "size": str(info.st_size)},
-                    )
-                total += info.st_size
-                files.append(SourceFile(rel, info.st_size, full))
-        if len(files) > limits.max_files:
-            raise SourceRefused(
-                FindingCode.TOO_MANY_FILES, f"{len(files)} files, above {limits.max_files}"
-            )
+        for full, info in _entries(folder, limits.max_files):
+            rel = full.relative_to(folder).as_posix()
+            if stat.S_ISLNK(info.st_mode):
+                raise SourceRefused(FindingCode.SYMLINK, f"{rel} is a symlink", {"path": rel})
+            _check_owner(rel, info, owners)
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceRefused(FindingCode.NOT_A_REGULAR_FILE, f"{rel} is not a regular file")
+            _check_links(rel, info)
+            if info.st_size > limits.max_file_bytes:
+                raise SourceRefused(
+                    FindingCode.FILE_TOO_LARGE,
+                    f"{rel} is {info.st_size} bytes, above the {limits.max_file_bytes} bound",
+                    {"path": rel, "size": str(info.st_size)},
+                )
+            total += info.st_size
+            files.append(SourceFile(rel, info.st_size, _Opener(full, rel, owners)))
         if total > limits.max_total_bytes:
             raise SourceRefused(FindingCode.ARTIFACT_TOO_LARGE, f"{total} bytes in all")
         if not files:
@@ -94,8 +97,67 @@ class LocalDirectorySource:
         return sorted(files, key=lambda f: f.path)
 
     def open(self, file: SourceFile) -> AbstractContextManager[BinaryIO]:
-        path = file.opener
-        assert isinstance(path, Path)
-        # O_NOFOLLOW: a file swapped for a symlink after listing is still refused.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        opener = file.opener
+        assert isinstance(opener, _Opener)
+        # O_NOFOLLOW: a file swapped for a symlink after listing is still refused; the
+        # checks on the descriptor refuse one swapped for a hard link or another's file.
+        fd = os.open(opener.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceRefused(
+                    FindingCode.NOT_A_REGULAR_FILE, f"{opener.rel} is not a regular file"
+                )
+            _check_links(opener.rel, info)
+            _check_owner(opener.rel, info, opener.owners)
+        except BaseException:
+            os.close(fd)
+            raise
         return os.fdopen(fd, "rb")
+
+
+@dataclass(frozen=True, slots=True)
+class _Opener:
+    path: Path
+    rel: str
+    owners: frozenset[int]
+
+
+def _entries(folder: Path, max_entries: int) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every entry under `folder` (files and folders, symlinks not followed), in no order;
+    TOO_MANY_FILES as soon as more than `max_entries` are seen, not after listing them all."""
+    seen = 0
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as scan:  # lazily: a huge folder is never read whole
+            for entry in scan:
+                seen += 1
+                if seen > max_entries:
+                    raise SourceRefused(
+                        FindingCode.TOO_MANY_FILES,
+                        f"more than {max_entries} entries under {folder}",
+                        {"max_files": str(max_entries)},
+                    )
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(Path(entry.path))
+                yield Path(entry.path), info
+
+
+def _check_links(rel: str, info: os.stat_result) -> None:
+    if info.st_nlink > 1:
+        raise SourceRefused(
+            FindingCode.HARD_LINK,
+            f"{rel} has {info.st_nlink} links: a hard link names a file that lives elsewhere",
+            {"path": rel, "links": str(info.st_nlink)},
+        )
+
+
+def _check_owner(rel: str, info: os.stat_result, owners: frozenset[int]) -> None:
+    if info.st_uid not in owners:
+        allowed = ",".join(map(str, sorted(owners)))
+        raise SourceRefused(
+            FindingCode.UNEXPECTED_OWNER,
+            f"{rel or '.'} belongs to uid {info.st_uid}, not the drop folder's ({allowed})",
+            {"path": rel, "uid": str(info.st_uid), "owners": allowed},
+        )

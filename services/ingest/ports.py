@@ -25,7 +25,10 @@ class SourceRefused(Exception):
 class Limits:
     max_file_bytes: int = 8 << 30
     max_total_bytes: int = 32 << 30
-    max_files: int = 256
+    max_files: int = 256  # entries (files and folders) listed before a folder is refused
+    # The uids a submitted file may belong to; empty: the owner of the allowed root it is in
+    # (the training cluster's drop folder), so nobody else's file is taken as theirs.
+    owners: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,13 @@ def _folders(value: object) -> object:
     return tuple(Path(p) for p in value.split(":") if p) if isinstance(value, str) else value
 
 
+def _uids(value: object) -> object:
+    """`1000,1001` as uids; empty entries are skipped."""
+    if isinstance(value, str):
+        return frozenset(int(u) for u in value.split(",") if u.strip())
+    return value
+
+
 class IngestSettings(EnvSettings):
     """Where trained adapters may be read from, and how much of one ingest copies.
 
@@ -43,9 +50,16 @@ class IngestSettings(EnvSettings):
     max_files: PositiveInt = Field(
         default=_DEFAULTS.max_files,
         validation_alias="INGEST_MAX_FILES",
-        description="the most files one adapter may hold",
+        description="the most entries (files and folders) one adapter's folder may hold; "
+        "listing stops there",
     )
 
+    allowed_owners: Annotated[frozenset[int], BeforeValidator(_uids)] = Field(
+        default=frozenset(),
+        validation_alias="INGEST_ALLOWED_OWNERS",
+        description="comma-separated uids a submitted file may belong to; empty: the owner "
+        "of the allowed root it is in",
+    )
     http_host: str = Field(
         default="127.0.0.1",
         validation_alias="INGEST_HTTP_HOST",
@@ -63,4 +77,5 @@ class IngestSettings(EnvSettings):
             max_file_bytes=self.max_file_bytes,
             max_total_bytes=self.max_total_bytes,
             max_files=self.max_files,
+            owners=self.allowed_owners,
         )

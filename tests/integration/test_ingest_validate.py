@@ -65,6 +65,15 @@ def _symlink(folder: Path) -> None:
     (folder / "notes.txt").symlink_to("/etc/hostname")
 
 
+def _hard_link_to_a_secret(folder: Path) -> None:
+    """Issue #15: a hard link to a service's private key, outside the drop folder."""
+    secret = folder.parent.parent / "keys" / f"{folder.name}.signing.key"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_bytes(b"-----BEGIN PRIVATE KEY----- not for ingest")
+    secret.chmod(0o600)
+    os.link(secret, folder / "notes.txt")
+
+
 def _huge(folder: Path) -> None:
     (folder / "optimizer_state.safetensors").write_bytes(b"\0" * (MAX_FILE_BYTES + 1))
 
@@ -125,6 +134,7 @@ CASES = [
         uri=lambda folder, incoming: f"file://{incoming}/../../../etc",
     ),
     Case("symlink-inside", "symlink", edit=_symlink),
+    Case("hard-linked-secret", "hard_link", edit=_hard_link_to_a_secret),
     Case("file-too-large", "file_too_large", edit=_huge),
 ]
 
@@ -216,6 +226,8 @@ async def test_every_submission_ends_validated_or_rejected_with_its_specific_fin
             wrong[case.name] = got
     assert not wrong, wrong
     assert sum(1 for c in CASES if c.expected != "validated") >= 15
+    blobs = (stack.artifacts / "blobs" / "sha256").iterdir()
+    assert not [b for b in blobs if b"not for ingest" in b.read_bytes()], "a secret was stored"
     for name in ("ingest", "validator"):
         assert stack.processes[name].poll() is None, f"{name} crashed"
 
