@@ -11,6 +11,7 @@ from typing import Any
 from adapterctl.catalogue import with_catalogue
 from adapterctl.output import emit, moment, table, to_json, warn
 from adapterctl.source import CliError, CliRefusal, Source
+from shared.identity import canonical
 from shared.registry.principals import (
     Role,
     add_principal,
@@ -21,6 +22,7 @@ from shared.registry.principals import (
 EPILOG = """\
 examples:
   adapterctl principal add alice --role approver     prints alice's token, once
+  adapterctl principal add alice-ops --role operator --person alice   the same person
   adapterctl principal list
   adapterctl principal revoke alice --role approver
 
@@ -31,14 +33,17 @@ auditor (read, replay), admin (environments, policies)"""
 def run_add(args: argparse.Namespace, source: Source) -> int:
     role = Role(args.role)
     try:
-        token = with_catalogue(source, lambda c: add_principal(c.pool, args.name, role))
+        token = with_catalogue(
+            source, lambda c: add_principal(c.pool, args.name, role, args.person)
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    name, person = canonical(args.name), canonical(args.person or args.name)
     if args.json:
-        emit(to_json({"name": args.name, "role": role.value, "token": token}))
+        emit(to_json({"name": name, "role": role.value, "person": person, "token": token}))
     else:
         emit(token)
-        warn(f"the {role} token of {args.name}; it is shown this once and stored only hashed")
+        warn(f"the {role} token of {name} ({person}); it is shown this once and stored only hashed")
     return 0
 
 
@@ -48,10 +53,16 @@ def run_list(args: argparse.Namespace, source: Source) -> int:
         emit(to_json(records))
         return 0
     rows = [
-        (r.name, r.role, moment(r.created_at), moment(r.revoked_at) if r.revoked_at else "active")
+        (
+            r.name,
+            r.role,
+            r.person,
+            moment(r.created_at),
+            moment(r.revoked_at) if r.revoked_at else "active",
+        )
         for r in records
     ]
-    emit(table(("NAME", "ROLE", "CREATED", "REVOKED"), rows))
+    emit(table(("NAME", "ROLE", "PERSON", "CREATED", "REVOKED"), rows))
     return 0
 
 
@@ -88,6 +99,11 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
     )
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=roles)
+    add.add_argument(
+        "--person",
+        help="the person this principal belongs to (default: the name); one person's "
+        "principals are one person for separation of duties and count once toward approvals",
+    )
     add.set_defaults(run=run_add)
     lst = commands.add_parser(
         "list",

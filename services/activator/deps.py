@@ -17,7 +17,7 @@ from shared.artifacts import ArtifactStore
 from shared.decisions import Keys
 from shared.manifest import Manifest
 from shared.registry.port import Catalogue, Registry
-from shared.registry.principals import Roles
+from shared.registry.principals import Persons, Roles
 
 
 @dataclass
@@ -29,6 +29,7 @@ class ActivatorDeps:
     fleet: Fleet
     serving_path: Callable[[Manifest], str]
     roles_of: Roles
+    persons_of: Persons
     decision_keys: Callable[[], Keys]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)

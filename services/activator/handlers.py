@@ -173,7 +173,10 @@ async def _operator_may(
 ) -> None:
     held = await deps.roles_of(request.actor.principal)
     approvers = await deps.store.approvers(request.adapter, revision, request.environment)
-    refusal = operator_refusal(request.actor, held, approvers, spec.approver_may_operate, revision)
+    persons = await deps.persons_of([request.actor.principal, *approvers])
+    refusal = operator_refusal(
+        request.actor, held, approvers, spec.approver_may_operate, revision, persons
+    )
     if refusal:
         raise Refused(refusal)
 

@@ -27,7 +27,7 @@ from shared.kafka.dispatch import Handler
 from shared.kafka.producer import make_producer, publish
 from shared.manifest import Manifest
 from shared.registry.migrate import migrate_pool
-from shared.registry.principals import lookup_in, roles_in
+from shared.registry.principals import lookup_in, persons_in, roles_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.web import start_web
@@ -94,6 +94,7 @@ def run(env: Mapping[str, str] | None = None) -> None:
             ),
             serving_path=serving_paths(artifacts, settings.serving_artifact_root),
             roles_of=roles_in(kernel.pool),
+            persons_of=persons_in(kernel.pool),
             decision_keys=key_reader(kernel.settings.decision_public_keys),
         )
         runner = None

@@ -21,6 +21,7 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
 )
+from shared.identity import canonical
 from shared.lifecycle import RevisionStatus, State
 from shared.pointers import EnvironmentPointer
 
@@ -269,15 +270,17 @@ def operator_refusal(
     approvers: Sequence[str],
     approver_may_operate: bool,
     revision: str,
+    persons: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why `actor` may not move `revision` forward, or None when it may.
 
     `held` is what the registry's principals say `actor.principal` holds now (its active
     roles): a command's stated role counts only if the registry grants it, so an unknown or
     revoked principal, or a role typed into a command, is refused where it is carried out.
-    Only operators and admins operate; where the environment separates duties, none of the
-    revision's approvers may promote or expand it (rollbacks and aborts stay open to all
-    operators: stopping harm must never wait for a second person).
+    Only operators and admins operate; where the environment separates duties, no person
+    who approved the revision (under any of their principals: `persons` maps a principal
+    name to its person, from the registry) may promote or expand it (rollbacks and aborts
+    stay open to all operators: stopping harm must never wait for a second person).
     """
     if not held:
         return f"{actor.principal} is no active principal (unknown or revoked): refused"
@@ -286,9 +289,16 @@ def operator_refusal(
         return f"{actor.principal} holds {holds}, not {actor.role}: refused"
     if actor.role not in OPERATING_ROLES:
         return f"{actor.principal} acts as {actor.role}; only an operator or admin may do this"
-    if not approver_may_operate and actor.principal in approvers:
+    known = persons or {}
+
+    def person(name: str) -> str:
+        return known.get(name) or canonical(name)
+
+    approved_as = [a for a in approvers if person(a) == person(actor.principal)]
+    if not approver_may_operate and approved_as:
+        same = "" if approved_as == [actor.principal] else f" (as {', '.join(approved_as)})"
         return (
-            f"{actor.principal} approved {revision} and this environment separates approving "
-            "from operating: another operator must do it"
+            f"{actor.principal} approved {revision}{same} and this environment separates "
+            "approving from operating: another operator must do it"
         )
     return None

@@ -42,7 +42,7 @@ from shared.events import (
 )
 from shared.lifecycle import InvalidTransition
 from shared.registry.port import Catalogue, ConcurrentTransition, Registry, Step
-from shared.registry.principals import Principal
+from shared.registry.principals import Persons, Principal
 from shared.signing import APPROVED, DENIED, DecisionClaim, Signer
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,7 @@ class Decider:
     readmodel: ApprovalReads
     catalogue: Catalogue
     signer: Signer
+    persons: Persons  # who each principal name is (the registry's principals)
     # One ballot at a time per process: a ballot holds one pooled connection (the row lock)
     # while the registry's commit takes a second, so unbounded concurrent ballots could
     # exhaust the pool and wait on each other forever. Ballots are rare; other processes
@@ -153,6 +154,10 @@ async def _cast(
         if record is None:
             raise UnknownTarget(f"adapter {adapter!r} has no revision {revision}")
         ballots = await box.ballots(adapter, revision, environment)
+        approvals = tuple(b.principal for b in ballots if b.decision is Choice.APPROVE)
+        named = [principal.name, *approvals, *([record.submitter] if record.submitter else [])]
+        persons = await decider.persons(named)
+        persons[principal.name] = principal.who  # the token's own, even before it is listed
         situation = Situation(
             state=record.status.track(environment),
             revision_state=record.status.revision_track,
@@ -160,7 +165,8 @@ async def _cast(
             manifest_digest=record.manifest_digest,
             report_digest=evaluation.report_digest if evaluation else None,
             required_approvals=required,
-            approvals=tuple(b.principal for b in ballots if b.decision is Choice.APPROVE),
+            approvals=approvals,
+            persons=persons,
         )
         verdict = decide(situation, ballot)  # Refused propagates: nothing written
         assert evaluation is not None  # decide() refuses a ballot without an evaluation

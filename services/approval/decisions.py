@@ -2,15 +2,20 @@
 
 The rules: only a revision evaluated (and not yet decided) in the environment awaits a
 decision; its submitter takes no decision on it; a ballot names the manifest and report
-digests it was cast on, and counts only if they are still the current ones; one approver
-counts once; one denial decides; the Nth distinct approval approves.
+digests it was cast on, and counts only if they are still the current ones; one person
+counts once; one denial decides; the Nth distinct person's approval approves. Duties are
+compared by person (`Situation.persons`, from the registry's principals; a name with no
+principal is its own canonical self), so a variant spelling or a second principal of the
+same person is the same person.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from shared.identity import canonical
 from shared.lifecycle import State
 
 
@@ -67,6 +72,11 @@ class Situation:
     report_digest: str | None  # None: no evaluation seen in this environment
     required_approvals: int
     approvals: tuple[str, ...] = ()  # distinct approvers so far, in the order they approved
+    persons: Mapping[str, str] = field(default_factory=dict)  # principal name -> person
+
+    def person(self, name: str) -> str:
+        """Who `name` is, for separation of duties."""
+        return self.persons.get(name) or canonical(name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,10 +111,14 @@ def decide(situation: Situation, ballot: Ballot) -> Verdict:
             f"it does not await a decision: its track is {shown}, "
             f"the revision is {situation.revision_state or 'unknown'}",
         )
-    if situation.submitter is not None and ballot.principal == situation.submitter:
+    who = situation.person(ballot.principal)
+    if situation.submitter is not None and who == situation.person(situation.submitter):
+        same = (
+            "" if ballot.principal == situation.submitter else f" ({who}, as {situation.submitter})"
+        )
         raise Refused(
             Reason.SEPARATION_OF_DUTIES,
-            f"{ballot.principal} submitted this revision and so takes no decision on it",
+            f"{ballot.principal} submitted this revision{same} and so takes no decision on it",
         )
     if situation.report_digest is None:
         raise Refused(
@@ -124,11 +138,13 @@ def decide(situation: Situation, ballot: Ballot) -> Verdict:
             Reason.STALE_EVIDENCE,
             "the ballot names other evidence than the current one: " + "; ".join(stale),
         )
-    if ballot.principal in situation.approvals:
+    earlier = [a for a in situation.approvals if situation.person(a) == who]
+    if earlier:
+        same = "" if earlier == [ballot.principal] else f" as {', '.join(earlier)} ({who})"
         raise Refused(
             Reason.ALREADY_APPROVED,
-            f"{ballot.principal} already approved; "
-            f"{_missing(situation)} more distinct approver(s) needed",
+            f"{ballot.principal} already approved{same}; "
+            f"{_missing(situation)} more distinct person(s) needed",
         )
     if ballot.choice is Choice.DENY:
         return Verdict(outcome=Outcome.DENIED, approvers=(ballot.principal,))

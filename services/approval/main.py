@@ -30,7 +30,7 @@ from shared.artifacts import LocalArtifactStore
 from shared.decisions import key_reader
 from shared.kafka.dispatch import Handler
 from shared.registry.migrate import migrate_pool
-from shared.registry.principals import lookup_in
+from shared.registry.principals import lookup_in, persons_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.signing import Signer, load_or_create_signer, public_path
@@ -51,7 +51,13 @@ def build_web(kernel: Kernel, settings: ApprovalSettings, signer: Signer) -> Web
         registry=registry,
         readmodel=reads,
         catalogue=catalogue,
-        decider=Decider(registry=registry, readmodel=reads, catalogue=catalogue, signer=signer),
+        decider=Decider(
+            registry=registry,
+            readmodel=reads,
+            catalogue=catalogue,
+            signer=signer,
+            persons=persons_in(kernel.pool),
+        ),
         sources=EvidenceSources(
             registry=registry,
             readmodel=reads,

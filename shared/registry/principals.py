@@ -1,25 +1,28 @@
-"""Principals: who may call the approval service, in which role, by bearer token.
+"""Principals: who may act, in which role, by bearer token, and which person each is.
 
 A principal is a name acting in one role, with a bearer token; only the token's SHA-256 is
-stored, so the token is shown once, when it is made. A person holding two roles gets two
-tokens under one name: separation of duties compares names.
+stored, so the token is shown once, when it is made. Names are stored canonical
+(`shared.identity`: NFKC, case-folded, trimmed), and a name that mixes scripts or looks
+like another person's principal is refused. A principal belongs to a person (by default
+its own name): separation of duties compares persons, so one person's two principals are
+one person, and count once toward N approvals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 import asyncpg
 
+from shared.identity import canonical, refuse_reason, skeleton
+
 TOKEN_PREFIX = "apt_"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
 class Role(StrEnum):
@@ -34,6 +37,12 @@ class Role(StrEnum):
 class Principal:
     name: str
     role: Role
+    person: str = ""  # "" where unknown: the canonical name stands for the person
+
+    @property
+    def who(self) -> str:
+        """The person separation of duties compares."""
+        return self.person or canonical(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,7 @@ class PrincipalRecord:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    person: str = ""
 
 
 def new_token() -> str:
@@ -53,32 +63,59 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-async def add_principal(pool: asyncpg.Pool, name: str, role: Role) -> str:
-    """A new token for `name` in `role`; a revoked pair gets a fresh token, an active one fails."""
-    if not NAME.fullmatch(name):
-        raise ValueError(f"principal name {name!r}: use letters, digits and . _ @ + - only")
-    token = new_token()
-    stored = await pool.fetchval(
-        "INSERT INTO principals (name, role, token_hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (name, role) DO UPDATE SET token_hash = $3, created_at = now(),"
-        " revoked_at = NULL WHERE principals.revoked_at IS NOT NULL RETURNING 1",
-        name,
-        role.value,
-        hash_token(token),
-    )
+async def add_principal(
+    pool: asyncpg.Pool, name: str, role: Role, person: str | None = None
+) -> str:
+    """A new token for `name` (stored canonical) in `role`, belonging to `person` (default:
+    the name); a revoked pair gets a fresh token, an active one fails. ValueError for a
+    name that mixes scripts or looks like another person's principal, or that already
+    belongs to another person."""
+    for given in (name, person):
+        reason = refuse_reason(given) if given is not None else None
+        if reason is not None:
+            raise ValueError(reason)
+    stored_name = canonical(name)
+    owner = canonical(person) if person else stored_name
+    async with pool.acquire() as conn, conn.transaction():
+        # One creation at a time: the look-alike check reads what the others write.
+        await conn.execute("LOCK TABLE principals IN SHARE ROW EXCLUSIVE MODE")
+        rows = await conn.fetch("SELECT DISTINCT name, person FROM principals")
+        for row in rows:
+            if row["name"] == stored_name and row["person"] != owner:
+                raise ValueError(
+                    f"{stored_name} belongs to {row['person']}, not {owner}: a name is one person"
+                )
+            other = row["person"] != owner and row["name"] != stored_name
+            if other and skeleton(row["name"]) == skeleton(stored_name):
+                raise ValueError(
+                    f"{name!r} looks like {row['name']!r} (person {row['person']}): "
+                    "pick a name nobody could take for theirs"
+                )
+        token = new_token()
+        stored = await conn.fetchval(
+            "INSERT INTO principals (name, role, token_hash, person) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (name, role) DO UPDATE SET token_hash = $3, created_at = now(),"
+            " revoked_at = NULL WHERE principals.revoked_at IS NOT NULL RETURNING 1",
+            stored_name,
+            role.value,
+            hash_token(token),
+            owner,
+        )
     if stored is None:
         raise ValueError(
-            f"{name} already holds an active {role} token: revoke it first to issue a new one"
+            f"{stored_name} already holds an active {role} token: "
+            "revoke it first to issue a new one"
         )
     return token
 
 
 async def list_principals(pool: asyncpg.Pool) -> list[PrincipalRecord]:
     rows = await pool.fetch(
-        "SELECT name, role, created_at, revoked_at FROM principals ORDER BY name, role"
+        "SELECT name, role, created_at, revoked_at, person FROM principals ORDER BY name, role"
     )
     return [
-        PrincipalRecord(r["name"], Role(r["role"]), r["created_at"], r["revoked_at"]) for r in rows
+        PrincipalRecord(r["name"], Role(r["role"]), r["created_at"], r["revoked_at"], r["person"])
+        for r in rows
     ]
 
 
@@ -87,7 +124,7 @@ async def revoke_principal(pool: asyncpg.Pool, name: str, role: Role | None) -> 
     rows = await pool.fetch(
         "UPDATE principals SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL"
         " AND ($2::text IS NULL OR role = $2) RETURNING role",
-        name,
+        canonical(name),
         role.value if role else None,
     )
     return sorted(Role(r["role"]) for r in rows)
@@ -97,14 +134,14 @@ async def find_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
     """The active principal holding `token`, or None."""
     digest = hash_token(token)
     row = await pool.fetchrow(
-        "SELECT name, role, token_hash FROM principals"
+        "SELECT name, role, token_hash, person FROM principals"
         " WHERE token_hash = $1 AND revoked_at IS NULL",
         digest,
     )
     # The index lookup finds the row; the constant-time compare is what accepts it.
     if row is None or not hmac.compare_digest(row["token_hash"], digest):
         return None
-    return Principal(row["name"], Role(row["role"]))
+    return Principal(row["name"], Role(row["role"]), row["person"])
 
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
@@ -128,8 +165,27 @@ def roles_in(pool: asyncpg.Pool) -> Roles:
 
     async def roles(name: str) -> frozenset[Role]:
         rows = await pool.fetch(
-            "SELECT role FROM principals WHERE name = $1 AND revoked_at IS NULL", name
+            "SELECT role FROM principals WHERE name = $1 AND revoked_at IS NULL", canonical(name)
         )
         return frozenset(Role(r["role"]) for r in rows)
 
     return roles
+
+
+Persons = Callable[[Collection[str]], Awaitable[dict[str, str]]]
+
+
+def persons_in(pool: asyncpg.Pool) -> Persons:
+    """The person of each principal name (revoked ones too: who approved stays who it was);
+    a name no principal holds stands for itself, canonical."""
+
+    async def persons(names: Collection[str]) -> dict[str, str]:
+        wanted = {name: canonical(name) for name in names}
+        rows = await pool.fetch(
+            "SELECT DISTINCT name, person FROM principals WHERE name = ANY($1::text[])",
+            sorted(set(wanted.values())),
+        )
+        found = {r["name"]: r["person"] for r in rows}
+        return {name: found.get(key, key) for name, key in wanted.items()}
+
+    return persons

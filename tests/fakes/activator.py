@@ -38,6 +38,7 @@ from shared.registry.memory import InMemoryCatalogue, InMemoryRegistry
 from shared.registry.port import Catalogue, Registry, Step
 from shared.registry.principals import Role, Roles
 from tests.factories import TEST_DECISION_KEYS, lifecycle
+from tests.fakes.approval import persons_of
 
 CONTRACT = ServingContract(
     base_model_id="tiny",
@@ -361,7 +362,12 @@ PRINCIPALS: Mapping[str, Collection[str]] = {
     "op-carol": {"operator"},
     "olivia": {"operator", "admin"},
     "trainer-alice": {"trainer"},
+    "op-bob": {"operator"},
 }
+
+
+# One person, two principals: approver-bob also operates as op-bob.
+PERSONS: Mapping[str, str] = {"op-bob": "approver-bob"}
 
 
 def held_roles(principals: Mapping[str, Collection[str]]) -> Roles:
@@ -396,6 +402,7 @@ def activator_deps(
         fleet=fleet,
         serving_path=lambda manifest: str(artifacts.revision_dir(manifest)),
         roles_of=held_roles(PRINCIPALS if principals is None else principals),
+        persons_of=persons_of(PERSONS),
         decision_keys=lambda: TEST_DECISION_KEYS,
     )
     if clock is not None:

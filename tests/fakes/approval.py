@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,7 +36,9 @@ from shared.events import (
     RevisionRegistered,
     RevisionValidated,
 )
+from shared.identity import canonical
 from shared.registry.port import Registry
+from shared.registry.principals import Persons
 from shared.signing import APPROVED, DENIED
 
 Key = tuple[str, str, str]  # (adapter, revision, environment)
@@ -225,3 +227,13 @@ class InMemoryApprovalStore:
     async def decision(self, adapter: str, revision: str, environment: str) -> DecisionRow | None:
         """The decision recorded for the revision in `environment`."""
         return self._t.decisions.get((adapter, revision, environment))
+
+
+def persons_of(table: Mapping[str, str] | None = None) -> Persons:
+    """The registry's persons, from a table: each name's person (default: itself, canonical)."""
+    known = dict(table or {})
+
+    async def persons(names: Collection[str]) -> dict[str, str]:
+        return {name: known.get(canonical(name), canonical(name)) for name in names}
+
+    return persons

@@ -180,8 +180,14 @@ class ApprovalStack:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
     def add_principal(self, name: str, role: str) -> str:
-        """`name`'s token in `role`: the stack's own (its trainers), else a new one."""
-        token = self.stack.token_of(name, role)
+        """A new token for `name` in `role` (the first time, the one the stack made for its
+        trainers at creation, if it did)."""
+        if (name, role) in self.stack.tokens and (name, role) not in self.tokens:
+            token = self.stack.tokens[name, role]
+        else:
+            out = self.stack.adapterctl("principal", "add", name, "--role", role, "--json")
+            token = json.loads(out.stdout)["token"]
+            self.stack.tokens[name, role] = token
         self.tokens[(name, role)] = token
         return token
 

@@ -267,6 +267,23 @@ def test_only_operators_operate_and_not_on_what_they_approved_where_duties_are_s
     assert refusal is None if refused is None else refused in (refusal or "")
 
 
+@pytest.mark.parametrize(
+    ("operator", "refused"),
+    [
+        ("bob-ops", "approved"),  # bob's second principal
+        ("Bob", "approved"),  # his name, spelled otherwise
+        ("carol", None),  # another person
+    ],
+)
+def test_an_approver_may_not_operate_under_another_principal_or_spelling(
+    operator: str, refused: str | None
+) -> None:
+    actor = Actor(principal=operator, role="operator")
+    persons = {"bob-ops": "bob", "bob": "bob", "carol": "carol"}
+    refusal = operator_refusal(actor, {"operator"}, ["bob"], False, NEW, persons)
+    assert refusal is None if refused is None else refused in (refusal or "")
+
+
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_an_analysis_request_records_the_action_it_always_recorded(verdict: Verdict) -> None:
     # The value is in activator_outcomes rows already: `analysis.<verdict>`.

@@ -157,3 +157,42 @@ def test_a_stale_refusal_names_both_the_current_and_the_named_digest() -> None:
     with pytest.raises(Refused) as refused:
         decide(situation(), ballot(report_digest="sha256:old"))
     assert REPORT in refused.value.message and "sha256:old" in refused.value.message
+
+
+FULL_WIDTH_CAROL = "\uff43\uff41\uff52\uff4f\uff4c"  # NFKC: carol
+
+# Issue #15: separation of duties compares persons, not the spelling of a name.
+CAROL = {"carol": "carol", "carol-ops": "carol", "carol-2": "carol"}
+
+
+@pytest.mark.parametrize(
+    ("submitter", "voter"),
+    [
+        ("carol", "Carol"),  # case
+        ("carol", "carol "),  # trailing space
+        ("carol", FULL_WIDTH_CAROL),  # full-width letters (NFKC)
+        ("carol", "carol-ops"),  # her second principal
+        ("carol-2", "carol-ops"),  # two principals of hers
+    ],
+)
+def test_the_submitter_takes_no_decision_under_any_spelling_or_principal(
+    submitter: str, voter: str
+) -> None:
+    with pytest.raises(Refused) as refused:
+        decide(situation(submitter=submitter, persons=CAROL), ballot(voter))
+    assert refused.value.reason is Reason.SEPARATION_OF_DUTIES
+
+
+@pytest.mark.parametrize("second", ["carol-ops", "carol-2", "CAROL", "carol "])
+def test_one_person_counts_once_toward_the_approvals_an_environment_needs(second: str) -> None:
+    given = situation(required_approvals=2, approvals=("carol",), persons=CAROL)
+    with pytest.raises(Refused) as refused:
+        decide(given, ballot(second))
+    assert refused.value.reason is Reason.ALREADY_APPROVED
+    assert "more distinct person(s) needed" in refused.value.message
+
+
+def test_another_person_still_completes_the_approvals() -> None:
+    given = situation(required_approvals=2, approvals=("carol",), persons=CAROL)
+    verdict = decide(given, ballot("dave"))
+    assert verdict == Verdict(outcome=Outcome.APPROVED, approvers=("carol", "dave"))

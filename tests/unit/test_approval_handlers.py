@@ -34,11 +34,13 @@ from shared.registry.port import Committed, Step
 from shared.registry.principals import Principal, Role
 from shared.signing import APPROVED, DENIED, Signer, check_signature, claim_of, keyring
 from tests.factories import TEST_SIGNER, lifecycle
-from tests.fakes.approval import InMemoryApprovalStore
+from tests.fakes.approval import InMemoryApprovalStore, persons_of
 from tests.samples import sample
 
 ADAPTER, REVISION, ENV = "chat", "sha256:" + "a" * 64, "prod"
 SUBMITTER = "trainer-7@example.internal"  # the samples' submitter
+# One person, two principals: carol approves as `carol` and operates as `carol-ops`.
+PERSONS = {"carol-ops": "carol", "carol-2": "carol"}
 _TRAINED_FOR: RevisionRegistered = sample(RevisionRegistered)  # what `lifecycle` registers
 SPEC = EnvironmentSpec(
     name=ENV,
@@ -80,7 +82,13 @@ def world(registry: InMemoryRegistry | None = None) -> World:
     store = InMemoryApprovalStore(registry)
     signer = Signer(Ed25519PrivateKey.generate())
     catalogue = InMemoryCatalogue(environments=[SPEC])
-    decider = Decider(registry=registry, readmodel=store, catalogue=catalogue, signer=signer)
+    decider = Decider(
+        registry=registry,
+        readmodel=store,
+        catalogue=catalogue,
+        signer=signer,
+        persons=persons_of(PERSONS),
+    )
     # The service trusts its own key and the tests' (what `lifecycle` signs decisions with).
     believe = believer(registry, lambda: keyring([signer.public_key, TEST_SIGNER.public_key]))
     return World(registry, store, handlers(store, believe), decider)

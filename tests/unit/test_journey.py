@@ -59,7 +59,7 @@ from tests.fakes.activator import (
     activator_deps,
     held_roles,
 )
-from tests.fakes.approval import InMemoryApprovalStore
+from tests.fakes.approval import InMemoryApprovalStore, persons_of
 from tests.fakes.archiver import InMemoryRetentionRules
 from tests.fakes.evaluator import RIGHT, WRONG, FakeBackends, ScriptedBackend, write_suite
 from tests.inprocess import InProcessFlow, UndeclaredCommit
@@ -232,6 +232,7 @@ def journey(tmp_path: Path) -> Journey:
         readmodel=approvals,
         catalogue=catalogue,
         signer=TEST_SIGNER,  # the key the activator trusts (tests.factories)
+        persons=persons_of(),
     )
     assert archiver is not None
     return Journey(
