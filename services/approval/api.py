@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from services.approval.auth import api_role
-from services.approval.deciding import Conflict, UnknownTarget, cast
+from services.approval.deciding import Conflict, UnknownTarget, cast, withdraw
 from services.approval.decisions import Ballot, Choice, Reason, Refused
 from services.approval.deps import WebDeps, web_deps
 from services.approval.evidence import gates_passed, gather
@@ -23,6 +23,7 @@ from services.approval.views import (
     PendingList,
     PendingRevision,
     SigningKey,
+    Withdrawn,
 )
 from shared.registry.principals import Principal
 from shared.signing import public_pem
@@ -172,3 +173,32 @@ async def decide(
     naming them all. The revision's submitter may do neither.
     """
     return await record_decision(deps, principal, environment, adapter, revision, body)
+
+
+@router.delete(
+    "/environments/{environment}/revisions/{adapter}/{revision}/decisions/mine",
+    response_model=Withdrawn,
+    responses=documented(401, 403, 404, 409, 422),
+)
+async def withdraw_ballot(
+    environment: EnvironmentName,
+    adapter: AdapterName,
+    revision: RevisionId,
+    deps: Deps,
+    principal: Annotated[Principal, Depends(api_role("decide"))],
+) -> Withdrawn:
+    """Take back your ballot while the decision is not final (409 once it is, or when you
+    cast none)."""
+    await withdraw_decision(deps, principal, environment, adapter, revision)
+    return Withdrawn(adapter=adapter, revision=revision, environment=environment)
+
+
+async def withdraw_decision(
+    deps: WebDeps, principal: Principal, environment: str, adapter: str, revision: str
+) -> None:
+    try:
+        await withdraw(deps.decider, principal, adapter, revision, environment)
+    except UnknownTarget as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from exc
+    except Refused as exc:
+        raise ApiProblem(409, exc.reason.value, exc.message) from exc

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from services.approval import api, pages, problems
 from services.approval.auth import authenticate_api
@@ -22,18 +24,39 @@ add NAME --role ROLE` makes one) and a role the operation allows. Every error is
 RFC 9457 problem document (`application/problem+json`)."""
 
 
+# On every response: nothing here runs a script or is framed, and no type is sniffed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """The page's own stricter headers stand; every other response gets these."""
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(deps: WebDeps) -> FastAPI:
     app = FastAPI(
         title="Adapter approval service",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        # No interactive docs: Swagger UI would load a third-party script on the approval
+        # origin. The API is described by /openapi.json.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.deps = deps
     app.state.lookup = deps.lookup
     app.add_middleware(BodyLimits)  # inside authentication, which is added after it
     app.middleware("http")(authenticate_api)
+    app.middleware("http")(security_headers)
     problems.install(app, pages.render_problem)
     pages.install(app)
     app.include_router(api.router)

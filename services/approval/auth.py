@@ -1,5 +1,6 @@
-"""Who is calling, and whether their role may call this: bearer tokens for the API, the
-same token in an HttpOnly cookie for the page, one policy table for both.
+"""Who is calling, and whether their role may call this: bearer tokens for the API, a
+server-side session (opened with such a token) in an HttpOnly cookie for the page, one
+policy table for both.
 
 Authentication runs as middleware before anything reads the request, so an anonymous
 caller always gets 401, whatever it sent; each operation then names the roles it allows.
@@ -8,6 +9,7 @@ caller always gets 401, whatever it sent; each operation then names the roles it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from fastapi import Request, Security
@@ -36,7 +38,6 @@ bearer = HTTPBearer(
     auto_error=False,
     description="a token from `adapterctl principal add NAME --role ROLE`",
 )
-
 
 
 def _unauthenticated(detail: str, error: str = "") -> ApiProblem:
@@ -96,20 +97,50 @@ def page_role(operation: str) -> Callable[..., Awaitable[Principal]]:
     """The dependency for a page: the principal of the session cookie, if allowed."""
 
     async def dependency(request: Request) -> Principal:
-        token = request.cookies.get(COOKIE, "")
-        lookup: Lookup = request.app.state.lookup
-        principal = await lookup(token) if token else None
+        principal = await session_principal(request)
         if principal is None:
             raise LoginRequired
-        if request.method == "POST":
+        if request.method not in ("GET", "HEAD"):
             refuse_cross_site(request)
         return _allow(principal, operation)
 
     return dependency
 
 
+async def session_principal(request: Request) -> Principal | None:
+    """The active principal whose token opened the request's unexpired session, or None."""
+    session_id = request.cookies.get(COOKIE, "")
+    if not session_id:
+        return None
+    deps = request.app.state.deps
+    token_hash = await deps.sessions.token_hash(session_id, datetime.now(UTC))
+    if token_hash is None:
+        return None
+    principal: Principal | None = await deps.lookup_hash(token_hash)
+    return principal  # None once the principal is revoked: the session ends with it
+
+
+def public_origin(request: Request) -> str:
+    """The origin forms must come from: APPROVAL_PUBLIC_URL's, else the request's host."""
+    configured = request.app.state.deps.public_url
+    if configured:
+        parts = urlsplit(configured)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
 def refuse_cross_site(request: Request) -> None:
-    """The cookie is SameSite=Strict; a form posted from another origin is refused too."""
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+    """A state-changing form must come from the page's own origin (Origin, else Referer);
+    the cookie is SameSite=Strict besides."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent:
+        return  # no browser omits both on a form post; the SameSite cookie covers the rest
+    parts = urlsplit(sent)
+    origin, wanted = f"{parts.scheme}://{parts.netloc}", public_origin(request)
+    same = (
+        origin == wanted
+        if request.app.state.deps.public_url
+        else parts.netloc == request.headers.get("host")
+    )
+    if not same:
         raise ApiProblem(403, "cross-site-request", f"a form from {origin} may not post here")

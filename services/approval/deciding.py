@@ -40,7 +40,7 @@ from shared.events import (
     RevisionRegistered,
     caused_envelope,
 )
-from shared.lifecycle import InvalidTransition
+from shared.lifecycle import InvalidTransition, State
 from shared.registry.port import Catalogue, ConcurrentTransition, Registry, Step
 from shared.registry.principals import Persons, Principal
 from shared.signing import APPROVED, DENIED, DecisionClaim, Signer
@@ -197,6 +197,37 @@ async def _cast(
             event = sealed
             await box.record_decision(event)
     return Decided(verdict=verdict, required_approvals=required, event=event)
+
+
+async def withdraw(
+    decider: Decider, principal: Principal, adapter: str, revision: str, environment: str
+) -> None:
+    """Take back `principal`'s ballot while the decision is not final; Refused when it is,
+    or when they cast none."""
+    async with decider.serial, decider.readmodel.transaction() as box:
+        await box.evaluation(adapter, revision, environment)  # the same lock as a ballot
+        record = await decider.registry.revision(adapter, revision)
+        if record is None:
+            raise UnknownTarget(f"adapter {adapter!r} has no revision {revision}")
+        state = record.status.track(environment)
+        if state is not State.EVALUATED:
+            raise Refused(
+                Reason.ALREADY_DECIDED,
+                f"the decision is final (its track is {state or 'not started'}): "
+                "a ballot can be withdrawn only before",
+            )
+        removed = await box.withdraw_ballot(
+            adapter, revision, environment, principal=principal.name
+        )
+        if not removed:
+            raise Refused(Reason.NO_BALLOT, f"{principal.name} has no ballot on {revision} here")
+    log.info(
+        "ballot_withdrawn",
+        adapter=adapter,
+        revision=revision,
+        environment=environment,
+        principal=principal.name,
+    )
 
 
 def _decision_event(

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     SEPARATION_OF_DUTIES = "separation-of-duties"
     STALE_EVIDENCE = "stale-evidence"
     STALE_CONTRACT = "stale-serving-contract"
+    NO_BALLOT = "no-ballot"
     ALREADY_APPROVED = "already-approved"
 
 

@@ -9,6 +9,7 @@ from fastapi import Request
 from services.approval.deciding import Decider
 from services.approval.evidence import EvidenceSources
 from services.approval.ports import ApprovalReads
+from services.approval.sessions import Sessions
 from shared.registry.port import Catalogue, Registry
 from shared.registry.principals import Lookup
 from shared.signing import Signer
@@ -22,7 +23,11 @@ class WebDeps:
     decider: Decider
     sources: EvidenceSources
     signer: Signer
-    lookup: Lookup
+    lookup: Lookup  # a bearer token's active principal
+    lookup_hash: Lookup  # a token hash's active principal (what a session keeps)
+    sessions: Sessions
+    public_url: str = ""  # APPROVAL_PUBLIC_URL: Secure cookies and the forms' origin
+    session_ttl_s: int = 8 * 3600
 
 
 def web_deps(request: Request) -> WebDeps:

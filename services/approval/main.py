@@ -25,12 +25,13 @@ from services.approval.handlers import FLOW, handlers
 from services.approval.migrations import MIGRATIONS
 from services.approval.projection import PostgresProjection, believer
 from services.approval.readmodel import ReadModel
+from services.approval.sessions import PostgresSessions
 from services.approval.settings import ApprovalSettings
 from shared.artifacts import LocalArtifactStore
 from shared.decisions import key_reader
 from shared.kafka.dispatch import Handler
 from shared.registry.migrate import migrate_pool
-from shared.registry.principals import lookup_in, persons_in
+from shared.registry.principals import lookup_by_hash_in, lookup_in, persons_in
 from shared.service import Kernel, run_service
 from shared.settings import read_at_start
 from shared.signing import Signer, load_or_create_signer, public_path
@@ -67,6 +68,10 @@ def build_web(kernel: Kernel, settings: ApprovalSettings, signer: Signer) -> Web
         ),
         signer=signer,
         lookup=lookup_in(kernel.pool),
+        lookup_hash=lookup_by_hash_in(kernel.pool),
+        sessions=PostgresSessions(kernel.pool),
+        public_url=settings.public_url,
+        session_ttl_s=settings.session_ttl_s,
     )
 
 

@@ -1,10 +1,13 @@
 """The approvers' web page: server-rendered HTML, no JavaScript. The login form takes a
-bearer token and keeps it in an HttpOnly, SameSite=Strict cookie; the pending list; one
-revision's evidence beside its baseline; approve and deny as plain HTML forms."""
+bearer token and opens a server-side session, whose random id (never the token) goes in
+an HttpOnly, SameSite=Strict cookie that expires with it (Secure when APPROVAL_PUBLIC_URL
+is https); the pending list; one revision's evidence beside its baseline; approve, deny
+and withdraw as plain HTML forms."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -13,14 +16,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from services.approval.api import evidence_of, pending_list, record_decision
+from services.approval.api import evidence_of, pending_list, record_decision, withdraw_decision
 from services.approval.auth import COOKIE, LoginRequired, page_role, refuse_cross_site
 from services.approval.chart import bar_chart
 from services.approval.deps import WebDeps, web_deps
 from services.approval.problems import ApiProblem
 from services.approval.views import ADAPTER, DIGEST, ENVIRONMENT, DecisionRequest
 from shared.lifecycle import State
-from shared.registry.principals import Lookup, Principal, Role
+from shared.registry.principals import Principal, Role, hash_token
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
@@ -87,27 +90,41 @@ async def login_form(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request, token: Annotated[str, Form(max_length=512)]) -> Response:
     refuse_cross_site(request)
-    lookup: Lookup = request.app.state.lookup
-    principal = await lookup(token.strip())
+    deps: WebDeps = request.app.state.deps
+    principal = await deps.lookup(token.strip())
     if principal is None:
         error = "That token is unknown or revoked."
         return page(request, "login.html", 401, principal=None, error=error)
+    expires = datetime.now(UTC) + timedelta(seconds=deps.session_ttl_s)
+    session_id = await deps.sessions.open(hash_token(token.strip()), expires)
     response = RedirectResponse("/", 303)
     response.set_cookie(
         COOKIE,
-        token.strip(),
+        session_id,
+        max_age=deps.session_ttl_s,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/",
     )
     return response
 
 
+def secure_cookies(request: Request) -> bool:
+    """Secure when the page's public URL is https (a TLS proxy in front), or the request is."""
+    public: str = request.app.state.deps.public_url
+    return public.startswith("https://") or request.url.scheme == "https"
+
+
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    refuse_cross_site(request)
+    deps: WebDeps = request.app.state.deps
+    session_id = request.cookies.get(COOKIE, "")
+    if session_id:
+        await deps.sessions.close(session_id)
     response = RedirectResponse("/login", 303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", secure=secure_cookies(request), httponly=True)
     return response
 
 
@@ -138,7 +155,7 @@ async def revision_page(
         evidence=evidence,
         chart=Markup(bar_chart(evidence.metrics)),
         may_decide=principal.role is Role.APPROVER and evidence.state == State.EVALUATED,
-        outcome=outcome if outcome in ("recorded", "approved", "denied") else None,
+        outcome=outcome if outcome in ("recorded", "approved", "denied", "withdrawn") else None,
     )
 
 
@@ -154,3 +171,16 @@ async def decide_page(
     outcome = await record_decision(deps, principal, environment, adapter, revision, form)
     target = f"/environments/{environment}/revisions/{adapter}/{revision}"
     return RedirectResponse(f"{target}?outcome={outcome.outcome}", 303)
+
+
+@router.post("/environments/{environment}/revisions/{adapter}/{revision}/withdraw")
+async def withdraw_page(
+    environment: EnvironmentName,
+    adapter: AdapterName,
+    revision: RevisionId,
+    deps: Deps,
+    principal: Annotated[Principal, Depends(page_role("decide"))],
+) -> Response:
+    await withdraw_decision(deps, principal, environment, adapter, revision)
+    target = f"/environments/{environment}/revisions/{adapter}/{revision}"
+    return RedirectResponse(f"{target}?outcome=withdrawn", 303)

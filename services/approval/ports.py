@@ -116,6 +116,12 @@ class BallotBox(Protocol):
         """Record one ballot; one principal casts one ballot per revision and environment."""
         ...
 
+    async def withdraw_ballot(
+        self, adapter: str, revision: str, environment: str, *, principal: str
+    ) -> bool:
+        """Remove `principal`'s ballot; False when they cast none."""
+        ...
+
     async def record_decision(self, event: RevisionApproved | RevisionDenied) -> None:
         """Record the decision committed to the log; a no-op when it is recorded already."""
         ...

@@ -32,6 +32,7 @@ TITLES: Mapping[str, str] = {
     "already-approved": "You already approved",
     "stale-evidence": "The decision names stale evidence",
     "stale-serving-contract": "The environment's serving contract changed since evaluation",
+    "no-ballot": "There is no ballot of yours to withdraw",
     "conflict": "The revision changed meanwhile",
     "invalid-request": "The request is invalid",
     "content-too-large": "The body is too large",

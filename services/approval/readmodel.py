@@ -218,6 +218,19 @@ class PostgresBallotBox:
             report_digest=report_digest,
         )
 
+    async def withdraw_ballot(
+        self, adapter: str, revision: str, environment: str, *, principal: str
+    ) -> bool:
+        removed = await self._conn.fetchval(
+            "DELETE FROM approval_ballots WHERE adapter = $1 AND revision = $2"
+            " AND environment = $3 AND principal = $4 RETURNING 1",
+            adapter,
+            revision,
+            environment,
+            principal,
+        )
+        return removed is not None
+
     async def record_decision(self, event: RevisionApproved | RevisionDenied) -> None:
         await project_decision(self._conn, event)
 

@@ -32,6 +32,18 @@ class ApprovalSettings(EnvSettings):
         description="Ed25519 private key (PEM, PKCS#8); created with mode 0600 on first start,"
         " refused if others can read it; the public key is written beside it as `.pub`",
     )
+    public_url: str = Field(
+        default="",
+        validation_alias="APPROVAL_PUBLIC_URL",
+        description="the URL approvers open (say https://approvals.example.com behind a TLS "
+        "proxy): the session cookie is Secure when it is https, and state-changing forms must "
+        "come from its origin; empty: the request's own host",
+    )
+    session_ttl_s: PositiveInt = Field(
+        default=8 * 3600,
+        validation_alias="APPROVAL_SESSION_TTL_S",
+        description="how long a page session lasts after logging in (absolute, seconds)",
+    )
     max_report_bytes: PositiveInt = Field(
         default=8 << 20,
         validation_alias="APPROVAL_MAX_REPORT_BYTES",

@@ -184,3 +184,12 @@ class DecisionOutcome(BaseModel):
     required_approvals: int
     event_id: str | None = Field(description="the lifecycle event committed, if any")
     key_id: str | None
+
+
+class Withdrawn(BaseModel):
+    """A ballot taken back before the decision was final."""
+
+    withdrawn: Literal[True] = True
+    adapter: str
+    revision: str
+    environment: str

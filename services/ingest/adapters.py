@@ -5,10 +5,11 @@ A hard link is a second name for a file that lives elsewhere (a service's privat
 inside an allowed root it looks like any regular file, so every regular file with more
 than one link is refused, and so is one whose owner is not the drop folder's (or one of
 `INGEST_ALLOWED_OWNERS`). Both are checked when listing and again on the open descriptor,
-so a file swapped after listing is refused too."""
+which must also be the very file listed, so a file swapped after listing is refused too."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ class LocalDirectorySource:
     def list_files(self, uri: str, limits: Limits) -> list[SourceFile]:
         folder, root = self._confine(uri)
         owners = limits.owners or frozenset({root.stat().st_uid})
+        _check_owner("", folder.lstat(), owners)  # its owner could swap what it holds
         files: list[SourceFile] = []
         total = 0
         for full, info in _entries(folder, limits.max_files):
@@ -80,7 +82,9 @@ class LocalDirectorySource:
             if stat.S_ISDIR(info.st_mode):
                 continue
             if not stat.S_ISREG(info.st_mode):
-                raise SourceRefused(FindingCode.NOT_A_REGULAR_FILE, f"{rel} is not a regular file")
+                raise SourceRefused(
+                    FindingCode.NOT_A_REGULAR_FILE, f"{rel} is not a regular file", {"path": rel}
+                )
             _check_links(rel, info)
             if info.st_size > limits.max_file_bytes:
                 raise SourceRefused(
@@ -89,7 +93,8 @@ class LocalDirectorySource:
                     {"path": rel, "size": str(info.st_size)},
                 )
             total += info.st_size
-            files.append(SourceFile(rel, info.st_size, _Opener(full, rel, owners)))
+            opener = _Opener(full, rel, owners, (info.st_dev, info.st_ino))
+            files.append(SourceFile(rel, info.st_size, opener))
         if total > limits.max_total_bytes:
             raise SourceRefused(FindingCode.ARTIFACT_TOO_LARGE, f"{total} bytes in all")
         if not files:
@@ -99,17 +104,35 @@ class LocalDirectorySource:
     def open(self, file: SourceFile) -> AbstractContextManager[BinaryIO]:
         opener = file.opener
         assert isinstance(opener, _Opener)
-        # O_NOFOLLOW: a file swapped for a symlink after listing is still refused; the
-        # checks on the descriptor refuse one swapped for a hard link or another's file.
-        fd = os.open(opener.path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NOFOLLOW: a file swapped for a symlink after listing is refused (O_NONBLOCK: one
+        # swapped for a named pipe cannot hang the open); the checks on the descriptor
+        # refuse one swapped for a hard link, another's file or any other file.
+        try:
+            fd = os.open(opener.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise SourceRefused(
+                FindingCode.SYMLINK, f"{opener.rel} is a symlink", {"path": opener.rel}
+            ) from exc
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise SourceRefused(
-                    FindingCode.NOT_A_REGULAR_FILE, f"{opener.rel} is not a regular file"
+                    FindingCode.NOT_A_REGULAR_FILE,
+                    f"{opener.rel} is not a regular file",
+                    {"path": opener.rel},
                 )
             _check_links(opener.rel, info)
             _check_owner(opener.rel, info, opener.owners)
+            if (info.st_dev, info.st_ino) != opener.identity:
+                # Another file now answers to the listed path (a folder on the way swapped
+                # for a symlink, say): read only what was listed inside the drop folder.
+                raise SourceRefused(
+                    FindingCode.SOURCE_CHANGED,
+                    f"{opener.rel} is another file than the one listed",
+                    {"path": opener.rel},
+                )
         except BaseException:
             os.close(fd)
             raise
@@ -121,6 +144,7 @@ class _Opener:
     path: Path
     rel: str
     owners: frozenset[int]
+    identity: tuple[int, int]  # (st_dev, st_ino) when listed
 
 
 def _entries(folder: Path, max_entries: int) -> Iterator[tuple[Path, os.stat_result]]:

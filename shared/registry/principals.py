@@ -132,7 +132,12 @@ async def revoke_principal(pool: asyncpg.Pool, name: str, role: Role | None) -> 
 
 async def find_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
     """The active principal holding `token`, or None."""
-    digest = hash_token(token)
+    return await find_principal_by_hash(pool, hash_token(token))
+
+
+async def find_principal_by_hash(pool: asyncpg.Pool, digest: str) -> Principal | None:
+    """The active principal whose token hashes to `digest`, or None (a session keeps the
+    hash, never the token)."""
     row = await pool.fetchrow(
         "SELECT name, role, token_hash, person FROM principals"
         " WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -145,6 +150,15 @@ async def find_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
 
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
+
+
+def lookup_by_hash_in(pool: asyncpg.Pool) -> Lookup:
+    """A token hash's active principal, from the principals in `pool`'s database."""
+
+    async def lookup(digest: str) -> Principal | None:
+        return await find_principal_by_hash(pool, digest)
+
+    return lookup
 
 
 def lookup_in(pool: asyncpg.Pool) -> Lookup:

@@ -28,6 +28,7 @@ from services.approval.ports import (
 )
 from services.approval.projection import evaluation_of
 from services.approval.readmodel import waits_for_decision
+from services.approval.sessions import new_session_id, session_hash
 from shared.decisions import ConflictingDecision
 from shared.events import (
     RevisionApproved,
@@ -125,6 +126,15 @@ class InMemoryBallotBox:
                 principal=principal, decision=choice, comment=comment, cast_at=datetime.now(UTC)
             )
         )
+
+    async def withdraw_ballot(
+        self, adapter: str, revision: str, environment: str, *, principal: str
+    ) -> bool:
+        """Remove the principal's ballot; False when they cast none."""
+        cast = self._t.ballots.get((adapter, revision, environment), [])
+        kept = [b for b in cast if b.principal != principal]
+        self._t.ballots[(adapter, revision, environment)] = kept
+        return len(kept) != len(cast)
 
     async def record_decision(self, event: RevisionApproved | RevisionDenied) -> None:
         """Record the committed decision; a no-op when it is recorded already."""
@@ -237,3 +247,22 @@ def persons_of(table: Mapping[str, str] | None = None) -> Persons:
         return {name: known.get(canonical(name), canonical(name)) for name in names}
 
     return persons
+
+
+class InMemorySessions:
+    """Implements `sessions.Sessions` in memory, as `PostgresSessions` does in its table."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, datetime]] = {}  # id hash -> (token hash, expiry)
+
+    async def open(self, token_hash: str, expires_at: datetime) -> str:
+        session_id = new_session_id()
+        self.rows[session_hash(session_id)] = (token_hash, expires_at)
+        return session_id
+
+    async def token_hash(self, session_id: str, now: datetime) -> str | None:
+        found = self.rows.get(session_hash(session_id))
+        return found[0] if found is not None and found[1] > now else None
+
+    async def close(self, session_id: str) -> None:
+        self.rows.pop(session_hash(session_id), None)

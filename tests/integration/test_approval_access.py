@@ -123,8 +123,8 @@ def test_every_page_answers_each_role_as_the_policy_says(
     allowed: set[str],
     status: int,
 ) -> None:
-    token = approval.token(*AS_ROLE[role])
-    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": token}) as client:
+    session = approval.session(*AS_ROLE[role])
+    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": session}) as client:
         response = _call(client, method, template, matrix_revision, form=True)
     expected = status if role in allowed else 403
     assert response.status_code == expected, f"{name} as {role}: {response.text[:300]}"
@@ -156,14 +156,15 @@ def test_logging_in_sets_an_http_only_strict_cookie_and_a_bad_token_is_refused(
     assert accepted.status_code == 303 and accepted.headers["location"] == "/"
     cookie = accepted.headers["set-cookie"].lower()
     assert "approval_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    assert approval.token("bob", "approver").lower() not in cookie  # a session, not the token
 
 
 def test_a_form_posted_from_another_origin_is_refused(
     approval: ApprovalStack,
     matrix_revision: Seeded,
 ) -> None:
-    token = approval.token("bob", "approver")
-    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": token}) as client:
+    session = approval.session("bob", "approver")
+    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": session}) as client:
         response = client.post(
             matrix_revision.page_path + "/decision",
             data=matrix_revision.ballot(),

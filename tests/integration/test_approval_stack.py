@@ -173,6 +173,13 @@ class ApprovalStack:
     def token(self, name: str, role: str) -> str:
         return self.tokens[(name, role)]
 
+    def session(self, name: str, role: str) -> str:
+        """A page session opened by logging in with `name`'s token in `role`: its cookie."""
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            response = client.post("/login", data={"token": self.token(name, role)})
+            assert response.status_code == 303, response.text
+            return str(response.cookies["approval_session"])
+
     def client(self, name: str | None = None, role: str | None = None) -> httpx.Client:
         headers = {}
         if name is not None:

@@ -82,3 +82,24 @@ async def test_one_person_under_two_principals_counts_once_toward_two_approvals(
     )
     [approved] = [e for e in events if isinstance(e, RevisionApproved)]
     assert approved.approvers == ["dave", "carol"]
+
+
+async def test_a_ballot_withdrawn_before_the_decision_no_longer_counts(
+    approval: ApprovalStack, unique: Callable[[str], str]
+) -> None:
+    seeded = await approval.evaluate_also_in(await approval.seed(unique("withdrawn")), PRODUCTION)
+    approval.wait_pending(seeded)
+    with approval.client("carol") as carol:
+        assert carol.post(seeded.api_path + "/decisions", json=seeded.ballot()).status_code == 200
+        taken_back = carol.delete(seeded.api_path + "/decisions/mine")
+        assert taken_back.status_code == 200, taken_back.text
+        assert_problem(carol.delete(seeded.api_path + "/decisions/mine"), 409, "no-ballot")
+    with approval.client("bob") as bob:  # one approval of two: still recorded, not decided
+        assert (
+            bob.post(seeded.api_path + "/decisions", json=seeded.ballot()).json()["outcome"]
+            == "recorded"
+        )
+    with approval.client("carol") as carol:
+        done = carol.post(seeded.api_path + "/decisions", json=seeded.ballot())
+        assert done.json()["outcome"] == "approved"
+        assert_problem(carol.delete(seeded.api_path + "/decisions/mine"), 409, "already-decided")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.approval.deciding import Conflict, Decider, UnknownTarget, cast
+from services.approval.deciding import Conflict, Decider, UnknownTarget, cast, withdraw
 from services.approval.decisions import Ballot, Choice, Outcome, Reason, Refused
 from services.approval.handlers import FLOW
 from services.approval.projection import believer, handlers
@@ -300,6 +300,22 @@ async def test_a_validly_signed_decision_the_registry_never_committed_is_refused
 
 
 # Casting a ballot.
+
+
+async def test_a_ballot_can_be_withdrawn_until_the_decision_is_final() -> None:
+    w = await evaluated(world())
+    await cast(w.decider, approver("alice"), ADAPTER, REVISION, ENV, w.ballot("alice"))
+    await withdraw(w.decider, approver("alice"), ADAPTER, REVISION, ENV)
+    assert await w.store.ballots(ADAPTER, REVISION, ENV) == []
+    with pytest.raises(Refused) as none:
+        await withdraw(w.decider, approver("alice"), ADAPTER, REVISION, ENV)
+    assert none.value.reason is Reason.NO_BALLOT
+    # Alice approves again; bob's approval makes the decision final: no more withdrawing.
+    await cast(w.decider, approver("alice"), ADAPTER, REVISION, ENV, w.ballot("alice"))
+    await cast(w.decider, approver("bob"), ADAPTER, REVISION, ENV, w.ballot("bob"))
+    with pytest.raises(Refused) as final:
+        await withdraw(w.decider, approver("alice"), ADAPTER, REVISION, ENV)
+    assert final.value.reason is Reason.ALREADY_DECIDED
 
 
 async def test_a_decision_signs_the_serving_contract_it_was_made_for() -> None:

@@ -4,6 +4,7 @@ check, and one RFC 9457 problem format for every refusal the layer itself makes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ from services.approval.app import create_app
 from services.approval.auth import POLICY
 from services.approval.deps import WebDeps
 from services.approval.limits import MAX_BODY_BYTES
-from shared.registry.principals import Principal, Role
+from shared.registry.principals import Principal, Role, hash_token
 from shared.signing import Signer
+from tests.fakes.approval import InMemorySessions
 
 TOKENS = {f"apt_{role.value}": Principal(f"{role.value}-1", role) for role in Role}
 PATH = "/api/v1/environments/staging/revisions/summarizer/sha256:" + "a" * 64
@@ -24,6 +26,10 @@ PROBLEM = "application/problem+json"
 
 async def _lookup(token: str) -> Principal | None:
     return TOKENS.get(token)
+
+
+async def _lookup_hash(digest: str) -> Principal | None:
+    return next((p for t, p in TOKENS.items() if hash_token(t) == digest), None)
 
 
 @pytest.fixture
@@ -37,6 +43,8 @@ def client() -> Iterator[TestClient]:
         sources=unused,
         signer=Signer(Ed25519PrivateKey.generate()),
         lookup=_lookup,
+        lookup_hash=_lookup_hash,
+        sessions=InMemorySessions(),
     )
     with TestClient(create_app(deps), follow_redirects=False) as test_client:
         yield test_client
@@ -172,7 +180,7 @@ def test_pages_send_a_visitor_without_a_session_to_log_in_and_run_no_script(
 
 
 def test_a_page_for_a_role_that_may_not_see_it_is_a_403_page(client: TestClient) -> None:
-    client.cookies.set("approval_session", "apt_trainer")
+    client.post("/login", data={"token": "apt_trainer"})
     response = client.get("/")
     assert response.status_code == 403 and "text/html" in response.headers["content-type"]
     assert "acts as trainer" in response.text
@@ -215,3 +223,87 @@ def test_a_body_above_the_limit_is_413_before_it_is_parsed(client: TestClient) -
     assert str(MAX_BODY_BYTES) in _problem(response, 413, "content-too-large")["detail"]
     anonymous = client.post(PATH + "/decisions", content=oversize)
     _problem(anonymous, 401, "unauthenticated")
+
+
+# Issue #15, the page hardened: no third-party script, sessions instead of tokens in the
+# cookie, Secure from the configured public URL, an origin check on every form.
+
+
+def test_no_api_docs_page_loads_a_script_from_anywhere(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 404
+    for path in ("/login", "/openapi.json", "/healthz"):
+        response = client.get(path)
+        assert "<script" not in response.text, path
+        assert "default-src 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def _session(client: TestClient, token: str) -> str:
+    response = client.post("/login", data={"token": token})
+    assert response.status_code == 303, response.text
+    return str(client.cookies["approval_session"])
+
+
+def test_the_cookie_names_a_session_never_the_token(client: TestClient) -> None:
+    response = client.post("/login", data={"token": "apt_approver"})
+    cookie = response.headers["set-cookie"]
+    assert "apt_approver" not in cookie
+    assert "max-age=28800" in cookie.lower() and "httponly" in cookie.lower()
+    session = str(client.cookies["approval_session"])
+    assert len(session) >= 43 and session != "apt_approver"
+    sessions: InMemorySessions = client.app.state.deps.sessions  # type: ignore[attr-defined]
+    assert all("apt_approver" not in str(row) for row in sessions.rows.items())
+
+
+def test_a_session_ends_when_it_expires_or_its_principal_is_revoked(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trainer's session reaches the page's role check (403): it is signed in.
+    _session(client, "apt_trainer")
+    assert client.get("/").status_code == 403
+    sessions: InMemorySessions = client.app.state.deps.sessions  # type: ignore[attr-defined]
+    for key, (digest, _) in list(sessions.rows.items()):
+        sessions.rows[key] = (digest, datetime(2020, 1, 1, tzinfo=UTC))
+    assert client.get("/").headers["location"] == "/login"  # expired
+
+    _session(client, "apt_trainer")
+    assert client.get("/").status_code == 403
+    monkeypatch.delitem(TOKENS, "apt_trainer")  # revoked
+    assert client.get("/").headers["location"] == "/login"
+
+
+def test_logout_closes_the_session_and_refuses_another_origin(client: TestClient) -> None:
+    _session(client, "apt_approver")
+    sessions: InMemorySessions = client.app.state.deps.sessions  # type: ignore[attr-defined]
+    forged = client.post("/logout", headers={"Origin": "http://evil.example"})
+    assert forged.status_code == 403 and len(sessions.rows) == 1
+    done = client.post("/logout", headers={"Origin": "http://testserver"})
+    assert done.status_code == 303 and sessions.rows == {}
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https_even_behind_a_plain_proxy() -> None:
+    unused: Any = None
+    deps = WebDeps(
+        registry=unused,
+        readmodel=unused,
+        catalogue=unused,
+        decider=unused,
+        sources=unused,
+        signer=Signer(Ed25519PrivateKey.generate()),
+        lookup=_lookup,
+        lookup_hash=_lookup_hash,
+        sessions=InMemorySessions(),
+        public_url="https://approvals.example.com",
+    )
+    with TestClient(create_app(deps), follow_redirects=False) as client:
+        login = client.post(
+            "/login",
+            data={"token": "apt_approver"},
+            headers={"Origin": "https://approvals.example.com"},
+        )
+        assert login.status_code == 303 and "secure" in login.headers["set-cookie"].lower()
+        # the form's origin is the public one, not the proxy's plain http host
+        refused = client.post(
+            "/login", data={"token": "apt_approver"}, headers={"Origin": "http://testserver"}
+        )
+        assert refused.status_code == 403

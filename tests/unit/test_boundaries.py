@@ -22,6 +22,7 @@ MAY_TOUCH_THE_DATABASE = {
     "services/activator/store.py": "the activator's tables",
     "services/approval/readmodel.py": "the approval read model's tables",
     "services/approval/projection.py": "the approval read model's writer",
+    "services/approval/sessions.py": "the approval page's sessions",
     "services/archiver/store.py": "the archiver's retention tables",
 }
 

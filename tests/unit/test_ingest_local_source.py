@@ -17,6 +17,7 @@ from services.ingest.adapters import LocalDirectorySource
 from services.ingest.ports import Limits, SourceRefused
 from shared.artifacts import DIR_MODE, FILE_MODE, LocalArtifactStore
 from shared.findings import FindingCode
+from shared.manifest import FileEntry, Manifest, revision_digest
 
 FILES = {"adapter_config.json": b"{}", "adapter_model.safetensors": b"weights"}
 
@@ -40,6 +41,11 @@ def nested(folder: Path) -> None:
     (folder / "sub" / "tokenizer.json").write_bytes(b"{}")
 
 
+def emptied(folder: Path) -> None:
+    for path in FILES:
+        (folder / path).unlink()
+
+
 @pytest.mark.parametrize(
     ("edit", "limits", "code", "in_message"),
     [
@@ -49,6 +55,12 @@ def nested(folder: Path) -> None:
             Limits(owners=frozenset({os.getuid() + 4242})),
             FindingCode.UNEXPECTED_OWNER,
             f"belongs to uid {os.getuid()}",
+        ),
+        (
+            emptied,  # the folder itself is checked, not only what it holds
+            Limits(owners=frozenset({os.getuid() + 4242})),
+            FindingCode.UNEXPECTED_OWNER,
+            f". belongs to uid {os.getuid()}",
         ),
         (nested, Limits(max_files=3), FindingCode.TOO_MANY_FILES, "more than 3 entries"),
     ],
@@ -114,21 +126,63 @@ def test_listing_stops_at_the_bound_instead_of_reading_a_huge_folder(
     assert len(stats) == 11
 
 
-def test_a_file_swapped_for_a_hard_link_after_listing_is_refused_when_opened(
-    tmp_path: Path,
+def swap_for_hard_link(target: Path, elsewhere: Path) -> None:
+    secret = elsewhere / "secret.key"
+    secret.write_bytes(b"private")
+    target.unlink()
+    os.link(secret, target)
+
+
+def swap_for_symlink(target: Path, elsewhere: Path) -> None:
+    target.unlink()
+    target.symlink_to(elsewhere)
+
+
+def swap_for_pipe(target: Path, elsewhere: Path) -> None:
+    target.unlink()
+    os.mkfifo(target)  # opening it for reading would wait for a writer forever
+
+
+def rewrite(target: Path, elsewhere: Path) -> None:
+    replacement = target.with_name("replacement")
+    replacement.write_bytes(b"other bytes")
+    replacement.replace(target)  # one link, the drop folder's owner, another file
+
+
+def swap_folder_for_symlink(target: Path, elsewhere: Path) -> None:
+    """The file stays; a folder on its way becomes a symlink to a look-alike elsewhere."""
+    lookalike = elsewhere / "keys"
+    lookalike.mkdir()
+    (lookalike / target.name).write_bytes(b"private")
+    target.parent.rename(elsewhere / "moved")
+    target.parent.symlink_to(lookalike)
+
+
+@pytest.mark.parametrize(
+    ("swap", "code"),
+    [
+        (swap_for_hard_link, FindingCode.HARD_LINK),
+        (swap_for_symlink, FindingCode.SYMLINK),
+        (swap_for_pipe, FindingCode.NOT_A_REGULAR_FILE),
+        (rewrite, FindingCode.SOURCE_CHANGED),
+        (swap_folder_for_symlink, FindingCode.SOURCE_CHANGED),
+    ],
+)
+def test_a_file_swapped_after_listing_is_refused_when_opened(
+    tmp_path: Path, swap: Callable[[Path, Path], None], code: FindingCode
 ) -> None:
     root = tmp_path / "incoming"
     folder = drop(root)
+    nested(folder)
     source = LocalDirectorySource([root])
     listed = {f.path: f for f in source.list_files(folder.as_uri(), Limits())}
-    secret = tmp_path / "secret.key"
-    secret.write_bytes(b"private")
-    target = folder / "adapter_model.safetensors"
-    target.unlink()
-    os.link(secret, target)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    swap(folder / "sub" / "tokenizer.json", elsewhere)
     with pytest.raises(SourceRefused) as refused:
-        source.open(listed["adapter_model.safetensors"])
-    assert refused.value.code is FindingCode.HARD_LINK
+        source.open(listed["sub/tokenizer.json"])
+    assert refused.value.code is code
+    assert refused.value.evidence["path"] == "sub/tokenizer.json"
 
 
 def test_stored_blobs_and_manifest_folders_are_not_world_readable(tmp_path: Path) -> None:
@@ -137,3 +191,31 @@ def test_stored_blobs_and_manifest_folders_are_not_world_readable(tmp_path: Path
     assert stat.S_IMODE(store.blob_path(entry.sha256).stat().st_mode) == FILE_MODE == 0o440
     assert stat.S_IMODE((tmp_path / "store" / "blobs" / "sha256").stat().st_mode) == DIR_MODE
     assert not FILE_MODE & 0o007 and not DIR_MODE & 0o007
+
+
+def test_a_revision_is_materialised_as_hard_links_to_owner_and_group_only_blobs(
+    tmp_path: Path,
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    entry = store.put_stream(io.BytesIO(b"weights"), max_bytes=1 << 10)
+    files = (FileEntry(path="sub/adapter_model.safetensors", sha256=entry.sha256, size=7),)
+    manifest = Manifest(
+        adapter="support-bot",
+        revision=revision_digest(files),
+        files=files,
+        base_model_id="tiny",
+        base_model_revision="b1",
+        tokenizer_revision="tok",
+        tokenizer_hash="sha256:" + "1" * 64,
+        chat_template_hash="sha256:" + "2" * 64,
+        quantization_profile="bf16",
+        submitter="alice",
+        trained_event_id="t",
+        source_uri="file:///incoming/x",
+    )
+    folder = store.materialize(manifest)
+    loaded = folder / "sub" / "adapter_model.safetensors"
+    assert loaded.read_bytes() == b"weights"
+    assert loaded.stat().st_ino == store.blob_path(entry.sha256).stat().st_ino
+    assert stat.S_IMODE(loaded.stat().st_mode) == FILE_MODE
+    assert stat.S_IMODE(loaded.parent.stat().st_mode) == DIR_MODE

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,3 +124,35 @@ def test_each_bad_submission_is_rejected_with_its_code_or_dead_lettered_with_its
         reason = s.dead.header("dlq.reason") or ""
         assert entry.expect["dlq_reason"] in reason, reason
         assert s.dead.header("dlq.service") == "ingest"
+
+
+# Issue #15: a submitted folder holding a hard link to a service's private signing key.
+HARD_LINKED_KEY = Entry(
+    entry_point="adapter_files",
+    id="hard-linked-signing-key",
+    why="a hard link names a file that lives elsewhere; ingest must not read it",
+    input={},
+    expect={"finding": "hard_link"},
+)
+
+
+def test_a_hard_link_to_a_services_private_key_is_rejected_and_never_stored(
+    pipeline: Stack,
+) -> None:
+    s = _submission(pipeline, HARD_LINKED_KEY, Codec.from_env())
+    key = pipeline.root / "keys" / f"{s.adapter}.signing.key"
+    key.parent.mkdir(exist_ok=True)
+    key.write_bytes(b"-----BEGIN PRIVATE KEY----- approval's, not the trainer's")
+    key.chmod(0o600)
+    os.link(key, pipeline.incoming / s.adapter / "notes.txt")
+    producer = make_producer(pipeline.infra.kafka)
+    producer.produce(pipeline.trained_topic, key=s.adapter.encode(), value=s.value)
+    assert producer.flush(30) == 0
+    _collect(pipeline, [s], timeout_s=60)
+    assert s.dead is None and isinstance(s.decision, RevisionRejected), (s.decision, s.dead)
+    [finding] = [f for f in s.decision.findings if f.severity == "error"]
+    assert finding.code == "hard_link"
+    assert (finding.evidence["path"], finding.evidence["links"]) == ("notes.txt", "2")
+    assert "notes.txt has 2 links" in finding.message
+    stored = (pipeline.artifacts / "blobs" / "sha256").iterdir()
+    assert not [b for b in stored if b"PRIVATE KEY" in b.read_bytes()], "the key was stored"
