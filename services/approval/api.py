@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from services.approval.auth import api_role
+from services.approval.auth import api_role, refuse_foreign_origin
 from services.approval.deciding import Conflict, UnknownTarget, cast, withdraw
 from services.approval.decisions import Ballot, Choice, Reason, Refused
 from services.approval.deps import WebDeps, web_deps
@@ -28,7 +28,9 @@ from services.approval.views import (
 from shared.registry.principals import Principal
 from shared.signing import public_pem
 
-router = APIRouter(prefix="/api/v1", tags=["approval"])
+router = APIRouter(
+    prefix="/api/v1", tags=["approval"], dependencies=[Depends(refuse_foreign_origin)]
+)
 
 Deps = Annotated[WebDeps, Depends(web_deps)]
 EnvironmentName = Annotated[str, Path(pattern=ENVIRONMENT, examples=["production"])]

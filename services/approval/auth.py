@@ -4,6 +4,8 @@ policy table for both.
 
 Authentication runs as middleware before anything reads the request, so an anonymous
 caller always gets 401, whatever it sent; each operation then names the roles it allows.
+Every state-changing request is checked for where it comes from (`refuse_cross_site`,
+`refuse_foreign_origin`) before its session or its role.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from services.approval.problems import ApiProblem, problem_response
 from shared.registry.principals import Lookup, Principal, Role
 
 COOKIE = "approval_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 EVERYONE: frozenset[Role] = frozenset(Role)
 READERS: frozenset[Role] = frozenset({Role.APPROVER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN})
@@ -100,8 +103,6 @@ def page_role(operation: str) -> Callable[..., Awaitable[Principal]]:
         principal = await session_principal(request)
         if principal is None:
             raise LoginRequired
-        if request.method not in ("GET", "HEAD"):
-            refuse_cross_site(request)
         return _allow(principal, operation)
 
     return dependency
@@ -129,18 +130,54 @@ def public_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
-def refuse_cross_site(request: Request) -> None:
-    """A state-changing form must come from the page's own origin (Origin, else Referer);
-    the cookie is SameSite=Strict besides."""
-    sent = request.headers.get("origin") or request.headers.get("referer")
-    if not sent:
-        return  # no browser omits both on a form post; the SameSite cookie covers the rest
+def _same_origin(request: Request, sent: str) -> bool:
     parts = urlsplit(sent)
-    origin, wanted = f"{parts.scheme}://{parts.netloc}", public_origin(request)
-    same = (
-        origin == wanted
-        if request.app.state.deps.public_url
-        else parts.netloc == request.headers.get("host")
-    )
-    if not same:
-        raise ApiProblem(403, "cross-site-request", f"a form from {origin} may not post here")
+    if request.app.state.deps.public_url:
+        return f"{parts.scheme}://{parts.netloc}" == public_origin(request)
+    # No public URL: the host the browser addressed (a proxy may have changed the scheme).
+    return bool(parts.netloc) and parts.netloc == request.headers.get("host")
+
+
+def _shown(sent: str) -> str:
+    parts = urlsplit(sent)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else repr(sent)
+
+
+async def refuse_cross_site(request: Request) -> None:
+    """The pages' router dependency: a state-changing request must come from the page's own
+    origin, as its Origin header says (or, without one, its Referer). One naming neither is
+    refused as well: every browser sends one of them on a form post (the pages' own
+    Referrer-Policy is same-origin), so only a forger or a stripped request omits both."""
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    wanted = public_origin(request)
+    if not sent:
+        raise ApiProblem(
+            403,
+            "cross-site-request",
+            f"a form post must say where it comes from (Origin or Referer); only {wanted} "
+            "may post here",
+        )
+    if not _same_origin(request, sent):
+        raise ApiProblem(
+            403,
+            "cross-site-request",
+            f"a form from {_shown(sent)} may not post here; only {wanted} may",
+        )
+
+
+async def refuse_foreign_origin(request: Request) -> None:
+    """The API's router dependency: a state-changing call a browser makes from another
+    origin is refused. The bearer token is no ambient credential (a browser never adds it
+    on its own), so a call without Origin (adapterctl, curl) needs none."""
+    sent = request.headers.get("origin")
+    if request.method in SAFE_METHODS or sent is None:
+        return
+    if not _same_origin(request, sent):
+        raise ApiProblem(
+            403,
+            "cross-site-request",
+            f"a browser on {_shown(sent)} may not change anything here; only "
+            f"{public_origin(request)} may",
+        )

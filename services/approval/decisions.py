@@ -6,7 +6,10 @@ digests it was cast on, and counts only if they are still the current ones; one 
 counts once; one denial decides; the Nth distinct person's approval approves. Duties are
 compared by person (`Situation.persons`, from the registry's principals; a name with no
 principal is its own canonical self), so a variant spelling or a second principal of the
-same person is the same person.
+same person is the same person. The submitter is a string on the revision's events, not
+always a vetted principal name (older events), so a ballot is refused also when its
+person merely looks like the submitter (`shared.identity.skeleton`): `carol` spelt with a
+Cyrillic a is carol's revision for carol.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.identity import canonical
+from shared.identity import canonical, skeleton
 from shared.lifecycle import State
 
 
@@ -79,6 +82,14 @@ class Situation:
         """Who `name` is, for separation of duties."""
         return self.persons.get(name) or canonical(name)
 
+    def submitted_by(self, person: str) -> bool:
+        """Whether `person` is, or looks like, the submitter: its canonical name or the
+        person of its principal (fail closed: a look-alike is refused, not let through)."""
+        if self.submitter is None:
+            return False
+        submitters = {canonical(self.submitter), self.person(self.submitter)}
+        return skeleton(person) in {skeleton(s) for s in submitters}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ballot:
@@ -113,9 +124,11 @@ def decide(situation: Situation, ballot: Ballot) -> Verdict:
             f"the revision is {situation.revision_state or 'unknown'}",
         )
     who = situation.person(ballot.principal)
-    if situation.submitter is not None and who == situation.person(situation.submitter):
+    if situation.submitter is not None and situation.submitted_by(who):
         same = (
-            "" if ballot.principal == situation.submitter else f" ({who}, as {situation.submitter})"
+            ""
+            if ballot.principal == situation.submitter
+            else f" ({who}, as {situation.submitter!r})"
         )
         raise Refused(
             Reason.SEPARATION_OF_DUTIES,

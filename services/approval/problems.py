@@ -146,7 +146,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the problem statuses an operation can answer."""
     descriptions = {
         401: "no bearer token, or one that is unknown or revoked",
-        403: "the principal's role may not do this, or separation of duties forbids it",
+        403: "the principal's role may not do this, separation of duties forbids it, or a"
+        " browser sent it from another origin",
         404: "no such revision or environment",
         409: "stale evidence, already decided, already approved, or not awaiting a decision",
         413: "the body is larger than the service reads",

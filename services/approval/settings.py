@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 
 from shared.settings import EnvSettings, Port
 
@@ -49,3 +50,13 @@ class ApprovalSettings(EnvSettings):
         validation_alias="APPROVAL_MAX_REPORT_BYTES",
         description="bound on an evaluation report read for the page",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _an_origin(cls, url: str) -> str:
+        # A value without a scheme or a host would name no origin and refuse every form.
+        url = url.strip()
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("expected an http(s) URL such as https://approvals.example.com")
+        return url

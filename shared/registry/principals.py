@@ -5,7 +5,9 @@ stored, so the token is shown once, when it is made. Names are stored canonical
 (`shared.identity`: NFKC, case-folded, trimmed), and a name that mixes scripts or looks
 like another person's principal is refused. A principal belongs to a person (by default
 its own name): separation of duties compares persons, so one person's two principals are
-one person, and count once toward N approvals.
+one person, and count once toward N approvals. Names made before registry migration 004
+keep their spelling, which the old rule kept to ASCII, so `lower(name)` is every row's
+canonical name: the queries below look names up by it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import asyncpg
 from shared.identity import canonical, refuse_reason, skeleton
 
 TOKEN_PREFIX = "apt_"
+# A row's canonical name, in SQL: names before migration 004 were ASCII, later ones canonical.
+_CANONICAL = "lower(name)"
 
 
 class Role(StrEnum):
@@ -81,16 +85,28 @@ async def add_principal(
         await conn.execute("LOCK TABLE principals IN SHARE ROW EXCLUSIVE MODE")
         rows = await conn.fetch("SELECT DISTINCT name, person FROM principals")
         for row in rows:
-            if row["name"] == stored_name and row["person"] != owner:
+            same_name = canonical(row["name"]) == stored_name
+            if same_name and row["person"] != owner:
                 raise ValueError(
                     f"{stored_name} belongs to {row['person']}, not {owner}: a name is one person"
                 )
-            other = row["person"] != owner and row["name"] != stored_name
+            other = row["person"] != owner and not same_name
             if other and skeleton(row["name"]) == skeleton(stored_name):
                 raise ValueError(
                     f"{name!r} looks like {row['name']!r} (person {row['person']}): "
                     "pick a name nobody could take for theirs"
                 )
+        # One active token per canonical name and role, whatever spelling an older row has.
+        older = await conn.fetchval(
+            f"SELECT name FROM principals WHERE {_CANONICAL} = $1 AND name <> $1"
+            " AND role = $2 AND revoked_at IS NULL",
+            stored_name,
+            role.value,
+        )
+        if older is not None:
+            raise ValueError(
+                f"{older} already holds an active {role} token: revoke it first to issue a new one"
+            )
         token = new_token()
         stored = await conn.fetchval(
             "INSERT INTO principals (name, role, token_hash, person) VALUES ($1, $2, $3, $4)"
@@ -122,7 +138,7 @@ async def list_principals(pool: asyncpg.Pool) -> list[PrincipalRecord]:
 async def revoke_principal(pool: asyncpg.Pool, name: str, role: Role | None) -> list[Role]:
     """Revoke `name`'s token in `role` (every role when None); the roles revoked."""
     rows = await pool.fetch(
-        "UPDATE principals SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL"
+        f"UPDATE principals SET revoked_at = now() WHERE {_CANONICAL} = $1 AND revoked_at IS NULL"
         " AND ($2::text IS NULL OR role = $2) RETURNING role",
         canonical(name),
         role.value if role else None,
@@ -146,7 +162,7 @@ async def find_principal_by_hash(pool: asyncpg.Pool, digest: str) -> Principal |
     # The index lookup finds the row; the constant-time compare is what accepts it.
     if row is None or not hmac.compare_digest(row["token_hash"], digest):
         return None
-    return Principal(row["name"], Role(row["role"]), row["person"])
+    return Principal(canonical(row["name"]), Role(row["role"]), row["person"])
 
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
@@ -179,11 +195,21 @@ def roles_in(pool: asyncpg.Pool) -> Roles:
 
     async def roles(name: str) -> frozenset[Role]:
         rows = await pool.fetch(
-            "SELECT role FROM principals WHERE name = $1 AND revoked_at IS NULL", canonical(name)
+            f"SELECT role FROM principals WHERE {_CANONICAL} = $1 AND revoked_at IS NULL",
+            canonical(name),
         )
         return frozenset(Role(r["role"]) for r in rows)
 
     return roles
+
+
+async def person_of(pool: asyncpg.Pool, name: str) -> str | None:
+    """The person `name` belongs to, from any of its principals (revoked ones too), or None
+    where no principal has that name."""
+    person: str | None = await pool.fetchval(
+        f"SELECT person FROM principals WHERE {_CANONICAL} = $1 LIMIT 1", canonical(name)
+    )
+    return person
 
 
 Persons = Callable[[Collection[str]], Awaitable[dict[str, str]]]
@@ -196,7 +222,8 @@ def persons_in(pool: asyncpg.Pool) -> Persons:
     async def persons(names: Collection[str]) -> dict[str, str]:
         wanted = {name: canonical(name) for name in names}
         rows = await pool.fetch(
-            "SELECT DISTINCT name, person FROM principals WHERE name = ANY($1::text[])",
+            f"SELECT DISTINCT {_CANONICAL} AS name, person FROM principals"
+            f" WHERE {_CANONICAL} = ANY($1::text[])",
             sorted(set(wanted.values())),
         )
         found = {r["name"]: r["person"] for r in rows}

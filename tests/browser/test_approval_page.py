@@ -43,6 +43,8 @@ async def test_an_approver_logs_in_compares_and_approves_and_the_lifecycle_advan
         page = await context.new_page()
         scripts: list[str] = []
         page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+        console: list[str] = []  # a CSP violation is reported here
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
 
         await page.goto(approval.base_url + "/")
         assert page.url.endswith("/login")
@@ -52,6 +54,9 @@ async def test_an_approver_logs_in_compares_and_approves_and_the_lifecycle_advan
         cookie = next(c for c in await context.cookies() if c["name"] == "approval_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
+        # The page's own stylesheet applies under its CSP (no inline style is allowed).
+        header = await page.eval_on_selector("header", "h => getComputedStyle(h).backgroundColor")
+        assert header == "rgb(26, 54, 93)"
         await page.screenshot(path=str(ARTIFACTS / "approval-pending.png"), full_page=True)
         await page.click(f"tr:has-text('{seeded.adapter}') a")
         await page.wait_for_selector("svg.chart")
@@ -75,4 +80,5 @@ async def test_an_approver_logs_in_compares_and_approves_and_the_lifecycle_advan
     assert approved.approvers == ["bob"]
     assert approved.comment == "bob: Outputs read well; latency within budget."
     assert scripts == []  # the page works without a line of JavaScript
+    assert not [m for m in console if "Content Security Policy" in m], console
     assert (ARTIFACTS / "approval-approved.png").stat().st_size > 10_000

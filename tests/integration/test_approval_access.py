@@ -4,11 +4,13 @@ service that cannot listen does not start."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
 import pytest
 
+from shared.registry.principals import hash_token
 from tests.integration.test_approval_stack import (
     AS_ROLE,
     ROLES,
@@ -123,8 +125,7 @@ def test_every_page_answers_each_role_as_the_policy_says(
     allowed: set[str],
     status: int,
 ) -> None:
-    session = approval.session(*AS_ROLE[role])
-    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": session}) as client:
+    with approval.page_client(approval.session(*AS_ROLE[role])) as client:
         response = _call(client, method, template, matrix_revision, form=True)
     expected = status if role in allowed else 403
     assert response.status_code == expected, f"{name} as {role}: {response.text[:300]}"
@@ -141,7 +142,7 @@ def test_every_page_sends_a_visitor_without_a_session_to_the_login_form(
     allowed: set[str],
     status: int,
 ) -> None:
-    with httpx.Client(base_url=approval.base_url) as client:
+    with approval.page_client() as client:
         response = _call(client, method, template, matrix_revision, form=True)
     assert (response.status_code, response.headers["location"]) == (303, "/login"), name
 
@@ -149,7 +150,7 @@ def test_every_page_sends_a_visitor_without_a_session_to_the_login_form(
 def test_logging_in_sets_an_http_only_strict_cookie_and_a_bad_token_is_refused(
     approval: ApprovalStack,
 ) -> None:
-    with httpx.Client(base_url=approval.base_url) as client:
+    with approval.page_client() as client:
         refused = client.post("/login", data={"token": "apt_wrong"})
         accepted = client.post("/login", data={"token": approval.token("bob", "approver")})
     assert refused.status_code == 401 and "unknown or revoked" in refused.text
@@ -163,14 +164,90 @@ def test_a_form_posted_from_another_origin_is_refused(
     approval: ApprovalStack,
     matrix_revision: Seeded,
 ) -> None:
-    session = approval.session("bob", "approver")
-    with httpx.Client(base_url=approval.base_url, cookies={"approval_session": session}) as client:
-        response = client.post(
-            matrix_revision.page_path + "/decision",
-            data=matrix_revision.ballot(),
-            headers={"Origin": "http://evil.example"},
-        )
-    assert response.status_code == 403 and "evil.example" in response.text
+    with approval.page_client(approval.session("bob", "approver")) as client:
+        for action in ("/decision", "/withdraw"):
+            response = client.post(
+                matrix_revision.page_path + action,
+                data=matrix_revision.ballot(),
+                headers={"Origin": "http://evil.example"},
+            )
+            assert response.status_code == 403, action
+            assert "a form from http://evil.example may not post here" in response.text
+        logout = client.post("/logout", headers={"Origin": "http://evil.example"})
+        assert logout.status_code == 403
+        assert client.get(matrix_revision.page_path).status_code == 200  # still logged in
+    assert matrix_revision.revision in _pending(approval, matrix_revision)  # nothing decided
+
+
+def _pending(approval: ApprovalStack, seeded: Seeded) -> list[str]:
+    with approval.client("audrey") as client:
+        listed = client.get(f"/api/v1/environments/{seeded.environment}/pending").json()
+    return [r["revision"] for r in listed["revisions"]]
+
+
+LINKS = re.compile(r"""\b(?:src|href|action)\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
+
+
+def test_no_page_loads_anything_from_another_origin_and_each_forbids_scripts(
+    approval: ApprovalStack, matrix_revision: Seeded
+) -> None:
+    with approval.page_client() as anonymous:
+        pages = {"login": anonymous.get("/login"), "docs": anonymous.get("/docs")}
+        css = anonymous.get("/static/approval.css")
+    with approval.page_client(approval.session("bob", "approver")) as client:
+        pages |= {
+            "pending": client.get("/"),
+            "revision": client.get(matrix_revision.page_path),
+            "missing": client.get("/environments/staging"),
+        }
+    assert pages["docs"].status_code == 404
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "<form" in pages["revision"].text and "<svg" in pages["revision"].text
+    for name, response in pages.items():
+        assert response.headers["content-type"].startswith("text/html"), name
+        policy = response.headers["content-security-policy"]
+        for directive in ("default-src 'none'", "script-src 'none'", "style-src 'self'"):
+            assert directive in policy, (name, policy)
+        assert "unsafe" not in policy and "<script" not in response.text.lower(), name
+        for link in LINKS.findall(response.text):
+            assert link.startswith("/") and not link.startswith("//"), (name, link)
+
+
+async def test_the_session_table_keeps_hashes_and_a_session_ends_at_logout_expiry_or_revocation(
+    approval: ApprovalStack,
+) -> None:
+    token = approval.add_principal("pia", "auditor")
+    pool = approval.registry.pool
+
+    def page_status(session: str) -> int:
+        with approval.page_client(session) as client:
+            return client.get("/").status_code
+
+    # The table holds neither the session id nor the token, only their hashes.
+    session = approval.session("pia", "auditor")
+    rows = [dict(r) for r in await pool.fetch("SELECT * FROM approval_sessions")]
+    assert rows and all(session not in str(r) and token not in str(r) for r in rows)
+    assert page_status(session) == 200
+
+    # Logout deletes the row: the same cookie, replayed, is a logged-out visitor.
+    with approval.page_client(session) as client:
+        assert client.post("/logout").status_code == 303
+    assert page_status(session) == 303
+
+    # Past its expiry the session is over, whatever the cookie's own max-age says.
+    session = approval.session("pia", "auditor")
+    await pool.execute(
+        "UPDATE approval_sessions SET expires_at = now() - interval '1 second'"
+        " WHERE token_hash = $1",
+        hash_token(token),
+    )
+    assert page_status(session) == 303
+
+    # Revoking the principal ends its sessions at once.
+    session = approval.session("pia", "auditor")
+    assert page_status(session) == 200
+    approval.stack.adapterctl("principal", "revoke", "pia")
+    assert page_status(session) == 303
 
 
 def test_a_revoked_token_is_refused_from_then_on(approval: ApprovalStack) -> None:

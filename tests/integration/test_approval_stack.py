@@ -175,10 +175,17 @@ class ApprovalStack:
 
     def session(self, name: str, role: str) -> str:
         """A page session opened by logging in with `name`'s token in `role`: its cookie."""
-        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+        with self.page_client() as client:
             response = client.post("/login", data={"token": self.token(name, role)})
             assert response.status_code == 303, response.text
             return str(response.cookies["approval_session"])
+
+    def page_client(self, session: str | None = None) -> httpx.Client:
+        """A client that posts as the page's own forms do: `Origin` is the page's origin."""
+        cookies = {"approval_session": session} if session is not None else None
+        return httpx.Client(
+            base_url=self.base_url, headers={"Origin": self.base_url}, cookies=cookies, timeout=30
+        )
 
     def client(self, name: str | None = None, role: str | None = None) -> httpx.Client:
         headers = {}

@@ -54,9 +54,12 @@ async def test_a_database_from_the_single_sequence_days_is_converted_not_remigra
     for owner in EVERY_OWNER:
         await migrate(conn, owner)
     # What such a database recorded: versions 1..5 of the one sequence, and neither the
-    # archiver's outcomes nor the approval's own inbox (each owner's 002 came after the split).
+    # archiver's outcomes nor the approval's own inbox (each owner's 002 came after the split)
+    # nor principals' persons (the kernel's 004), nor the approval page's sessions (its 003).
     await conn.execute("DROP TABLE archiver_outcomes")
     await conn.execute("DROP TABLE approval_inbox")
+    await conn.execute("DROP TABLE approval_sessions")
+    await conn.execute("ALTER TABLE principals DROP COLUMN person")
     await conn.execute("DROP TABLE schema_migrations")
     await conn.execute(
         "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
@@ -66,12 +69,12 @@ async def test_a_database_from_the_single_sequence_days_is_converted_not_remigra
         "INSERT INTO schema_migrations (version, name) VALUES (1, 'registry'),"
         " (2, 'catalogue'), (3, 'approval'), (4, 'retention'), (5, 'activator')"
     )
-    assert await migrate(conn, KERNEL) == []  # converted: nothing of the kernel's re-runs
+    assert await migrate(conn, KERNEL) == [4]  # converted: only what came after re-runs
     assert await migrate(conn, ACTIVATOR) == []
     await conn.execute(
         "INSERT INTO inbox (consumer, event_id) VALUES ('approval', 'e1'), ('validator', 'e2')"
     )
-    assert await migrate(conn, APPROVAL) == [2] and await migrate(conn, ARCHIVER) == [2]
+    assert await migrate(conn, APPROVAL) == [2, 3] and await migrate(conn, ARCHIVER) == [2]
     moved = await conn.fetch("SELECT event_id FROM approval_inbox")
     assert [r["event_id"] for r in moved] == ["e1"], "the approval's inbox rows moved, once"
     assert await ledger(conn) == every_version()
@@ -81,6 +84,7 @@ async def test_a_single_sequence_ledger_is_converted_by_what_each_file_held(
     conn: asyncpg.Connection,
 ) -> None:
     await migrate(conn, KERNEL)
+    await conn.execute("ALTER TABLE principals DROP COLUMN person")  # 004 came after the split
     await conn.execute("DROP TABLE schema_migrations")
     await conn.execute(
         "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL)"
@@ -89,8 +93,8 @@ async def test_a_single_sequence_ledger_is_converted_by_what_each_file_held(
     await conn.execute(
         "INSERT INTO schema_migrations VALUES (1, 'registry'), (2, 'catalogue'), (3, 'principals')"
     )
-    assert await migrate(conn, KERNEL) == []
-    assert await migrate(conn, APPROVAL) == [1, 2]
+    assert await migrate(conn, KERNEL) == [4]
+    assert await migrate(conn, APPROVAL) == [1, 2, 3]
 
 
 def test_an_owners_folder_with_a_gap_or_a_stray_name_is_refused(tmp_path: Path) -> None:

@@ -167,10 +167,9 @@ class Pipeline:
             "env", "set", ENVIRONMENT, "--base", f"{base_id}@{base_revision}",
             "--canary-steps", "100", "--required-approvals", "1",
         )  # fmt: skip
-        tokens = {}
-        for name, role in ((SUBMITTER, "trainer"), (APPROVER, "approver")):
-            out = stack.adapterctl("principal", "add", name, "--role", role, "--json")
-            tokens[name] = json.loads(out.stdout)["token"]
+        # The submitter is one of the stack's trainers (made with it); the approver is new.
+        tokens = {name: stack.token_of(name, role) for name, role in
+                  ((SUBMITTER, "trainer"), (APPROVER, "approver"))}  # fmt: skip
         write_instant_suite(root / "suites")
         (root / "faust").mkdir(exist_ok=True)
         approval_port, replica_ports = free_port(), [free_port(), free_port()]

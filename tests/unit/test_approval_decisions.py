@@ -196,3 +196,37 @@ def test_another_person_still_completes_the_approvals() -> None:
     given = situation(required_approvals=2, approvals=("carol",), persons=CAROL)
     verdict = decide(given, ballot("dave"))
     assert verdict == Verdict(outcome=Outcome.APPROVED, approvers=("carol", "dave"))
+
+
+# The submitter is a string on the revision's events: every spelling of carol's name, and
+# every name that only looks like it, is carol's revision for carol (issue #15).
+CYRILLIC_A_CAROL = "c\u0430rol"
+GREEK_OMICRON_CAROL = "car\u03bfl"
+
+
+@pytest.mark.parametrize(
+    "submitter",
+    [
+        "Carol",  # case
+        "carol ",  # trailing space
+        CYRILLIC_A_CAROL,  # a Cyrillic a: no principal can have it, an old event can
+        GREEK_OMICRON_CAROL,  # a Greek omicron
+        FULL_WIDTH_CAROL,  # full-width letters
+        "caro1",  # an ASCII look-alike
+        "carol-ops",  # her other principal
+    ],
+)
+def test_a_revision_submitted_under_a_variant_of_a_name_is_that_persons_to_not_decide(
+    submitter: str,
+) -> None:
+    with pytest.raises(Refused) as refused:
+        decide(situation(submitter=submitter, persons=CAROL), ballot("carol"))
+    assert refused.value.reason is Reason.SEPARATION_OF_DUTIES
+
+
+@pytest.mark.parametrize("submitter", ["karol", "caroline", "dave"])
+def test_a_submitter_who_does_not_look_like_the_approver_leaves_them_free_to_decide(
+    submitter: str,
+) -> None:
+    verdict = decide(situation(submitter=submitter, persons=CAROL), ballot("carol"))
+    assert verdict.outcome is Outcome.APPROVED

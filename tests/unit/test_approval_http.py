@@ -3,6 +3,7 @@ check, and one RFC 9457 problem format for every refusal the layer itself makes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,10 @@ from services.approval.app import create_app
 from services.approval.auth import POLICY
 from services.approval.deps import WebDeps
 from services.approval.limits import MAX_BODY_BYTES
+from services.approval.sessions import session_hash
+from services.approval.settings import ApprovalSettings
 from shared.registry.principals import Principal, Role, hash_token
+from shared.settings import SettingsError
 from shared.signing import Signer
 from tests.fakes.approval import InMemorySessions
 
@@ -32,21 +36,37 @@ async def _lookup_hash(digest: str) -> Principal | None:
     return next((p for t, p in TOKENS.items() if hash_token(t) == digest), None)
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    unused: Any = None  # the routes under test never reach the registry
-    deps = WebDeps(
+class NoEnvironments:
+    """The catalogue of a fresh install: the pending page lists nothing."""
+
+    async def environments(self) -> list[Any]:
+        return []
+
+
+def _deps(public_url: str = "") -> WebDeps:
+    unused: Any = None  # the routes under test never reach the registry or the decider
+    return WebDeps(
         registry=unused,
         readmodel=unused,
-        catalogue=unused,
+        catalogue=NoEnvironments(),  # type: ignore[arg-type]
         decider=unused,
         sources=unused,
         signer=Signer(Ed25519PrivateKey.generate()),
         lookup=_lookup,
         lookup_hash=_lookup_hash,
         sessions=InMemorySessions(),
+        public_url=public_url,
     )
-    with TestClient(create_app(deps), follow_redirects=False) as test_client:
+
+
+# What a browser on the page itself sends with each form post.
+SAME_ORIGIN = {"Origin": "http://testserver"}
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    app = create_app(_deps())
+    with TestClient(app, follow_redirects=False, headers=SAME_ORIGIN) as test_client:
         yield test_client
 
 
@@ -282,28 +302,158 @@ def test_logout_closes_the_session_and_refuses_another_origin(client: TestClient
 
 
 def test_the_cookie_is_secure_when_the_public_url_is_https_even_behind_a_plain_proxy() -> None:
-    unused: Any = None
-    deps = WebDeps(
-        registry=unused,
-        readmodel=unused,
-        catalogue=unused,
-        decider=unused,
-        sources=unused,
-        signer=Signer(Ed25519PrivateKey.generate()),
-        lookup=_lookup,
-        lookup_hash=_lookup_hash,
-        sessions=InMemorySessions(),
-        public_url="https://approvals.example.com",
-    )
-    with TestClient(create_app(deps), follow_redirects=False) as client:
+    app = create_app(_deps(public_url="https://approvals.example.com"))
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         login = client.post(
             "/login",
             data={"token": "apt_approver"},
             headers={"Origin": "https://approvals.example.com"},
         )
-        assert login.status_code == 303 and "secure" in login.headers["set-cookie"].lower()
+        assert login.status_code == 303, login.text
+        attributes = {
+            a.strip().split("=")[0] for a in login.headers["set-cookie"].lower().split(";")
+        }
+        assert {"secure", "httponly", "samesite", "path"} <= attributes
+        assert "samesite=strict" in login.headers["set-cookie"].lower()
+        assert "path=/" in login.headers["set-cookie"].lower()
         # the form's origin is the public one, not the proxy's plain http host
         refused = client.post(
             "/login", data={"token": "apt_approver"}, headers={"Origin": "http://testserver"}
         )
-        assert refused.status_code == 403
+        assert refused.status_code == 403 and "https://approvals.example.com" in refused.text
+
+
+def test_the_cookie_is_not_secure_for_a_plain_public_url_or_none() -> None:
+    for public_url, origin in (
+        ("", "http://testserver"),
+        ("http://10.0.0.5:8480", "http://10.0.0.5:8480"),
+    ):
+        with TestClient(create_app(_deps(public_url)), follow_redirects=False) as client:
+            login = client.post(
+                "/login", data={"token": "apt_approver"}, headers={"Origin": origin}
+            )
+            assert login.status_code == 303, (public_url, login.text)
+            assert "secure" not in login.headers["set-cookie"].lower(), public_url
+
+
+LINKS = re.compile(r"""\b(?:src|href|action)\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
+
+
+def _pages(client: TestClient) -> dict[str, Any]:
+    """Every kind of HTML page this layer serves: the login form (blank and after a bad
+    token), the pending list, an error page, a missing page."""
+    pages = {"login": client.get("/login")}
+    pages["bad token"] = client.post("/login", data={"token": "nope"})
+    _session(client, "apt_approver")
+    pages["pending"] = client.get("/")
+    pages["missing"] = client.get("/no/such/page")
+    _session(client, "apt_trainer")
+    pages["forbidden"] = client.get("/")
+    return pages
+
+
+def test_no_page_loads_anything_from_another_origin_or_runs_a_script(client: TestClient) -> None:
+    for name, response in _pages(client).items():
+        assert response.headers["content-type"].startswith("text/html"), name
+        assert "<script" not in response.text.lower(), name
+        assert "<style" not in response.text.lower() and "style=" not in response.text, name
+        links = LINKS.findall(response.text)
+        assert "/static/approval.css" in links, name
+        for link in links:  # same-origin paths only: no scheme, no //host
+            assert link.startswith("/") and not link.startswith("//"), (name, link)
+
+
+def test_every_page_carries_the_strict_content_security_policy(client: TestClient) -> None:
+    for name, response in _pages(client).items():
+        policy = dict(
+            d.strip().split(" ", 1) for d in response.headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == "'none'" and policy["script-src"] == "'none'", name
+        assert policy["style-src"] == "'self'" and policy["object-src"] == "'none'", name
+        assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'", name
+        assert policy["form-action"] == "'self'", name
+        assert "unsafe" not in response.headers["content-security-policy"], name
+        assert response.headers["cache-control"] == "no-store", name
+
+
+def test_the_stylesheet_is_served_from_the_page_origin_without_a_session(
+    client: TestClient,
+) -> None:
+    response = client.get("/static/approval.css")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/css")
+    assert ".chart text" in response.text
+    assert client.get("/static/%2e%2e/auth.py").status_code == 404
+
+
+def test_a_form_post_naming_no_origin_or_the_wrong_one_is_refused_before_anything_else(
+    client: TestClient,
+) -> None:
+    del client.headers["origin"]
+    sessions: InMemorySessions = client.app.state.deps.sessions  # type: ignore[attr-defined]
+    cases = {
+        "neither": {},
+        "null": {"Origin": "null"},
+        "other host": {"Origin": "http://evil.example"},
+        "other port": {"Origin": "http://testserver:8081"},
+        "referer elsewhere": {"Referer": "http://evil.example/testserver/login"},
+    }
+    for name, headers in cases.items():
+        response = client.post("/login", data={"token": "apt_approver"}, headers=headers)
+        assert response.status_code == 403, name
+        assert "text/html" in response.headers["content-type"], name
+        assert "set-cookie" not in response.headers and sessions.rows == {}, name
+    refused = client.post("/login", data={"token": "apt_approver"})
+    assert "must say where it comes from (Origin or Referer)" in refused.text
+    # Without Origin, a same-origin Referer is enough (what an older browser sends).
+    accepted = client.post(
+        "/login", data={"token": "apt_approver"}, headers={"Referer": "http://testserver/login"}
+    )
+    assert accepted.status_code == 303 and len(sessions.rows) == 1
+
+
+def test_a_decision_form_from_another_origin_is_refused_and_never_reaches_the_decider(
+    client: TestClient,
+) -> None:
+    # The decider is None here: a request that reached it would fail with 500, not 403.
+    _session(client, "apt_approver")
+    page = PATH.removeprefix("/api/v1")
+    ballot = {"decision": "approve", "manifest_digest": "sha256:" + "b" * 64}
+    for action in ("/decision", "/withdraw"):
+        response = client.post(
+            page + action, data=ballot, headers={"Origin": "http://evil.example"}
+        )
+        assert response.status_code == 403, (action, response.text)
+        assert "a form from http://evil.example may not post here" in response.text
+
+
+def test_a_browser_call_to_the_api_from_another_origin_is_refused_and_a_cli_one_is_not(
+    client: TestClient,
+) -> None:
+    del client.headers["origin"]
+    body = {"decision": "maybe"}  # invalid: a call past the origin check is a 422
+    foreign = {**_as(Role.APPROVER), "Origin": "http://evil.example"}
+    for method in ("POST", "DELETE"):
+        path = PATH + ("/decisions" if method == "POST" else "/decisions/mine")
+        response = client.request(method, path, json=body, headers=foreign)
+        assert "http://evil.example" in _problem(response, 403, "cross-site-request")["detail"]
+    cli = client.post(PATH + "/decisions", json=body, headers=_as(Role.APPROVER))
+    _problem(cli, 422, "invalid-request")
+    same = client.post(
+        PATH + "/decisions", json=body, headers={**_as(Role.APPROVER), **SAME_ORIGIN}
+    )
+    _problem(same, 422, "invalid-request")
+
+
+def test_logging_in_again_ends_the_session_the_browser_had(client: TestClient) -> None:
+    first = _session(client, "apt_approver")
+    second = _session(client, "apt_approver")
+    sessions: InMemorySessions = client.app.state.deps.sessions  # type: ignore[attr-defined]
+    assert first != second and list(sessions.rows) == [session_hash(second)]
+
+
+def test_a_public_url_that_names_no_origin_is_refused_at_start() -> None:
+    for url in ("approvals.example.com", "ftp://approvals.example.com", "https://"):
+        with pytest.raises(SettingsError, match="APPROVAL_PUBLIC_URL"):
+            ApprovalSettings.from_env(env={"APPROVAL_PUBLIC_URL": url})
+    fine = ApprovalSettings.from_env(env={"APPROVAL_PUBLIC_URL": " https://a.example.com "})
+    assert fine.public_url == "https://a.example.com"

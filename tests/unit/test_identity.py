@@ -7,6 +7,9 @@ import pytest
 from shared.identity import canonical, refuse_reason, skeleton
 
 FULL_WIDTH_CAROL = "\uff43\uff41\uff52\uff4f\uff4c"  # NFKC: carol
+CYRILLIC_A_CAROL = "c\u0430rol"
+GREEK_OMICRON_CAROL = "car\u03bfl"
+CYRILLIC_CAPITALS_CAROL = "\u0421\u0410R\u041eL"  # only the R is Latin
 
 
 @pytest.mark.parametrize(
@@ -34,8 +37,15 @@ def test_canonical_is_nfkc_case_folded_and_trimmed(given: str, expected: str) ->
         ("", "needs a name"),
         ("   ", "needs a name"),
         ("carol ", "leading or trailing spaces"),
-        ("c\u0430rol", "CYRILLIC"),  # Cyrillic a
+        (CYRILLIC_A_CAROL, "CYRILLIC (it reads as 'carol')"),
+        (GREEK_OMICRON_CAROL, "GREEK (it reads as 'carol')"),
+        (CYRILLIC_CAPITALS_CAROL, "CYRILLIC (it reads as 'carol')"),
         ("\u03bflga", "GREEK"),  # Greek omicron
+        ("\u0441\u0430\u0440", "CYRILLIC"),  # one script, still not Latin
+        ("c\u0251rol", "look like others (it reads as 'carol')"),  # Latin alpha
+        ("d\u0131ana", "look like others (it reads as 'diana')"),  # dotless i
+        ("carol\u200b", "use letters, digits"),  # a zero-width space
+        ("caf\u00e9", "use letters, digits"),  # Latin, but not ASCII
         ("carol smith", "use letters, digits"),
         ("-carol", "use letters, digits"),
         ("carol;drop", "use letters, digits"),
@@ -56,6 +66,12 @@ def test_a_principal_name_is_refused_when_it_could_pass_for_another(
         ("bob", "b0b", True),
         ("will", "wiii", True),
         ("carol", "Carol", True),
+        ("carol", FULL_WIDTH_CAROL, True),
+        ("carol", CYRILLIC_A_CAROL, True),
+        ("carol", GREEK_OMICRON_CAROL, True),
+        ("carol", CYRILLIC_CAPITALS_CAROL, True),
+        ("olga", "\u03bflga", True),
+        ("bob", "\u0432\u043e\u0432", True),  # Cyrillic capitals BOB, case-folded
         ("carol", "karol", False),
         ("dave", "dove", False),
     ],
