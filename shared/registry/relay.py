@@ -62,7 +62,14 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 await self._session(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # InternalClientError: a connection cut while a statement was in flight (seen when
+            # PostgreSQL shuts down under the relay); it is a lost connection like the rest.
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
+            ) as exc:
                 self.is_leader = False
                 log.warning("relay_connection_lost", error=repr(exc))
                 await _wait(stop, 1.0)
