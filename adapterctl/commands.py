@@ -33,18 +33,19 @@ def _refused(url: str, response: httpx.Response) -> CliError:
     return CliError(f"{url} answered {response.status_code}: {detail}")
 
 
-def _token_needed(token: str) -> None:
+def require_token(token: str, role: str = "operator") -> None:
+    """CliRefusal, saying how to get one, when no bearer token was given."""
     if not token:
         raise CliRefusal(
             "this needs a principal's token: --token or ADAPTERCTL_TOKEN "
-            "(`adapterctl principal add NAME --role operator` issues one)"
+            f"(`adapterctl principal add NAME --role {role}` issues one)"
         )
 
 
 def issue(url: str, body: dict[str, Any], token: str) -> str:
     """Ask the activator to issue a rollout command as the token's principal; the command's
     id, to wait for its answer. CliRefusal when the token is missing, unknown or lacks the role."""
-    _token_needed(token)
+    require_token(token)
     try:
         response = httpx.post(
             url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
@@ -107,7 +108,7 @@ def add_token_option(parser: argparse.ArgumentParser, default: str) -> None:
 def change(method: str, url: str, body: dict[str, Any], token: str) -> dict[str, Any]:
     """Ask a service to change its state as the token's principal; its recorded answer,
     committed or refused. CliRefusal when the token is missing, unknown or lacks the role."""
-    _token_needed(token)
+    require_token(token)
     try:
         response = httpx.request(
             method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60.0

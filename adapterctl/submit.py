@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from adapterctl.commands import add_token_option
+from adapterctl.commands import add_token_option, require_token
 from adapterctl.output import emit, to_json
 from adapterctl.source import CliError, CliRefusal, Source
 from shared.events import BaseModelRef
@@ -50,11 +50,7 @@ def run_submit(args: argparse.Namespace, source: Source) -> int:
         )
     except SubmissionError as exc:
         raise CliError(str(exc)) from exc
-    if not args.token:
-        raise CliRefusal(
-            "submitting needs a trainer's token: --token or ADAPTERCTL_TOKEN "
-            "(`adapterctl principal add NAME --role trainer` issues one)"
-        )
+    require_token(args.token, "trainer")
     try:
         receipt = submit_to_ingest(args.ingest_url, args.token, event)
     except SubmissionRefused as exc:

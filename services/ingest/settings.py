@@ -8,14 +8,9 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, PositiveInt
 
 from services.ingest.ports import Limits
-from shared.settings import EnvSettings, Port
+from shared.settings import EnvSettings, Paths, Port
 
 _DEFAULTS = Limits()
-
-
-def _folders(value: object) -> object:
-    """`a:b:c` as folders; empty entries are skipped."""
-    return tuple(Path(p) for p in value.split(":") if p) if isinstance(value, str) else value
 
 
 def _uids(value: object) -> object:
@@ -32,7 +27,7 @@ class IngestSettings(EnvSettings):
     `KernelSettings`; these are only what ingest adds.
     """
 
-    allowed_roots: Annotated[tuple[Path, ...], BeforeValidator(_folders)] = Field(
+    allowed_roots: Paths = Field(
         default=(Path("var/incoming"),),
         validation_alias="INGEST_ALLOWED_ROOTS",
         description="colon-separated folders trained adapters may be read from",
