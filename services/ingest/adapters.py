@@ -51,11 +51,21 @@ class LocalDirectorySource:
         # Normalise lexically first: '..' must not climb out, even through real folders.
         lexical = Path(os.path.normpath(raw))
         root = next((r for r in self.allowed_roots if lexical.is_relative_to(r)), None)
-        if root is None or ".." in raw.parts:
+        roots = ",".join(map(str, self.allowed_roots))
+        if root is None:
             raise SourceRefused(
                 FindingCode.PATH_ESCAPES_ROOT,
-                f"artifact path {str(raw)!r} is outside the allowed roots",
-                {"path": str(raw), "allowed_roots": ",".join(map(str, self.allowed_roots))},
+                f"artifact path {str(raw)!r} is outside the allowed roots ({roots})",
+                {"path": str(raw), "allowed_roots": roots},
+            )
+        if ".." in raw.parts:
+            # Inside a root once normalised, but '..' may climb through a symlinked folder
+            # that normalising cannot see: refused, and said as it is.
+            raise SourceRefused(
+                FindingCode.PATH_ESCAPES_ROOT,
+                f"artifact path {str(raw)!r} contains '..' components; give the path "
+                f"without them (e.g. {str(lexical)!r})",
+                {"path": str(raw), "normalised": str(lexical), "allowed_roots": roots},
             )
         current = root
         for part in lexical.relative_to(root).parts:

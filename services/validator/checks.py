@@ -1,7 +1,9 @@
 """The validator's decision: every static check of one revision, as findings.
 
 Pure: `check_revision(inputs)` reads nothing; `inputs.read_revision_inputs` does the I/O.
-A finding of severity "error" rejects the revision; "warning" is recorded only.
+A finding of severity "error" rejects the revision; "warning" is recorded only. One
+cause gives one finding: identical findings are given once, and a quantization profile
+that neither the base nor the environments offer is one finding naming them all.
 
 | code                        | severity | raised when
 |-----------------------------|----------|------------------------------------------------------
@@ -23,10 +25,17 @@ A finding of severity "error" rejects the revision; "warning" is recorded only.
 | lora_shape_mismatch         | error    | A is not (r, in) or B not (out, r) of the base module
 | rank_mismatch               | error    | tensor rank differs from config r / rank_pattern
 | target_without_tensors      | warning  | targeted base modules without LoRA tensors
+| non_finite_values           | error    | a float tensor holds NaN or +/-inf (values scanned)
+| dtype_not_served            | error    | a tensor is not BF16/F16/F32 (F64, integers, bool)
+| executable_content          | error    | a code file (.py, .so, .sh, .ipynb, ...) or a JSON
+|                             |          | key that makes a loader import code (auto_map, ...)
+| unexpected_file             | warning  | files that are not part of a LoRA adapter
+| declared_base_mismatch      | error    | adapter_config.json names another base than the manifest
 | base_model_unknown          | error    | the base model is not in the catalogue
 | base_model_mismatch         | error    | the base or an environment serves another base revision
 | tokenizer_mismatch          | error    | shipped tokenizer or environment differs from manifest
 | chat_template_mismatch      | error    | shipped template or environment differs from manifest
+| tokenizer_revision_mismatch | warning  | same tokenizer bytes as the base, another revision label
 | quantization_mismatch       | error    | base or environment serves another quantization profile
 | unknown_environment         | error    | a target environment is not in the catalogue
 | no_target_environments      | warning  | the manifest names no environment to check against
@@ -40,11 +49,16 @@ A finding of severity "error" rejects the revision; "warning" is recorded only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.validator import lora_tensors as lora
 from services.validator.compatibility import AdapterProfile, check_compatibility
+from services.validator.contents import (
+    check_code_references,
+    check_declared_base,
+    check_file_kinds,
+)
 from services.validator.findings import error, warning
 from services.validator.integrity import (
     check_file_formats,
@@ -54,12 +68,15 @@ from services.validator.integrity import (
 )
 from services.validator.peft_config import LoraConfig, config_problems
 from services.validator.provenance import (
+    TokenizerFacts,
     check_base,
     check_data_scope,
     check_recipe,
     check_shipped_template,
     check_shipped_tokenizer,
+    check_tokenizer_revision,
 )
+from services.validator.values import NonFinite, check_dtypes, check_non_finite
 from shared.catalogue import BaseModelSpec, EnvironmentSpec
 from shared.events.common import Finding
 from shared.findings import FindingCode
@@ -82,6 +99,16 @@ class RevisionInputs:
     base: BaseModelSpec | None
     environments: Sequence[EnvironmentSpec]
     unknown_environments: Sequence[str] = ()
+    # path -> tensor -> its NaN/inf counts; files not scanned are absent
+    value_scans: Mapping[str, Mapping[str, NonFinite]] = field(default_factory=dict)
+    json_documents: Mapping[str, Any] = field(default_factory=dict)  # path -> parsed JSON
+    adapter_config_duplicates: tuple[str, ...] = ()  # keys given twice in one object
+    shipped_tokenizer: TokenizerFacts | None = None
+    shipped_chat_template: str | None = None
+    # The base's own tokenizer files, where the caller has them: messages then say what
+    # differs. The catalogue holds only their hashes, so the service passes None.
+    reference_tokenizer: TokenizerFacts | None = None
+    reference_chat_template: str | None = None
 
 
 def check_revision(inputs: RevisionInputs) -> list[Finding]:
@@ -91,24 +118,80 @@ def check_revision(inputs: RevisionInputs) -> list[Finding]:
         adapter_tensors(inputs.headers), config.modules_to_save if config else ()
     )
     profile = adapter_profile(config, tensors)
-    return [
+    findings = [
         *check_file_hashes(manifest, inputs.actual_hashes),
         *check_file_formats(manifest, inputs.sniffed),
+        *check_file_kinds(manifest),
+        *check_code_references(inputs.json_documents),
         *check_headers(inputs.headers),
         *check_has_weights(manifest, inputs.headers, len(tensors.pairs)),
-        *check_adapter_config(inputs.adapter_config, inputs.adapter_config_error),
+        *check_dtypes(inputs.headers),
+        *check_non_finite(inputs.value_scans),
+        *check_adapter_config(
+            inputs.adapter_config, inputs.adapter_config_error, inputs.adapter_config_duplicates
+        ),
+        *check_declared_base(manifest, inputs.adapter_config),
         *lora.check_pairs_complete(tensors),
         *lora.check_no_unexpected(tensors),
         *(check_against_base(tensors, config, base) if base else []),
         *(check_against_config(tensors, config) if config else []),
         *check_base(manifest, base),
-        *check_shipped_tokenizer(manifest, inputs.tokenizer_hash_from_files),
-        *check_shipped_template(manifest, inputs.chat_template_hash_from_files),
+        *check_tokenizer_revision(manifest, base),
+        *check_shipped_tokenizer(
+            manifest,
+            inputs.tokenizer_hash_from_files,
+            inputs.shipped_tokenizer,
+            base,
+            inputs.reference_tokenizer,
+        ),
+        *check_shipped_template(
+            manifest,
+            inputs.chat_template_hash_from_files,
+            inputs.shipped_chat_template,
+            inputs.reference_chat_template,
+        ),
         *check_recipe(manifest.recipe),
         *check_data_scope(manifest.data_scope),
         *check_environments_known(manifest, inputs.environments, inputs.unknown_environments),
         *(f for env in inputs.environments for f in check_compatibility(manifest, profile, env)),
     ]
+    return once_per_cause(findings)
+
+
+def once_per_cause(findings: Sequence[Finding]) -> list[Finding]:
+    """Identical findings once; every `quantization_mismatch` about the manifest's one
+    profile (from the base and from each environment) merged into one finding."""
+    seen: set[tuple[str, str, str]] = set()
+    unique = []
+    for f in findings:
+        if (f.code, f.severity, f.message) not in seen:
+            seen.add((f.code, f.severity, f.message))
+            unique.append(f)
+    quantization = [f for f in unique if f.code == FindingCode.QUANTIZATION_MISMATCH]
+    if len(quantization) < 2:
+        return unique
+    merged = merge_quantization(quantization)
+    at = unique.index(quantization[0])
+    rest = [f for f in unique if f.code != FindingCode.QUANTIZATION_MISMATCH]
+    return [*rest[:at], merged, *rest[at:]]
+
+
+def merge_quantization(findings: Sequence[Finding]) -> Finding:
+    found = findings[0].evidence.get("found", "")
+    offered = []
+    for f in findings:
+        side = f"environment {f.evidence['environment']}" if "environment" in f.evidence else "base"
+        offered.append(f"{side} offers {f.evidence.get('expected', '?')}")
+    return error(
+        FindingCode.QUANTIZATION_MISMATCH,
+        f"trained for {found}, which nothing it would be served on offers: "
+        f"{'; '.join(offered)}; retrain for a served profile or register that profile",
+        expected="; ".join(offered),
+        found=found,
+        environment=",".join(
+            f.evidence["environment"] for f in findings if "environment" in f.evidence
+        ),
+    )
 
 
 def lora_config(raw: Mapping[str, Any] | None) -> LoraConfig | None:
@@ -140,7 +223,9 @@ def adapter_profile(config: LoraConfig | None, tensors: lora.AdapterTensors) -> 
     )
 
 
-def check_adapter_config(raw: Mapping[str, Any] | None, read_error: str | None) -> list[Finding]:
+def check_adapter_config(
+    raw: Mapping[str, Any] | None, read_error: str | None, duplicate_keys: Sequence[str] = ()
+) -> list[Finding]:
     if read_error is not None:
         return [
             error(
@@ -158,6 +243,14 @@ def check_adapter_config(raw: Mapping[str, Any] | None, read_error: str | None) 
                 expected="adapter_config.json",
             )
         ]
+    duplicated = (
+        [
+            f"key(s) {', '.join(map(repr, duplicate_keys))} appear twice in one object; "
+            "readers disagree on which value wins: keep one"
+        ]
+        if duplicate_keys
+        else []
+    )
     return [
         error(
             FindingCode.ADAPTER_CONFIG_INVALID,
@@ -165,7 +258,7 @@ def check_adapter_config(raw: Mapping[str, Any] | None, read_error: str | None) 
             path="adapter_config.json",
             found=problem,
         )
-        for problem in config_problems(raw)
+        for problem in [*duplicated, *config_problems(raw)]
     ]
 
 

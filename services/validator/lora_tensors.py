@@ -28,6 +28,11 @@ KNOWN_EXTRAS = {
     "lora_embedding_": "an embedding LoRA",
     ".bias": "a LoRA bias",
 }
+EXTRA_FIXES = {
+    "lora_magnitude_vector": "train with use_dora=false, or merge the adapter",
+    "lora_embedding_": "leave embeddings out of target_modules",
+    ".bias": "train with bias='none'",
+}
 EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out", "word_embeddings")
 
 
@@ -205,17 +210,47 @@ def check_targets_have_tensors(
 
 
 def check_no_unexpected(tensors: AdapterTensors) -> list[Finding]:
-    problems = [
-        Problem(name, "LoRA A/B or modules_to_save weight", name) for name in tensors.unexpected
-    ]
-    return grouped(
+    """Unexpected tensors; those of one known cause (DoRA magnitudes, embedding LoRA, LoRA
+    biases) in one finding that lists the modules, the rest one finding per layer pattern."""
+    by_cause: dict[str, list[str]] = {}
+    others: list[Problem] = []
+    for name in tensors.unexpected:
+        marker = next((m for m in KNOWN_EXTRAS if m in name), None)
+        if marker is None:
+            others.append(Problem(name, "LoRA A/B or modules_to_save weight", name))
+        else:
+            by_cause.setdefault(marker, []).append(name)
+    findings = [_cause_finding(marker, names) for marker, names in by_cause.items()]
+    return findings + grouped(
         FindingCode.UNEXPECTED_TENSOR,
-        problems,
+        others,
         lambda label, p: (
             f"tensor {label} is neither a LoRA A/B matrix nor a modules_to_save "
             f"weight{_hint(p.module)}"
         ),
     )
+
+
+def _cause_finding(marker: str, names: list[str]) -> Finding:
+    modules = sorted({_module_of(name, marker) for name in names})
+    listed = ", ".join(modules[:10]) + (
+        f" and {len(modules) - 10} more" if len(modules) > 10 else ""
+    )
+    return error(
+        FindingCode.UNEXPECTED_TENSOR,
+        f"{len(names)} tensor(s) on {len(modules)} module(s) ({listed}) are "
+        f"{KNOWN_EXTRAS[marker]}; {EXTRA_FIXES[marker]}",
+        cause=marker.strip("._"),
+        count=len(names),
+        modules=",".join(modules[:10]),
+        expected="LoRA A/B or modules_to_save weight",
+        found=names[0],
+    )
+
+
+def _module_of(name: str, marker: str) -> str:
+    body = name.removeprefix(PREFIX)
+    return body.split(marker, 1)[0].rstrip(".") or body
 
 
 def _hint(name: str) -> str:

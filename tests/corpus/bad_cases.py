@@ -121,6 +121,25 @@ def _case(name: str, code: str, **stage_args: Any) -> BadCase:
     return BadCase(name, code, lambda root: stage(root, **stage_args), stage_args)
 
 
+def _with_nan() -> dict[str, np.ndarray]:
+    tensors = lora_tensors(tiny_base_spec())
+    name = "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"
+    tensors[name] = tensors[name].copy()
+    tensors[name][3, 2] = np.nan  # one diverged step is enough
+    return tensors
+
+
+def _as_float64() -> dict[str, np.ndarray]:
+    return {n: t.astype(np.float64) for n, t in lora_tensors(tiny_base_spec()).items()}
+
+
+def _tokenizer_with_auto_map() -> dict[str, bytes]:
+    files = tiny_tokenizer_files()
+    config = json.loads(files["tokenizer_config.json"])
+    config["auto_map"] = {"AutoTokenizer": ["tokenization_acme.AcmeTokenizer", None]}
+    return {**files, "tokenizer_config.json": json.dumps(config, indent=2).encode()}
+
+
 EMBED = np.zeros((VOCAB + 8, HIDDEN), np.float32)  # embeddings resized for added tokens
 PREFIX_TUNING = {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 20}
 
@@ -251,5 +270,22 @@ BAD_CASES: tuple[BadCase, ...] = (
         env={"supported_target_modules": ATTENTION},
     ),
     _case("no_weight_file", "no_weights", edit=_remove(WEIGHTS)),
+    _case("nan_in_one_lora_matrix", "non_finite_values", adapter={"tensors": _with_nan()}),
+    _case("weights_saved_as_float64", "dtype_not_served", adapter={"tensors": _as_float64()}),
+    _case(
+        "config_names_another_base",
+        "declared_base_mismatch",
+        adapter={"config": {"base_model_name_or_path": "meta-llama/Llama-3.1-8B"}},
+    ),
+    _case(
+        "python_file_beside_the_weights",
+        "executable_content",
+        edit=_write("modeling_acme.py", b"import os\nos.system('id')\n"),
+    ),
+    _case(
+        "tokenizer_config_with_auto_map",
+        "executable_content",
+        adapter={"tokenizer": _tokenizer_with_auto_map()},
+    ),
 )
 BY_NAME: Mapping[str, BadCase] = {case.name: case for case in BAD_CASES}

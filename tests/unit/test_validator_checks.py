@@ -22,10 +22,11 @@ from tests.corpus.adapters import Scenario, good_scenarios, stage, tiny_tokenize
 from tests.corpus.bad_cases import BAD_CASES, BadCase
 from tests.corpus.check_rows import ARTIFACT_ROWS, Row
 from tests.corpus.contract_rows import CONTRACT_ROWS
+from tests.unit.test_validator_content import CONTENT_ROWS
 
 TABLE = dict(re.findall(r"^\| (\w+) +\| (\w+) ", checks.__doc__ or "", re.MULTILINE))
 del TABLE["code"]  # the header row
-ROWS = (*ARTIFACT_ROWS, *CONTRACT_ROWS)
+ROWS = (*ARTIFACT_ROWS, *CONTRACT_ROWS, *CONTENT_ROWS)
 
 
 def inputs_for(scenario: Scenario) -> RevisionInputs:
@@ -134,6 +135,13 @@ def test_checking_reads_nothing_and_repeats_exactly(tmp_path: Path) -> None:
 
 
 def _check_modules() -> list[ModuleType]:
-    from services.validator import compatibility, integrity, lora_tensors, provenance
+    from services.validator import (
+        compatibility,
+        contents,
+        integrity,
+        lora_tensors,
+        provenance,
+        values,
+    )
 
-    return [checks, compatibility, integrity, lora_tensors, provenance]
+    return [checks, compatibility, contents, integrity, lora_tensors, provenance, values]
