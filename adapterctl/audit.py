@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from adapterctl import evidence
 from adapterctl.output import emit, fields, short, table, to_json, warn
-from adapterctl.source import CliError, Source, accepted_events, audit
+from adapterctl.settings import CtlSettings
+from adapterctl.source import CliError, Source, accepted_events, audit, with_registry
 from shared.audit import AuditReport, Checker, Problem, verify
 from shared.lifecycle import InvalidTransition
+from shared.logseal import (
+    CHECKPOINT_PREFIX,
+    Anchoring,
+    anchor,
+    event_signature_checker,
+    follow_checkpoints,
+)
 from shared.pointers import EnvironmentPointer, fold
-from shared.signing import SigningKeyError, load_public_key, signature_checker
+from shared.reconcile import disagreements
+from shared.registry import reads
+from shared.signing import SigningKeyError, keyring, load_public_key, signature_checker
 
 GROUP_EPILOG = """\
 examples:
@@ -24,14 +38,22 @@ VERIFY_EPILOG = """\
 Checks, per adapter: seq starts at 1 and rises by one; every hash recomputes and names the
 previous one; every transition is legal; all events share one partition under the adapter's
 key. Exact duplicates (a relay republishing after a crash) are counted, not failed.
+Every event must carry the registry's signature (the relay's, by a --log-key or a key a
+checkpoint rotated to), and the signed checkpoints in cold storage must chain and agree
+with the log: a forged event (log_signature_missing/invalid), a rewritten history
+(checkpoint_mismatch) and a dropped tail (truncated) are each named. Events past the
+newest checkpoint are reported as not yet anchored. --unsigned checks the chain alone.
 With --public-key, every RevisionApproved / RevisionDenied must also carry a valid Ed25519
 signature by one of the keys given (signature_invalid, signature_unknown_key otherwise).
+With --against-registry, every disagreement between the log and the registry
+(DATABASE_URL) is reported (registry_disagrees).
 
 exit status: 0 the log verifies, 1 it has problems, 2 usage or connection error
 
 examples:
   adapterctl audit verify
   adapterctl audit verify --topic adapters.lifecycle.v1 --json | jq '.problems[0]'
+  adapterctl audit verify --log-key var/registry/log.key.pub --against-registry
   adapterctl audit verify --public-key var/approval/signing.key.pub"""
 
 REPLAY_EPILOG = """\
@@ -44,7 +66,7 @@ examples:
   adapterctl audit replay --json | jq '.pointers[] | select(.environment == "production")'"""
 
 
-def register(groups: Any, common: argparse.ArgumentParser) -> None:
+def register(groups: Any, common: argparse.ArgumentParser, ctl: CtlSettings | None = None) -> None:
     """`audit replay`, `audit verify`, `audit at` under the top-level parser's `groups`."""
     group = groups.add_parser(
         "audit",
@@ -79,6 +101,40 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a trusted approval signing key (PEM; repeatable): check decision signatures",
     )
+    ctl = ctl or CtlSettings.from_env({})
+    verify.add_argument(
+        "--log-key",
+        action="append",
+        default=[k for k in ctl.log_public_keys.split(":") if k],
+        metavar="FILE",
+        help="the log's public key (PEM; repeatable; default: $LOG_PUBLIC_KEYS): the registry "
+        "signs every event and checkpoint with it",
+    )
+    verify.add_argument(
+        "--checkpoints",
+        default=ctl.log_checkpoints,
+        metavar="DIR",
+        help="cold storage holding `checkpoints/<topic>/` (default: $LOG_CHECKPOINTS or "
+        "%(default)s)",
+    )
+    verify.add_argument(
+        "--copy-of",
+        default="",
+        metavar="TOPIC",
+        help="the topic read is a copy (a mirror, an export) of this log: its checkpoints "
+        "name the original",
+    )
+    verify.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="check the hash chain only, without signatures or checkpoints (a forged event "
+        "with recomputed hashes then passes)",
+    )
+    verify.add_argument(
+        "--against-registry",
+        action="store_true",
+        help="also report every disagreement between the log and the registry (DATABASE_URL)",
+    )
     verify.set_defaults(run=run_verify)
     evidence.register(commands, common)
 
@@ -93,10 +149,59 @@ def _signature_checkers(files: list[str]) -> list[Checker]:
     return [signature_checker(keys)] if keys else []
 
 
+def _log_keys(files: list[str]) -> dict[str, Ed25519PublicKey]:
+    keys = []
+    for name in files:
+        try:
+            keys.append(load_public_key(Path(name).read_bytes(), name))
+        except (OSError, SigningKeyError) as exc:
+            raise CliError(f"--log-key {name}: {exc}") from exc
+    return keyring(keys)
+
+
+def _checkpoint_documents(location: str, topic: str) -> list[tuple[str, bytes]]:
+    """Every `checkpoints/<topic>/*.json` under a cold storage directory, by name."""
+    root = Path(location.removeprefix("file://"))
+    if "://" in location and not location.startswith("file://"):
+        raise CliError(
+            f"--checkpoints {location}: read checkpoints from a directory (copy "
+            f"{CHECKPOINT_PREFIX}/{topic}/ out of object storage first)"
+        )
+    folder = root / CHECKPOINT_PREFIX / topic
+    try:
+        return [
+            (f"{CHECKPOINT_PREFIX}/{topic}/{p.name}", p.read_bytes())
+            for p in sorted(folder.glob("*.json"))
+        ]
+    except OSError as exc:
+        raise CliError(f"cannot read checkpoints in {folder}: {exc}") from exc
+
+
 def run_verify(args: argparse.Namespace, source: Source) -> int:
-    report = verify(source.entries(), _signature_checkers(args.public_key))
+    checkers = _signature_checkers(args.public_key)
+    anchoring: Anchoring | None = None
+    entries = source.entries()
+    if not args.unsigned:
+        if not args.log_key:
+            raise CliError(
+                "no log key to check signatures with: pass --log-key FILE (the relay's "
+                "LOG_SIGNING_KEY + .pub, var/registry/log.key.pub by default) or set "
+                "LOG_PUBLIC_KEYS; --unsigned checks the hash chain alone"
+            )
+        trusted = _log_keys(args.log_key)
+        log = args.copy_of or source.topic
+        documents = _checkpoint_documents(args.checkpoints, log)
+        _, _, ring = follow_checkpoints(log, documents, trusted)
+        checkers.append(event_signature_checker(ring))
+        report = verify(entries, checkers)
+        anchoring = anchor(log, report.accepted, documents, trusted)
+        report = _with(report, anchoring.problems)
+    else:
+        report = verify(entries, checkers)
+    if args.against_registry:
+        report = _with(report, _registry_problems(source, report))
     if args.json:
-        emit(to_json(_verify_json(report, source.topic)))
+        emit(to_json(_verify_json(report, source.topic, anchoring)))
         return 0 if report.ok else 1
     summary = (
         f"{report.events} events from {len(report.adapters)} adapters, "
@@ -104,7 +209,12 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
     )
     if report.ok:
         signed = "; every decision signed by a trusted key" if args.public_key else ""
-        emit(f"OK  {source.topic}: {summary}; every chain intact, every transition legal{signed}")
+        agreed = "; the registry agrees" if args.against_registry else ""
+        emit(
+            f"OK  {source.topic}: {summary}; every chain intact, every transition legal"
+            f"{signed}{agreed}"
+        )
+        emit(_anchoring_line(anchoring))
         return 0
     first = report.first_problem
     assert first is not None
@@ -121,6 +231,46 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
     return 1
 
 
+def _with(report: AuditReport, more: list[Problem]) -> AuditReport:
+    return dataclasses.replace(
+        report, problems=sorted([*report.problems, *more], key=lambda p: p.position)
+    )
+
+
+def _anchoring_line(anchoring: Anchoring | None) -> str:
+    if anchoring is None:
+        return "UNSIGNED: signatures and checkpoints not checked (--unsigned)"
+    if not anchoring.checkpoints:
+        return (
+            f"every event signed by the registry; no checkpoint yet: all "
+            f"{len(anchoring.unanchored)} events are unanchored"
+        )
+    return (
+        f"every event signed by the registry; {anchoring.checkpoints} checkpoints verified, "
+        f"the newest is #{anchoring.latest}; {len(anchoring.unanchored)} events after it are "
+        "not yet anchored"
+    )
+
+
+def _registry_problems(source: Source, report: AuditReport) -> list[Problem]:
+    try:
+        ledger = fold(accepted_events(report))
+    except InvalidTransition as exc:
+        raise CliError(
+            f"cannot compare with the registry: the log does not replay ({exc})"
+        ) from exc
+
+    async def read(pool: asyncpg.Pool) -> list[Problem]:
+        async with pool.acquire() as conn:
+            heads = await reads.chain_heads(conn)
+            records = await reads.revisions(conn, (), None)
+            pointers = await reads.pointers(conn, None)
+        statuses = {(r.adapter, r.revision): r.status for r in records}
+        return disagreements(source.topic, report.accepted, ledger, heads, statuses, pointers)
+
+    return with_registry(source, read)
+
+
 def _problem_fields(problem: Problem) -> str:
     at = problem.position
     return fields(
@@ -135,7 +285,24 @@ def _problem_fields(problem: Problem) -> str:
     )
 
 
-def _verify_json(report: AuditReport, topic: str) -> dict[str, Any]:
+def _verify_json(
+    report: AuditReport, topic: str, anchoring: Anchoring | None = None
+) -> dict[str, Any]:
+    signed: dict[str, Any] = {"signatures_checked": anchoring is not None}
+    if anchoring is not None:
+        signed |= {
+            "checkpoints": anchoring.checkpoints,
+            "latest_checkpoint": anchoring.latest,
+            "unanchored": [
+                {
+                    "adapter": e.event.envelope.adapter,
+                    "seq": e.event.envelope.seq,
+                    "position": str(e.position),
+                }
+                for e in anchoring.unanchored
+                if e.event is not None
+            ],
+        }
     return {
         "topic": topic,
         "ok": report.ok,
@@ -144,6 +311,7 @@ def _verify_json(report: AuditReport, topic: str) -> dict[str, Any]:
         "adapters": list(report.adapters),
         "first_problem": report.first_problem,
         "problems": report.problems,
+        **signed,
     }
 
 

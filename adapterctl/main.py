@@ -44,6 +44,8 @@ environment:
   ADAPTERCTL_TOKEN         a principal's bearer token, for submit, promote|expand|
                            rollback|abort, env replicas|analysis and retention
                            set|hold|release (or --token)
+  LOG_PUBLIC_KEYS          the log's public key(s), for audit verify (or --log-key)
+  LOG_CHECKPOINTS          where the log's signed checkpoints are (or --checkpoints)
 
 exit status: 0 ok, 1 the log has problems (or the answer is empty), 2 usage or connection error"""
 
@@ -82,7 +84,7 @@ def build_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-    audit.register(groups, common)
+    audit.register(groups, common, ctl)
     history.register(groups, common)
     submit.register(groups, common, ingest_url=ctl.ingest_url, token=ctl.token)
     catalogue.register(groups, common)

@@ -34,3 +34,17 @@ class CtlSettings(EnvSettings):
             "retention set|hold|release)"
         ),
     )
+    log_public_keys: str = Field(
+        default="",
+        validation_alias="LOG_PUBLIC_KEYS",
+        description="colon-separated PEM public keys of the lifecycle log (the relay's "
+        "`LOG_SIGNING_KEY` + `.pub`): `audit verify` checks every event's signature and "
+        "every checkpoint against them (or --log-key)",
+    )
+    log_checkpoints: str = Field(
+        default="var/cold",
+        validation_alias="LOG_CHECKPOINTS",
+        description="the cold storage directory the relays checkpoint the log into (their "
+        "`COLD_STORAGE_URL`): `audit verify` reads `checkpoints/<topic>/` there (or "
+        "--checkpoints)",
+    )

@@ -78,7 +78,9 @@ class Source:
         codec = codec or Codec.from_env()
         try:
             return [
-                read_entry(codec, Position(r.topic, r.partition, r.offset), r.key, r.value)
+                read_entry(
+                    codec, Position(r.topic, r.partition, r.offset), r.key, r.value, r.headers
+                )
                 for r in self.read(self.kafka, self.topic, self.timeout_s)
             ]
         except KafkaException as exc:

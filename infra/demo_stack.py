@@ -144,6 +144,13 @@ class DemoStack:
             "LOG_FORMAT": "json",
             # Read models believe only decisions signed by the demo approval's key.
             "DECISION_PUBLIC_KEYS": str(DEMO / "signing.key.pub"),
+            # The relays sign the log with the demo's key and checkpoint it every few
+            # seconds into var/cold; `adapterctl audit verify` checks both.
+            "LOG_SIGNING_KEY": str(DEMO / "log.key"),
+            "LOG_PUBLIC_KEYS": str(DEMO / "log.key.pub"),
+            "LOG_CHECKPOINT_INTERVAL_S": "5",
+            "COLD_STORAGE_URL": str(VAR / "cold"),
+            "LOG_CHECKPOINTS": str(VAR / "cold"),
         }
 
     def kafka_env(self, principal: str | None, *, relay: bool = True) -> dict[str, str]:

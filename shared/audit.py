@@ -38,6 +38,7 @@ class Entry:
     record: Mapping[str, Any] = field(default_factory=dict)
     event: LifecycleEvent | None = None
     error: str = ""
+    headers: Mapping[str, bytes] = field(default_factory=dict)  # the registry's signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,13 @@ class AuditReport:
 Checker = Callable[[Entry, LifecycleEvent], Iterable[tuple[str, str]]]
 
 
-def read_entry(codec: Codec, position: Position, key: bytes | None, value: bytes | None) -> Entry:
+def read_entry(
+    codec: Codec,
+    position: Position,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]] = (),
+) -> Entry:
     """Decode one record for `verify`; a record that cannot be decoded becomes an error entry."""
     text_key = None if key is None else key.decode(errors="replace")
     if value is None:
@@ -92,7 +99,8 @@ def read_entry(codec: Codec, position: Position, key: bytes | None, value: bytes
         return Entry(position, text_key, error=f"undecodable record: {exc}")
     if not isinstance(event, LIFECYCLE_EVENTS):
         return Entry(position, text_key, full_name, record, error="not a lifecycle event")
-    return Entry(position, text_key, full_name, record, cast(LifecycleEvent, event))
+    found = dict(headers)
+    return Entry(position, text_key, full_name, record, cast(LifecycleEvent, event), "", found)
 
 
 @dataclass(slots=True)

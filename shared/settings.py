@@ -277,6 +277,20 @@ class KernelSettings(EnvModel):
         validation_alias="RUN_RELAY",
         description="this process may lead the outbox relay (one leader at a time)",
     )
+    log_signing_key: Path = Field(
+        default=Path("var/registry/log.key"),
+        validation_alias="LOG_SIGNING_KEY",
+        description="the lifecycle log's Ed25519 key (PEM, mode 0600; made at first start, its "
+        "public half beside it as `.pub` for auditors): the relay signs every event and "
+        "checkpoint with it",
+    )
+    log_checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="LOG_CHECKPOINT_INTERVAL_S",
+        description="at most this long between signed checkpoints of the log's chain heads "
+        "(written once to `COLD_STORAGE_URL`; also after every archive)",
+    )
     artifact_root: str = Field(
         default="var/artifacts", validation_alias="ARTIFACT_ROOT", description="the artifact store"
     )

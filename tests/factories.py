@@ -17,6 +17,7 @@ from shared.events import (
     RevisionRegistered,
     RevisionValidated,
 )
+from shared.logseal import event_headers
 from shared.signing import Signer, claim_of, keyring, public_pem
 from tests.samples import sample
 
@@ -56,6 +57,24 @@ def signed(event: T) -> T:
     assert isinstance(event, RevisionApproved | RevisionDenied)
     signature = TEST_SIGNER.sign(claim_of(event))
     return dataclasses.replace(event, signature=signature, key_id=TEST_SIGNER.key_id)  # type: ignore[return-value]
+
+
+# The log key of synthetic logs (tests that write the lifecycle topic themselves, as the
+# relay would): `log_signed` gives the headers the relay adds.
+TEST_LOG_SIGNER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64))))
+
+
+def log_signed(event: Any) -> list[tuple[str, bytes]]:
+    """The relay's signature headers for a sealed lifecycle event, by the tests' log key."""
+    env = event.envelope
+    return event_headers(TEST_LOG_SIGNER, env.adapter, env.seq, env.hash)
+
+
+def write_test_log_key(folder: Path) -> Path:
+    """The tests' log public key as a PEM file in `folder`, for LOG_PUBLIC_KEYS."""
+    path = folder / "test-log.pub"
+    path.write_bytes(public_pem(TEST_LOG_SIGNER.public_key))
+    return path
 
 
 def write_test_public_key(folder: Path) -> Path:

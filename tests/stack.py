@@ -90,6 +90,11 @@ class Stack:
         return f"t{self.token}.commands"
 
     @property
+    def log_key(self) -> Path:
+        """The relays' log signing key; its public half (`.pub`) is what auditors trust."""
+        return self.root / "registry" / "log.key"
+
+    @property
     def incoming(self) -> Path:
         return self.root / "incoming"
 
@@ -167,6 +172,13 @@ class Stack:
             "APPROVAL_SIGNING_KEY": str(self.root / "approval" / "signing.key"),
             "DECISION_PUBLIC_KEYS": f"{self.root / 'test-decisions.pub'}:"
             f"{self.root / 'approval' / 'signing.key.pub'}",
+            # The relays sign the log with this key and checkpoint it into the stack's cold
+            # storage every second; `adapterctl audit verify` checks both.
+            "LOG_SIGNING_KEY": str(self.log_key),
+            "LOG_PUBLIC_KEYS": f"{self.log_key}.pub",
+            "LOG_CHECKPOINT_INTERVAL_S": "1",
+            "COLD_STORAGE_URL": str(self.root / "cold"),
+            "LOG_CHECKPOINTS": str(self.root / "cold"),
             **extra,
         }
 

@@ -109,3 +109,14 @@ def pointer_from(row: Any) -> EnvironmentPointer:
         canary_tenants=tuple(row["canary_tenants"]),
         rollback_target=row["rollback_target"],
     )
+
+
+async def chain_heads(conn: asyncpg.Connection) -> dict[str, tuple[int, str, int]]:
+    """adapter -> (committed head seq, its hash, the highest seq the relay has published)."""
+    rows = await conn.fetch(
+        "SELECT a.name, a.last_seq, a.last_hash,"
+        " (SELECT coalesce(max(o.seq), 0) FROM outbox o"
+        "   WHERE o.adapter = a.name AND o.published_at IS NOT NULL) AS published"
+        " FROM adapters a ORDER BY a.name"
+    )
+    return {r["name"]: (r["last_seq"], r["last_hash"], r["published"]) for r in rows}

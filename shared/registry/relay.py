@@ -7,6 +7,12 @@ published only after the broker acknowledged them (acks=all, idempotent producer
 the gapless guarantee: a failure stops the partition rather than reordering it). A crash
 between delivery and marking republishes those rows; consumers and `audit verify`
 recognise the duplicates by event id and hash.
+
+The relay holds the log's signing key (nothing else does): before publishing a row it
+checks that the event still hashes to its `hash` (a row altered in the database is refused,
+not signed), signs `(adapter, seq, hash)` into the record's headers, and after publishing
+writes a signed checkpoint of every chain head to write-once cold storage, on a schedule
+and after each archive (shared/logseal.py).
 """
 
 from __future__ import annotations
@@ -14,18 +20,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
+from shared import chain
+from shared.codec import Codec, CodecError
+from shared.coldstore import ColdStorageSettings, open_cold_storage
+from shared.coldstore.ports import ArchiveConflict, ColdStorage, ColdStorageError
 from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import LIFECYCLE
+from shared.logseal import (
+    Checkpoint,
+    Head,
+    checkpoint_key,
+    event_headers,
+    parse_checkpoint,
+    sign_checkpoint,
+)
 from shared.registry.store import NOTIFY_CHANNEL
 from shared.settings import KernelSettings
+from shared.signing import Signer, load_or_create_signer
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +62,10 @@ class RelayConfig:
     idle_poll_s: float = 1.0
     standby_poll_s: float = 0.5
     delivery_timeout_s: float = 30.0
+    signer: Signer | None = None  # the log's key; None only in benchmarks of the bare relay
+    cold: ColdStorage | None = None  # where checkpoints go; None: no checkpoints
+    checkpoint_interval_s: float = 60.0
+    codec: Codec = field(default_factory=Codec.default)
 
 
 class OutboxRelay:
@@ -56,6 +81,8 @@ class OutboxRelay:
         )
         self.is_leader = False
         self.published = 0
+        self._checkpointed_at = 0.0  # monotonic; 0: checkpoint at the first chance
+        self._checkpoint_due = True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stand by, lead while holding the lock, and reconnect after database errors."""
@@ -64,6 +91,12 @@ class OutboxRelay:
                 await self._session(stop)
             # InternalClientError: a connection cut while a statement was in flight (seen when
             # PostgreSQL shuts down under the relay); it is a lost connection like the rest.
+            except TamperedOutboxRow as exc:
+                # Publishing stops at the altered row (order is part of the log) until an
+                # operator restores it from the registry's backups; it is never signed.
+                self.is_leader = False
+                log.error("outbox_row_tampered", error=str(exc))
+                await _wait(stop, 5.0)
             except (
                 OSError,
                 asyncpg.PostgresError,
@@ -90,7 +123,9 @@ class OutboxRelay:
             try:
                 while not stop.is_set():
                     wake.clear()
-                    if await self.publish_batch(conn, producer) == 0:
+                    published = await self.publish_batch(conn, producer)
+                    await self.checkpoint_if_due(conn)
+                    if published == 0:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(
                                 _first(wake, stop), timeout=self.config.idle_poll_s
@@ -119,16 +154,28 @@ class OutboxRelay:
 
             return report
 
+        tampered: TamperedOutboxRow | None = None
         for row in rows:
+            payload = bytes(row["payload"])
+            headers = [
+                ("event_type", row["event_type"].encode()),
+                ("event_id", row["event_id"].encode()),
+                ("seq", str(row["seq"]).encode()),
+            ]
+            if self.config.signer is not None:
+                try:
+                    event_hash = self._sealed_hash(row["id"], payload)
+                except TamperedOutboxRow as exc:
+                    tampered = exc  # publish what precedes it, then stop there
+                    break
+                headers += event_headers(self.config.signer, row["adapter"], row["seq"], event_hash)
+            if row["event_type"] == "ManifestArchived":
+                self._checkpoint_due = True  # every archive is anchored at once
             producer.produce(
                 self.config.topic,
                 key=row["adapter"].encode(),
-                value=bytes(row["payload"]),
-                headers=[
-                    ("event_type", row["event_type"].encode()),
-                    ("event_id", row["event_id"].encode()),
-                    ("seq", str(row["seq"]).encode()),
-                ],
+                value=payload,
+                headers=headers,
                 on_delivery=on_delivery(row["id"]),
             )
         loop = asyncio.get_running_loop()
@@ -142,11 +189,114 @@ class OutboxRelay:
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", delivered
         )
         self.published += len(delivered)
+        if tampered is not None:
+            raise tampered
         return len(delivered)
+
+    def _sealed_hash(self, row_id: int, payload: bytes) -> str:
+        """The event's hash, after checking its content still produces it (else refuse)."""
+        try:
+            full_name, record = self.config.codec.decode_writer(payload)
+        except CodecError as exc:
+            raise TamperedOutboxRow(f"outbox row {row_id} does not decode: {exc}") from exc
+        envelope = record.get("envelope") or {}
+        claimed, prev_hash = envelope.get("hash"), envelope.get("prev_hash")
+        if not isinstance(claimed, str) or not isinstance(prev_hash, str):
+            raise TamperedOutboxRow(f"outbox row {row_id} has no sealed envelope")
+        if chain.compute_hash(prev_hash, full_name, record) != claimed:
+            raise TamperedOutboxRow(
+                f"outbox row {row_id} ({full_name}) no longer hashes to its sealed hash "
+                f"{claimed[:16]}: it was altered after the registry committed it"
+            )
+        return claimed
+
+    async def checkpoint_if_due(self, conn: asyncpg.Connection) -> Checkpoint | None:
+        """A checkpoint when the interval passed (or an archive was published) and a head moved."""
+        if self.config.signer is None or self.config.cold is None:
+            return None
+        interval = time.monotonic() - self._checkpointed_at >= self.config.checkpoint_interval_s
+        if not (interval or self._checkpoint_due):
+            return None
+        written = await self.checkpoint(conn)
+        self._checkpointed_at, self._checkpoint_due = time.monotonic(), False
+        return written
+
+    async def checkpoint(
+        self, conn: asyncpg.Connection, *, next_key: str = "", always: bool = False
+    ) -> Checkpoint | None:
+        """Sign every published chain head into checkpoint n+1 and store it write-once.
+
+        Nothing is written when no head moved since checkpoint n (unless `always`, which a
+        key rotation uses to announce `next_key`).
+        """
+        signer, cold = self.config.signer, self.config.cold
+        if signer is None or cold is None:
+            raise RuntimeError("checkpoints need the log's signing key and cold storage")
+        topic = self.config.topic
+        last = await conn.fetchrow(
+            "SELECT number, digest FROM log_checkpoints WHERE log = $1"
+            " ORDER BY number DESC LIMIT 1",
+            topic,
+        )
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (adapter) adapter, seq, payload FROM outbox"
+            " WHERE published_at IS NOT NULL ORDER BY adapter, seq DESC"
+        )
+        heads = {}
+        for row in rows:
+            heads[row["adapter"]] = Head(row["seq"], self._sealed_hash(-1, bytes(row["payload"])))
+        number = (last["number"] if last else 0) + 1
+        if not heads and not always:
+            return None  # nothing published yet: nothing to vouch for
+        if last is not None and not always:
+            previous = await asyncio.to_thread(
+                cold.read, cold.uri_for(checkpoint_key(topic, number - 1))
+            )
+            if parse_checkpoint(previous).checkpoint.heads == heads:
+                return None
+        signed = sign_checkpoint(
+            signer,
+            Checkpoint(
+                log=topic,
+                number=number,
+                issued_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                previous=last["digest"] if last else "",
+                heads=heads,
+                key_id=signer.key_id,
+                next_key=next_key,
+            ),
+        )
+        key = checkpoint_key(topic, number)
+        try:
+            uri = await asyncio.to_thread(cold.put, key, signed.to_json())
+        except ArchiveConflict:
+            # A leader died between storing checkpoint n and recording it: adopt that one.
+            uri = cold.uri_for(key)
+            signed = parse_checkpoint(await asyncio.to_thread(cold.read, uri))
+        except ColdStorageError as exc:
+            log.warning("checkpoint_not_written", number=number, error=str(exc))
+            return None
+        written = signed.checkpoint
+        await conn.execute(
+            "INSERT INTO log_checkpoints (log, number, digest, uri, key_id, issued_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            topic,
+            number,
+            written.digest,
+            uri,
+            written.key_id,
+            datetime.fromisoformat(written.issued_at),
+        )
+        log.info("log_checkpointed", number=number, heads=len(heads), uri=uri)
+        return written
 
 
 class RelayDeliveryError(OSError):
     """The broker did not confirm a batch; the relay reconnects and publishes it again."""
+
+
+class TamperedOutboxRow(Exception):
+    """An outbox row whose event no longer matches its sealed hash: never signed or published."""
 
 
 async def _first(*events: asyncio.Event) -> None:
@@ -171,5 +321,9 @@ def relay_from_settings(settings: KernelSettings) -> OutboxRelay:
             dsn=settings.database_url,
             kafka=settings.relay_kafka(),
             topic=settings.lifecycle_topic,
+            signer=load_or_create_signer(settings.log_signing_key),
+            cold=open_cold_storage(ColdStorageSettings.from_env()),
+            checkpoint_interval_s=settings.log_checkpoint_interval_s,
+            codec=Codec.from_settings(settings.schemas),
         )
     )

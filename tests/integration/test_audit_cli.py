@@ -33,7 +33,7 @@ from shared.kafka.producer import make_producer
 from shared.kafka.reader import LogRecord, read_topic
 from shared.kafka.topics import admin_client
 from tests.conftest import Infra
-from tests.factories import lifecycle
+from tests.factories import lifecycle, log_signed, write_test_log_key
 
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 CODEC = Codec.default()
@@ -140,6 +140,7 @@ class Scenario:
     classifier: str
     translator: str
     chain: list[Any]  # the summarizer's sealed events, seq 1 at index 0
+    keys: Path  # the tests' log public key; no checkpoints (cold storage is empty)
 
 
 def create_topic(infra: Infra, name: str) -> None:
@@ -149,16 +150,19 @@ def create_topic(infra: Infra, name: str) -> None:
 
 
 def produce(infra: Infra, topic: str, records: list[tuple[int | None, Any, Any]]) -> None:
-    """Publish in order like the relay (keyed by adapter); a partition given is kept."""
+    """Publish in order like the relay (keyed by adapter, each event signed by the tests' log
+    key, so only the chain can give a tampered copy away); a partition given is kept."""
     producer = make_producer(infra.kafka, partitioner="murmur2_random")
     for partition, key, value in records:
-        extra = {} if partition is None else {"partition": partition}
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        extra["headers"] = log_signed(CODEC.decode(value))
         producer.produce(topic, key=key, value=value, **extra)
     assert producer.flush(30) == 0
 
 
 @pytest.fixture(scope="module")
-def scenario(infra: Infra) -> Scenario:
+def scenario(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    keys = tmp_path_factory.mktemp("audit-keys")
     token = uuid.uuid4().hex[:10]
     names = [f"{kind}-{token}" for kind in ("summarizer", "classifier", "translator")]
     summarizer, classifier, translator = names
@@ -174,7 +178,7 @@ def scenario(infra: Infra) -> Scenario:
         topic,
         [(None, e.envelope.adapter.encode(), CODEC.encode(e)) for c in chains for e in c],
     )
-    return Scenario(infra, topic, summarizer, classifier, translator, chains[0])
+    return Scenario(infra, topic, summarizer, classifier, translator, chains[0], keys)
 
 
 def adapterctl(
@@ -182,7 +186,11 @@ def adapterctl(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ADAPTERCTL), *argv, "--topic", topic or scenario.topic],
-        env=scenario.infra.env(),
+        env={
+            **scenario.infra.env(),
+            "LOG_PUBLIC_KEYS": str(write_test_log_key(scenario.keys)),
+            "LOG_CHECKPOINTS": str(scenario.keys / "cold"),
+        },
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -111,14 +112,20 @@ async def test_a_thousand_transitions_over_fifty_adapters_arrive_in_order_withou
 
 
 async def test_killing_the_relay_leader_mid_stream_loses_nothing_once_a_standby_takes_over(
-    infra: Infra, database: str, unique: Callable[[str], str]
+    infra: Infra, database: str, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     """Duplicates on the wire are tolerated here (a leader killed between delivery and
     marking republishes); consumers and `audit verify` dedupe them by event id. Gaps and
     reorderings are not tolerated."""
     topic = _topic(infra, unique("lifecycle"))
     registry = await PostgresRegistry.connect(database, Codec.from_env(), max_size=10)
-    env = {**infra.env(), "DATABASE_URL": database, "LIFECYCLE_TOPIC": topic}
+    env = {
+        **infra.env(),
+        "DATABASE_URL": database,
+        "LIFECYCLE_TOPIC": topic,
+        "LOG_SIGNING_KEY": str(tmp_path / "log.key"),
+        "COLD_STORAGE_URL": str(tmp_path / "cold"),
+    }
     relays = [
         subprocess.Popen([sys.executable, "-m", "shared.registry"], cwd=REPO, env=env)
         for _ in range(2)

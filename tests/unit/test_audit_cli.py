@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from adapterctl.main import main
 from adapterctl.source import Reader
 from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.reader import LogRecord
+from tests.factories import log_signed, write_test_log_key
 from tests.unit.test_audit import (
     ALPHA,
     BETA,
@@ -29,16 +31,22 @@ from tests.unit.test_audit import (
     swap,
 )
 
+_KEYS = Path(tempfile.mkdtemp(prefix="audit-cli-"))
+# The tests' log key, and a cold storage without checkpoints.
+SIGNED = {"LOG_PUBLIC_KEYS": str(write_test_log_key(_KEYS)), "LOG_CHECKPOINTS": str(_KEYS)}
+
 
 def reader_of(records: list[Record]) -> Reader:
-    """What `iter_topic` would yield for these records: partition by partition, in order."""
+    """What `iter_topic` would yield for these records: partition by partition, in order,
+    each signed as the relay signs (so only the chain can give a tampered log away)."""
 
     def read(bootstrap: str, topic: str, timeout_s: float) -> Iterator[LogRecord]:
         offsets: dict[int, int] = {}
         for r in sorted(records, key=lambda r: r.partition):
             offset = offsets[r.partition] = offsets.get(r.partition, -1) + 1
             key = None if r.key is None else r.key.encode()
-            yield LogRecord(topic, r.partition, offset, 0, key, r.value, ())
+            headers = tuple(log_signed(decode(r))) if r.value else ()
+            yield LogRecord(topic, r.partition, offset, 0, key, r.value, headers)
 
     return read
 
@@ -47,7 +55,9 @@ def run(
     capsys: pytest.CaptureFixture[str], *argv: str, records: list[Record] | None = None
 ) -> tuple[int, str, str]:
     """adapterctl over `records` (default: a fresh clean log, with fresh event ids)."""
-    code = main(list(argv), reader=reader_of(clean_log() if records is None else records), env={})
+    code = main(
+        list(argv), reader=reader_of(clean_log() if records is None else records), env=SIGNED
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -251,8 +261,8 @@ def test_topic_bootstrap_and_principal_come_from_the_environment(
     secret.chmod(0o600)
     env = {"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092", "LIFECYCLE_TOPIC": "audit.copy"}
     sasl = {"KAFKA_SASL_USERNAME": "auditor", "KAFKA_SASL_PASSWORD_FILE": str(secret)}
-    assert main(["audit", "verify"], reader=read, env=env) == 0
-    assert main(["audit", "verify", "--topic", "other"], reader=read, env=env | sasl) == 0
+    assert main(["audit", "verify"], reader=read, env=env | SIGNED) == 0
+    assert main(["audit", "verify", "--topic", "other"], reader=read, env=env | sasl | SIGNED) == 0
     assert seen == [
         ("kafka-1:9092", None, None, "audit.copy"),
         ("kafka-1:9092", "auditor", "s3cret", "other"),

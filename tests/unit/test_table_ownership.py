@@ -111,6 +111,7 @@ def test_the_kernel_keeps_only_its_own_tables() -> None:
     kernel = {t for t, owner in OWNERS.items() if owner == KERNEL}
     assert kernel == {
         "adapters",
+        "log_checkpoints",
         "revisions",
         "pointers",
         "outbox",
