@@ -20,6 +20,7 @@ from shared.logseal import (
     CHECKPOINT_PREFIX,
     Anchoring,
     anchor,
+    anchored_heads,
     event_signature_checker,
     follow_checkpoints,
 )
@@ -191,8 +192,8 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
         trusted = _log_keys(args.log_key)
         log = args.copy_of or source.topic
         documents = _checkpoint_documents(args.checkpoints, log)
-        _, _, ring = follow_checkpoints(log, documents, trusted)
-        checkers.append(event_signature_checker(ring))
+        _, valid, ring = follow_checkpoints(log, documents, trusted)
+        checkers.append(event_signature_checker(ring, anchored_heads(valid)))
         report = verify(entries, checkers)
         anchoring = anchor(log, report.accepted, documents, trusted)
         report = _with(report, anchoring.problems)

@@ -35,11 +35,15 @@ from benchmarks.history import commit_and_publish, plan
 from shared import chain
 from shared.audit import Position, read_entry, verify
 from shared.codec import HEADER_SIZE, Codec
+from shared.coldstore.directory import DirectoryColdStorage
 from shared.kafka.auth import Kafka, client_config
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.pointers import fold
+from shared.signing import load_or_create_signer
 
 PARTITIONS = 6  # the lifecycle topic's default (`LIFECYCLE_PARTITIONS`)
+# The bench relay's log key and checkpoints (kept between runs, so --topic can reuse both).
+KEYS = REPO / "var" / "bench" / "audit"
 
 
 async def generate(bootstrap: Kafka, dsn_base: str, events: int, adapters: int) -> dict[str, Any]:
@@ -52,7 +56,10 @@ async def generate(bootstrap: Kafka, dsn_base: str, events: int, adapters: int) 
     provision(admin_client(bootstrap), [TopicSpec(topic, PARTITIONS)])
     stories = plan(events, adapters)
     dsn = dsn_base.rsplit("/", 1)[0] + "/" + database
-    published = await commit_and_publish(stories, dsn, bootstrap, topic)
+    signer = load_or_create_signer(KEYS / "log.key")
+    published = await commit_and_publish(
+        stories, dsn, bootstrap, topic, signer=signer, cold=DirectoryColdStorage(KEYS / "cold")
+    )
     admin = await asyncpg.connect(dsn_base)  # the history now lives on the topic alone
     await admin.execute(f'DROP DATABASE "{database}"')
     await admin.close()
@@ -96,12 +103,24 @@ def raw_consume(bootstrap: Kafka, topic: str, decode: bool) -> int:
     return count
 
 
-def library_verify(source: Source) -> int:
-    """`adapterctl audit verify` as a function call; its one line of output is kept."""
+def library_verify(source: Source, *, signed: bool = True) -> int:
+    """`adapterctl audit verify` as a function call (signatures and checkpoints checked, as
+    by default; or `--unsigned`, the hash chain alone); its output is checked."""
     out = io.StringIO()
+    args = argparse.Namespace(
+        json=False,
+        public_key=[],
+        log_key=[str(KEYS / "log.key.pub")],
+        checkpoints=str(KEYS / "cold"),
+        copy_of="",
+        unsigned=not signed,
+        against_registry=False,
+    )
     with contextlib.redirect_stdout(out):
-        status = run_verify(argparse.Namespace(json=False, public_key=[]), source)
-    assert status == 0 and out.getvalue().startswith("OK"), out.getvalue()
+        status = run_verify(args, source)
+    said = out.getvalue()
+    assert status == 0 and said.startswith("OK"), said
+    assert signed == ("every event signed by the registry" in said), said
     return status
 
 
@@ -195,13 +214,22 @@ def main() -> None:
     topic = history["topic"]
     source = Source(read_kafka, bootstrap, topic, 15.0)
     events = raw_consume(bootstrap, topic, decode=False)  # also warms the broker's page cache
-    runs: dict[str, list[float]] = {"raw": [], "raw_consume_only": [], "verify": [], "replay": []}
+    runs: dict[str, list[float]] = {
+        "raw": [], "raw_consume_only": [], "verify": [], "verify_unsigned": [], "replay": []
+    }  # fmt: skip
     for _ in range(args.rounds):
         runs["raw_consume_only"].append(timed(lambda: raw_consume(bootstrap, topic, False)))
         runs["raw"].append(timed(lambda: raw_consume(bootstrap, topic, True)))
         runs["verify"].append(timed(lambda: library_verify(source)))
+        runs["verify_unsigned"].append(timed(lambda: library_verify(source, signed=False)))
         runs["replay"].append(timed(lambda: library_replay(source)))
-    script_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+    script_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": str(REPO),
+        "LOG_PUBLIC_KEYS": str(KEYS / "log.key.pub"),
+        "LOG_CHECKPOINTS": str(KEYS / "cold"),
+    }
     startup_s = timed(lambda: installed(script_env, "--help"))  # interpreter and imports only
     started = time.perf_counter()
     verdict = installed(script_env, "audit", "verify", "--topic", topic)
@@ -210,8 +238,10 @@ def main() -> None:
     rate = {name: events / statistics.median(times) for name, times in runs.items()}
     raw_name = "raw consume + fastavro decode"
     figures = [
-        Figure("audit verify (library), events/s", rate["verify"], rate["raw"], "events/s",
-               raw_name, higher_is_better=True),
+        Figure("audit verify (library, signatures and checkpoints), events/s", rate["verify"],
+               rate["raw"], "events/s", raw_name, higher_is_better=True),
+        Figure("audit verify --unsigned (library, hash chain only), events/s",
+               rate["verify_unsigned"], rate["raw"], "events/s", raw_name, higher_is_better=True),
         Figure("audit replay --json (library), events/s", rate["replay"], rate["raw"],
                "events/s", raw_name, higher_is_better=True),
         Figure("adapterctl audit verify (installed script, end to end), events/s",

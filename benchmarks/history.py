@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.coldstore.ports import ColdStorage
 from shared.events import (
     CanaryExpanded,
     CanaryStarted,
@@ -21,6 +22,7 @@ from shared.events import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -33,6 +35,7 @@ from shared.lifecycle import SERVING, LifecycleEvent, RevisionStatus, State, app
 from shared.pointers import EnvironmentPointer, move_pointer
 from shared.registry.relay import OutboxRelay, RelayConfig
 from shared.registry.store import PostgresRegistry, Step
+from shared.signing import Signer
 from tests.factories import lifecycle
 
 ENVIRONMENTS = ("staging", "production")
@@ -130,6 +133,8 @@ class AdapterStory:
             at_rest = not any(s in SERVING for s in status.environment_tracks.values())
             expirable = status.revision_track in (State.VALIDATED, State.REJECTED)
             if expirable and at_rest and revision not in named:
+                if self.rng.random() < 0.03:  # a scrub found its bytes changed at rest
+                    self.commit(self.event(RevisionQuarantined, revision))
                 self.commit(
                     self.event(RevisionExpired, revision),
                     self.event(ManifestArchived, revision),
@@ -153,14 +158,30 @@ def plan(events: int, adapters: int, seed: int = 10) -> list[AdapterStory]:
 
 
 async def commit_and_publish(
-    stories: Sequence[AdapterStory], dsn: str, bootstrap: Kafka, topic: str, writers: int = 8
+    stories: Sequence[AdapterStory],
+    dsn: str,
+    bootstrap: Kafka,
+    topic: str,
+    writers: int = 8,
+    *,
+    signer: Signer | None = None,
+    cold: ColdStorage | None = None,
 ) -> dict[str, Any]:
     """Commit every story through the registry (adapters in parallel, each in order) while
-    the outbox relay publishes to `topic`; return once every event is on the topic."""
+    the outbox relay publishes to `topic` (signing and checkpointing when given a key and
+    cold storage, as in production); return once every event is on the topic."""
     from shared.codec import Codec
 
     registry = await PostgresRegistry.connect(dsn, Codec.from_env(), max_size=writers + 1)
-    relay = OutboxRelay(RelayConfig(dsn=dsn, kafka=endpoint(bootstrap), topic=topic))
+    config = RelayConfig(
+        dsn=dsn,
+        kafka=endpoint(bootstrap),
+        topic=topic,
+        signer=signer,
+        cold=cold,
+        checkpoint_interval_s=5.0,
+    )
+    relay = OutboxRelay(config)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     queue: asyncio.Queue[AdapterStory] = asyncio.Queue()
@@ -180,6 +201,9 @@ async def commit_and_publish(
     total = sum(s.events for s in stories)
     while relay.published < total:
         await asyncio.sleep(0.1)
+    if signer is not None and cold is not None:  # the whole history anchored
+        async with registry.pool.acquire() as conn:
+            await relay.checkpoint(conn)
     stop.set()
     await relay_task
     await registry.close()

@@ -73,6 +73,7 @@ class FindingCode(StrEnum):
     NO_OP_ADAPTER = "no_op_adapter"
     STRUCTURED_OUTPUT_INVALID = "structured_output_invalid"
     ARTIFACT_UNREADABLE = "artifact_unreadable"
+    ARTIFACT_CHANGED = "artifact_changed"  # stored bytes no longer hash to the manifest
     BACKEND_ERROR = "backend_error"
 
 

@@ -24,6 +24,7 @@ from shared.events import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -48,6 +49,7 @@ LifecycleEvent: TypeAlias = (
     | RevisionExpired
     | ManifestArchived
     | WeightsDeleted
+    | RevisionQuarantined
 )
 
 
@@ -63,6 +65,7 @@ class State(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"
     ROLLED_BACK = "rolled_back"
+    QUARANTINED = "quarantined"  # its bytes changed on disk: never served again
     EXPIRED = "expired"
     ARCHIVED = "archived"
     DELETED = "deleted"
@@ -78,6 +81,15 @@ TRANSITIONS: Mapping[tuple[State | None, type], State] = MappingProxyType(
         (State.REJECTED, RevisionExpired): State.EXPIRED,
         (State.EXPIRED, ManifestArchived): State.ARCHIVED,
         (State.ARCHIVED, WeightsDeleted): State.DELETED,
+        # Stored bytes that no longer hash to the manifest: the revision leaves service for
+        # good (its environment tracks may only give traffic back) and can still expire.
+        # Caught after expiry, it is recorded and the revision stays where it was.
+        (State.REGISTERED, RevisionQuarantined): State.QUARANTINED,
+        (State.VALIDATED, RevisionQuarantined): State.QUARANTINED,
+        (State.REJECTED, RevisionQuarantined): State.QUARANTINED,
+        (State.QUARANTINED, RevisionExpired): State.EXPIRED,
+        (State.EXPIRED, RevisionQuarantined): State.EXPIRED,
+        (State.ARCHIVED, RevisionQuarantined): State.ARCHIVED,
         # environment track, which starts at `validated`
         (State.VALIDATED, RevisionEvaluated): State.EVALUATED,
         (State.VALIDATED, RevisionEvaluationFailed): State.EVALUATION_FAILED,
@@ -102,8 +114,11 @@ REVISION_EVENTS: frozenset[type] = frozenset(
         RevisionExpired,
         ManifestArchived,
         WeightsDeleted,
+        RevisionQuarantined,
     }
 )
+# What a quarantined revision's environment tracks may still do: give its traffic back.
+RELEASING_EVENTS: frozenset[type] = frozenset({RevisionRolledBack, RevisionSuperseded})
 ENVIRONMENT_EVENTS: frozenset[type] = frozenset(cls for _, cls in TRANSITIONS) - REVISION_EVENTS
 ENVIRONMENT_TRACK_START = State.VALIDATED
 # The revision track's name where tracks are named: an event's empty `environment`, and its key
@@ -201,11 +216,17 @@ def apply(status: RevisionStatus, event: LifecycleEvent) -> RevisionStatus:
                     event, status.revision_track, f"still serving in {', '.join(serving)}"
                 )
         return replace(status, revision_track=target)
-    if status.revision_track is not State.VALIDATED and type(event) in ENVIRONMENT_EVENTS:
+    releasing = status.revision_track is State.QUARANTINED and type(event) in RELEASING_EVENTS
+    if (
+        status.revision_track is not State.VALIDATED
+        and type(event) in ENVIRONMENT_EVENTS
+        and not releasing
+    ):
         raise InvalidTransition(
             event,
             status.track(environment),
-            f"environment tracks move only while the revision track is validated, "
+            f"environment tracks move only while the revision track is validated (a "
+            f"quarantined revision's may only give traffic back), "
             f"not {status.revision_track.value if status.revision_track else '(none)'}",
         )
     target = evolve(status.track(environment), event)

@@ -62,10 +62,21 @@ def event_headers(
 
 
 def event_signature_problem(
-    headers: Mapping[str, bytes], event: LifecycleEvent, ring: Mapping[str, Ed25519PublicKey]
+    headers: Mapping[str, bytes],
+    event: LifecycleEvent,
+    ring: Mapping[str, Ed25519PublicKey],
+    anchored: Mapping[str, int] | None = None,
 ) -> tuple[str, str] | None:
-    """(code, message) when the record's headers do not prove the registry published it."""
+    """(code, message) when the record's headers do not prove the registry published it.
+
+    An unsigned event at or below a checkpointed head of its adapter (`anchored`) is vouched
+    for by that checkpoint: its hash chain leads to the signed head (history published
+    before the log was signed is sealed by the first checkpoint that way).
+    """
     signature, key_id = headers.get(SIGNATURE_HEADER), headers.get(KEY_HEADER)
+    env = event.envelope
+    if signature is None and key_id is None and env.seq <= (anchored or {}).get(env.adapter, 0):
+        return None
     if signature is None or key_id is None:
         return (
             "log_signature_missing",
@@ -79,7 +90,6 @@ def event_signature_problem(
             "log_signature_unknown_key",
             f"signed by key {key_id.decode(errors='replace')!r}, not a log key (trusted: {known})",
         )
-    env = event.envelope
     if not _verifies(key, signature, event_statement(env.adapter, env.seq, env.hash)):
         return (
             "log_signature_invalid",
@@ -89,11 +99,14 @@ def event_signature_problem(
     return None
 
 
-def event_signature_checker(ring: Mapping[str, Ed25519PublicKey]) -> Checker:
-    """An audit Checker: every lifecycle event must carry a valid registry signature."""
+def event_signature_checker(
+    ring: Mapping[str, Ed25519PublicKey], anchored: Mapping[str, int] | None = None
+) -> Checker:
+    """An audit Checker: every lifecycle event must carry a valid registry signature (or, if
+    unsigned, sit under a checkpointed head: `anchored_heads`)."""
 
     def check(entry: Entry, event: LifecycleEvent) -> Iterator[tuple[str, str]]:
-        problem = event_signature_problem(entry.headers, event, ring)
+        problem = event_signature_problem(entry.headers, event, ring, anchored)
         if problem is not None:
             yield problem
 
@@ -263,6 +276,15 @@ def follow_checkpoints(
         valid.append(cp)
         previous = cp
     return problems, valid, ring
+
+
+def anchored_heads(checkpoints: Iterable[Checkpoint]) -> dict[str, int]:
+    """Each adapter's highest seq any valid checkpoint vouched for."""
+    heads: dict[str, int] = {}
+    for cp in checkpoints:
+        for adapter, head in cp.heads.items():
+            heads[adapter] = max(heads.get(adapter, 0), head.seq)
+    return heads
 
 
 def anchor(

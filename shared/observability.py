@@ -88,6 +88,31 @@ class Metrics:
         self.ready = Gauge(
             "adapters_ready", "1 when the last readiness check passed", ("service",), registry=r
         )
+        self.integrity_violations = Counter(
+            "adapters_integrity_violations",
+            "revisions quarantined because stored bytes no longer hash to their manifest "
+            "(alert on any increase)",
+            ("service", "detected_by"),
+            registry=r,
+        )
+        self.scrub_bytes = Counter(
+            "adapters_scrub_bytes",
+            "stored bytes re-hashed by the scrubber",
+            ("service",),
+            registry=r,
+        )
+        self.scrub_progress = Gauge(
+            "adapters_scrub_pass_progress",
+            "share of the current scrub pass done (0 to 1); a pass re-hashes every revision",
+            ("service",),
+            registry=r,
+        )
+        self.scrub_passes = Counter(
+            "adapters_scrub_passes",
+            "complete scrub passes over the store",
+            ("service",),
+            registry=r,
+        )
         self.relay_leader.labels(service).set(0)
         self.ready.labels(service).set(0)
 

@@ -34,6 +34,7 @@ from shared.events import (
     CanaryStarted,
     RevisionActivated,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRolledBack,
 )
 from shared.lifecycle import LifecycleEvent, RevisionStatus, apply
@@ -88,6 +89,9 @@ def move_pointer(pointer: EnvironmentPointer, event: LifecycleEvent) -> Environm
             return _forget(pointer, revision)
         case RevisionExpired():
             return _forget(pointer, revision)
+        case RevisionQuarantined() if pointer.rollback_target == revision:
+            # Never rolled back to again; where it serves, it serves until moved off it.
+            return replace(pointer, rollback_target=None)
     return pointer
 
 

@@ -52,6 +52,7 @@ class Kernel:
     catalogue: PostgresCatalogue
     pool: Any  # asyncpg.Pool shared with the registry
     app: Any  # the faust app: timers, extra topics, web views
+    metrics: Metrics | None = None  # the process's Prometheus metrics
 
 
 Build = Callable[[Kernel], Awaitable[Mapping[type, Handler]]]
@@ -109,6 +110,7 @@ def run_service(
             catalogue=PostgresCatalogue(registry.pool),
             pool=registry.pool,
             app=app,
+            metrics=metrics,
         )
         built = await build(kernel)
         if set(built) != set(flow.handles):

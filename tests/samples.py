@@ -29,6 +29,7 @@ from shared.events import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -153,6 +154,19 @@ _BUILDERS: dict[type, Callable[[], Any]] = {
     RevisionRejected: lambda: RevisionRejected(
         envelope=envelope("rejected", environment=""),
         findings=[Finding(code="base_mismatch", severity="error", message="base revision differs")],
+    ),
+    RevisionQuarantined: lambda: RevisionQuarantined(
+        envelope=envelope("quarantined", environment=""),
+        detected_by="scrubber",
+        manifest_digest=MANIFEST_DIGEST,
+        findings=[
+            Finding(
+                code="artifact_changed",
+                severity="error",
+                message="adapter_model.safetensors: the stored blob hashes to 1f2e, not 9a12",
+                evidence={"path": "adapter_model.safetensors"},
+            )
+        ],
     ),
     RevisionEvaluated: lambda: RevisionEvaluated(
         envelope=envelope("evaluated"),

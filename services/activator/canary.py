@@ -19,9 +19,9 @@ from services.activator.plans import (
     plan_rollback,
 )
 from services.activator.ports import CanaryStep, TargetError
-from services.activator.rollouts import SERVICE_ACTOR, Request, policy_for
+from services.activator.rollouts import SERVICE_ACTOR, Request, policy_for, quarantine
 from services.activator.routing import lora_name
-from shared.artifacts import StoreError
+from shared.artifacts import IntegrityError, StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.ids import derive_event_id
 from shared.pointers import EnvironmentPointer
@@ -170,7 +170,11 @@ async def reconcile(deps: ActivatorDeps, environment: str) -> None:
                 continue
             try:
                 manifest = deps.artifacts.get_manifest(record.manifest_digest)
-                deps.artifacts.materialize(manifest)
+                try:  # re-verified before a restarted replica reads a byte of it
+                    deps.artifacts.materialize(manifest)
+                except IntegrityError as exc:
+                    await quarantine(deps, record, manifest, exc, derive_event_id("reload", name))
+                    raise
                 await deps.fleet.check_contract([target], spec, manifest)
                 await target.load(name, deps.serving_path(manifest))
                 log.info("replica_reloaded", url=target.url, lora_name=name)

@@ -33,6 +33,7 @@ from shared.events import (
     PromoteRevision,
     RevisionActivated,
     RevisionApproved,
+    RevisionQuarantined,
     RevisionRolledBack,
     RevisionSuperseded,
     RollbackRevision,
@@ -293,6 +294,7 @@ FLOW = ServiceFlow(
         RevisionSuperseded,
         RevisionActivated,
         RevisionRolledBack,
+        RevisionQuarantined,
     ),
     inputs=(
         "canary analysis on a timer",

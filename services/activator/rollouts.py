@@ -19,10 +19,12 @@ from services.activator.deps import ActivatorDeps
 from services.activator.metrics import snapshot_to_json
 from services.activator.plans import Outcome, Plan, Refused, RequestAction, Situation
 from services.activator.ports import CanaryStep
-from shared.artifacts import StoreError
+from shared.artifacts import IntegrityError, StoreError
 from shared.catalogue import EnvironmentSpec
 from shared.events import Actor, caused_envelope
+from shared.lifecycle import InvalidTransition
 from shared.manifest import Manifest
+from shared.quarantine import quarantined
 from shared.registry.port import Committed, RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
@@ -58,6 +60,37 @@ def _manifest(deps: ActivatorDeps, record: RevisionRecord | None, revision: str)
         return deps.artifacts.get_manifest(record.manifest_digest)
     except (StoreError, ValueError) as exc:
         raise Refused(f"the manifest of {revision} cannot be read: {exc}") from exc
+
+
+async def quarantine(
+    deps: ActivatorDeps,
+    record: RevisionRecord | None,
+    manifest: Manifest,
+    error: IntegrityError,
+    cause_id: str,
+) -> None:
+    """Commit the revision's quarantine (once: a second finding of it changes nothing)."""
+    envelope = caused_envelope(
+        cause_id=cause_id,
+        correlation_id=cause_id,
+        adapter=manifest.adapter,
+        revision=manifest.revision,
+        environment="",
+        event_type="RevisionQuarantined",
+        actor=SERVICE_ACTOR,
+        occurred_at=datetime.now(UTC),
+    )
+    event = quarantined(envelope, "activator", manifest.digest, error.problems)
+    log.error(
+        "revision_quarantined",
+        adapter=manifest.adapter,
+        revision=manifest.revision,
+        findings=[f.message for f in event.findings],
+    )
+    try:
+        await deps.registry.commit([Step(event, expected_version=_version(record))])
+    except InvalidTransition as exc:
+        log.info("quarantine_already_recorded", revision=manifest.revision, detail=str(exc))
 
 
 def _version(record: RevisionRecord | None) -> int | None:
@@ -112,7 +145,16 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
         loads = []
         for revision in plan.load:
             manifest = _manifest(deps, records.get(revision), revision)
-            deps.artifacts.materialize(manifest)
+            try:  # every byte re-verified before any replica is asked to load it
+                deps.artifacts.materialize(manifest)
+            except IntegrityError as exc:
+                await quarantine(deps, records.get(revision), manifest, exc, request.cause_id)
+                raise Refused(
+                    f"{revision} is quarantined: its stored bytes changed after they were "
+                    f"judged ({exc}); it will never be served"
+                ) from exc
+            except (StoreError, OSError) as exc:
+                raise Refused(f"{revision} cannot be served: {exc}") from exc
             loads.append((manifest, deps.serving_path(manifest)))
         decided = time.perf_counter()
         evidence = await deps.fleet.prepare(environment, spec, loads)

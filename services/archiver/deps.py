@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from services.archiver.faults import Crash, no_crash
 from services.archiver.ports import RetentionRules, WeightStore
 from shared.coldstore import ColdStorage
+from shared.observability import Metrics
 from shared.registry.port import Registry
 
 
@@ -24,3 +25,4 @@ class ArchiverDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     crash: Crash = no_crash
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    metrics: Metrics | None = None  # integrity and scrub metrics, where the process has them

@@ -14,6 +14,7 @@ from shared.coldstore import ColdStorageError
 from shared.events import (
     ManifestArchived,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionSuperseded,
     WeightsDeleted,
 )
@@ -104,6 +105,11 @@ FLOW = ServiceFlow(
     service="archiver",
     consumes=(Topic.LIFECYCLE,),
     handles=(RevisionExpired, RevisionSuperseded),
-    emits=(RevisionExpired, ManifestArchived, WeightsDeleted),
-    inputs=("a sweep on a timer", "cold storage", "HTTP: retention and holds, by an admin"),
+    emits=(RevisionExpired, ManifestArchived, WeightsDeleted, RevisionQuarantined),
+    inputs=(
+        "a sweep on a timer",
+        "a scrub of the store on a timer",
+        "cold storage",
+        "HTTP: retention and holds, by an admin",
+    ),
 )

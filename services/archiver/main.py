@@ -12,6 +12,7 @@ from services.archiver.deps import ArchiverDeps
 from services.archiver.faults import crash_after
 from services.archiver.handlers import FLOW, handlers, sweep
 from services.archiver.migrations import MIGRATIONS
+from services.archiver.scrub import ScrubCursor, scrub_tick
 from services.archiver.settings import ArchiverSettings
 from services.archiver.store import PostgresRetentionRules
 from services.archiver.web import add_write_api, make_app
@@ -55,6 +56,31 @@ def start_sweeps(app: Any, deps: ArchiverDeps, interval_s: float) -> None:
     app.add_future(timer())
 
 
+def start_scrubs(app: Any, deps: ArchiverDeps, interval_s: float, budget_bytes: int) -> None:
+    """A scrub tick every `interval_s`, each re-hashing up to `budget_bytes` of the store."""
+    cursor = ScrubCursor()
+
+    async def scrub_once() -> None:
+        try:
+            async with deps.lock:  # never beside an archive or a deletion of the same bytes
+                tick = await scrub_tick(deps, cursor, budget_bytes)
+        except UNAVAILABLE as exc:
+            log.error("scrub_failed", error=repr(exc))
+            return
+        if tick.quarantined or tick.pass_completed:
+            log.info(
+                "scrub_tick",
+                scanned=len(tick.scanned),
+                bytes_read=tick.bytes_read,
+                quarantined=tick.quarantined,
+                pass_completed=tick.pass_completed,
+                passes=cursor.passes,
+            )
+
+    timer = app.timer(interval_s, name="archiver.scrub")(scrub_once)
+    app.add_future(timer())
+
+
 async def serve_api(
     kernel: Kernel, deps: ArchiverDeps, rules: PostgresRetentionRules, host: str, port: int
 ) -> None:
@@ -83,10 +109,12 @@ def run(env: Mapping[str, str] | None = None) -> None:
             store=LocalArtifactStore(Path(kernel.settings.artifact_root)),
             cold=open_cold_storage(settings.cold_storage),
             crash=crash_after(settings.crash_after),
+            metrics=kernel.metrics,
         )
         if settings.http_port:
             await serve_api(kernel, deps, rules, settings.http_host, settings.http_port)
         start_sweeps(kernel.app, deps, settings.sweep_interval_s)
+        start_scrubs(kernel.app, deps, settings.scrub_interval_s, settings.scrub_bytes_per_tick)
         log.info(
             "archiver_ready",
             cold_storage=settings.cold_storage.url,

@@ -16,7 +16,7 @@ import structlog
 
 from services.archiver.deps import ArchiverDeps
 from services.archiver.ports import WeightStore
-from shared.artifacts import hash_file
+from shared.artifacts import ChangedFile
 from shared.coldstore.record import (
     archive_key,
     build_record,
@@ -30,12 +30,15 @@ from shared.events import (
     Envelope,
     ManifestArchived,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     WeightsDeleted,
+    caused_envelope,
 )
 from shared.ids import derive_event_id
 from shared.lifecycle import InvalidTransition, State
 from shared.manifest import Manifest
+from shared.quarantine import quarantined
 from shared.registry.port import (
     ConcurrentTransition,
     RevisionRecord,
@@ -105,10 +108,18 @@ async def archive(deps: ArchiverDeps, record: RevisionRecord) -> None:
     bound = log.bind(adapter=adapter, revision=revision)
     events = await deps.registry.events(adapter, revision)
     registered = next((e for e in events if isinstance(e, RevisionRegistered)), None)
-    expired = [e for e in events if isinstance(e, RevisionExpired)]
     manifest = None
     if registered is not None and registered.manifest_digest:
         manifest = await asyncio.to_thread(deps.store.get_manifest, registered.manifest_digest)
+    if manifest is not None and not any(isinstance(e, RevisionQuarantined) for e in events):
+        # The archive keeps the manifest's hashes; stored bytes that no longer match them
+        # are recorded on the log first (the revision is quarantined), never archived as
+        # if they did, and the way out goes on: a known-bad copy is no reason to keep it.
+        changed = await asyncio.to_thread(deps.store.verify_stored, manifest)
+        if changed:
+            await record_quarantine(deps, record, manifest, changed, detected_by="archiver")
+            return await archive(deps, await _reread(deps, record))
+    expired = [e for e in events if isinstance(e, RevisionExpired)]
     data = build_record(adapter=adapter, revision=revision, manifest=manifest, events=events)
     digest = digest_of(data)
     uri = await asyncio.to_thread(deps.cold.put, archive_key(adapter, revision), data)
@@ -117,8 +128,6 @@ async def archive(deps: ArchiverDeps, record: RevisionRecord) -> None:
 
     back = await asyncio.to_thread(deps.cold.read, uri)
     problems = verify_record(back, digest=digest, adapter=adapter, revision=revision)
-    if manifest is not None:
-        problems += await asyncio.to_thread(weight_problems, deps.store, manifest)
     if problems:
         bound.error("archive_not_verified", archive_uri=uri, problems=problems)
         raise ArchiveNotVerified(f"{adapter}@{revision} at {uri}: " + "; ".join(problems))
@@ -135,16 +144,44 @@ async def archive(deps: ArchiverDeps, record: RevisionRecord) -> None:
     deps.crash("recorded")
 
 
-def weight_problems(store: WeightStore, manifest: Manifest) -> list[str]:
-    """Do the stored weights still hash to what the archive keeps? Checked before recording."""
-    problems = []
-    for entry in {f.sha256: f for f in manifest.files}.values():
-        blob = store.blob_path(entry.sha256)
-        if not blob.exists():
-            problems.append(f"{entry.path}: blob {entry.sha256} is missing from the store")
-        elif hash_file(blob) != (entry.sha256, entry.size):
-            problems.append(f"{entry.path}: stored bytes no longer hash to {entry.sha256}")
-    return problems
+async def _reread(deps: ArchiverDeps, record: RevisionRecord) -> RevisionRecord:
+    fresh = await deps.registry.revision(record.adapter, record.revision)
+    if fresh is None:
+        raise ConcurrentTransition(f"{record.adapter}@{record.revision} left the registry")
+    return fresh
+
+
+async def record_quarantine(
+    deps: ArchiverDeps,
+    record: RevisionRecord,
+    manifest: Manifest,
+    changed: list[ChangedFile],
+    *,
+    detected_by: str,
+) -> None:
+    """Commit the revision's quarantine, one finding per changed file (once per revision:
+    the event id derives from the manifest and what was found)."""
+    found = ",".join(f"{c.path}={c.found[0]}" for c in changed)
+    envelope = caused_envelope(
+        cause_id=derive_event_id(f"{manifest.digest}/{found}", "integrity"),
+        correlation_id=derive_event_id(manifest.digest, "integrity"),
+        adapter=record.adapter,
+        revision=record.revision,
+        event_type="RevisionQuarantined",
+        actor=ACTOR,
+        occurred_at=deps.clock(),
+    )
+    event = quarantined(envelope, detected_by, manifest.digest, changed)
+    await deps.registry.commit([Step(event, expected_version=record.version)])
+    if deps.metrics is not None:
+        deps.metrics.integrity_violations.labels(deps.metrics.service, detected_by).inc()
+    log.error(
+        "revision_quarantined",
+        adapter=record.adapter,
+        revision=record.revision,
+        detected_by=detected_by,
+        findings=[f.message for f in event.findings],
+    )
 
 
 async def delete_weights(deps: ArchiverDeps, record: RevisionRecord) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from shared.artifacts import ChangedFile
 from shared.manifest import Manifest
 from shared.retention import RetentionPolicy
 
@@ -16,6 +17,8 @@ class WeightStore(Protocol):
     def blob_path(self, sha256: str) -> Path: ...
     def revision_dir(self, manifest: Manifest) -> Path: ...
     def delete_revision(self, manifest: Manifest) -> tuple[int, int]: ...
+    def verify_stored(self, manifest: Manifest) -> list[ChangedFile]: ...
+    def stored_bytes(self, manifest: Manifest) -> int: ...
 
 
 class RetentionRules(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, PositiveFloat, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from services.archiver.faults import CRASH_POINTS
 from shared.coldstore import ColdStorageSettings
@@ -17,6 +17,17 @@ class ArchiverSettings(EnvSettings):
         default=300.0,
         validation_alias="ARCHIVER_SWEEP_INTERVAL_S",
         description="seconds between retention sweeps",
+    )
+    scrub_interval_s: PositiveFloat = Field(
+        default=60.0,
+        validation_alias="ARCHIVER_SCRUB_INTERVAL_S",
+        description="seconds between scrub ticks (each re-hashes part of the artifact store)",
+    )
+    scrub_bytes_per_tick: PositiveInt = Field(
+        default=1 << 30,
+        validation_alias="ARCHIVER_SCRUB_BYTES_PER_TICK",
+        description="bytes a scrub tick re-hashes at most (at least one revision): bounds "
+        "the disk load; a pass covers the whole store",
     )
     http_host: str = Field(
         default="127.0.0.1",

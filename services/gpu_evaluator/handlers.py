@@ -20,13 +20,14 @@ from services.gpu_evaluator.ports import (
 )
 from services.gpu_evaluator.report import build_report, report_bytes, store_report
 from services.gpu_evaluator.suites import SuiteError, load_suite
-from shared.artifacts import StoreError
+from shared.artifacts import IntegrityError, StoreError
 from shared.events import (
     Actor,
     Envelope,
     Finding,
     RevisionEvaluated,
     RevisionEvaluationFailed,
+    RevisionQuarantined,
     RevisionValidated,
 )
 from shared.findings import FindingCode
@@ -34,6 +35,7 @@ from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
 from shared.lifecycle import State
 from shared.manifest import Manifest
+from shared.quarantine import quarantined
 from shared.registry.port import RevisionRecord, Step
 
 log = structlog.get_logger(__name__)
@@ -56,6 +58,14 @@ async def on_revision_validated(event: RevisionValidated, deps: EvaluatorDeps) -
     pending = [e for e in event.checked_environments if record.status.track(e) is State.VALIDATED]
     if not pending or not record.manifest_digest:
         await deps.registry.record_handled(CONSUMER, envelope.event_id)
+        return
+    changed = _changed_on_disk(event, record, deps)
+    if changed is not None:
+        # Bytes changed since validation: nothing is judged, the revision leaves service.
+        await deps.registry.commit(
+            [Step(changed, expected_version=record.version)], inbox=(CONSUMER, envelope.event_id)
+        )
+        bound.error("revision_quarantined", findings=[f.message for f in changed.findings])
         return
     verdicts = [await evaluate_in(environment, event, record, deps) for environment in pending]
     # One commit for every environment: a crash half-way re-evaluates all, never skips one.
@@ -94,16 +104,18 @@ async def evaluate_in(
         raise PermanentError(f"cannot evaluate in {environment}: {exc}") from exc
     try:
         manifest = deps.store.get_manifest(str(record.manifest_digest))
+        # Verified here, before a single byte is judged: bytes changed since validation are
+        # refused by name, never evaluated (and so never approved on this evidence).
         candidate = AdapterRef(adapter, revision, deps.store.materialize(manifest))
     except (StoreError, ValueError, OSError) as exc:
-        finding = Finding(
-            code=FindingCode.ARTIFACT_UNREADABLE, severity="error", message=str(exc)[:1000]
-        )
+        changed = isinstance(exc, IntegrityError)
+        code = FindingCode.ARTIFACT_CHANGED if changed else FindingCode.ARTIFACT_UNREADABLE
+        finding = Finding(code=code, severity="error", message=str(exc)[:1000])
         return _failed(
             event,
             environment,
             deps,
-            cause=f"artifact unreadable: {exc}"[:1000],
+            cause=f"{'artifact changed' if changed else 'artifact unreadable'}: {exc}"[:1000],
             suite_digest=suite.digest,
             baseline=baseline,
             findings=[finding],
@@ -198,6 +210,7 @@ async def _baseline(
         manifest = deps.store.get_manifest(record.manifest_digest)
         return AdapterRef(adapter, active, deps.store.materialize(manifest))
     except (StoreError, OSError) as exc:
+        # IntegrityError included: the serving revision's stored bytes changed on disk.
         raise PermanentError(f"baseline {active} is not loadable: {exc}") from exc
 
 
@@ -208,6 +221,21 @@ def _backend_finding(backend: EvaluationBackend, exc: BaseException) -> Finding:
         message=f"the {backend.name} backend raised {type(exc).__name__}: {exc}"[:1000],
         evidence={"backend": backend.name, "exception": type(exc).__name__},
     )
+
+
+def _changed_on_disk(
+    event: RevisionValidated, record: RevisionRecord, deps: EvaluatorDeps
+) -> RevisionQuarantined | None:
+    """The quarantine to commit when the candidate's stored bytes no longer match its
+    manifest; None when they do (or cannot be read: each environment's verdict says so)."""
+    try:
+        deps.store.materialize(deps.store.get_manifest(str(record.manifest_digest)))
+    except IntegrityError as exc:
+        envelope = _envelope(event, "", "RevisionQuarantined", deps)
+        return quarantined(envelope, "evaluator", str(record.manifest_digest), exc.problems)
+    except (StoreError, ValueError, OSError):
+        return None
+    return None
 
 
 def _failed(
@@ -252,6 +280,6 @@ FLOW = ServiceFlow(
     service="gpu_evaluator",
     consumes=(Topic.LIFECYCLE,),
     handles=(RevisionValidated,),
-    emits=(RevisionEvaluated, RevisionEvaluationFailed),
+    emits=(RevisionEvaluated, RevisionEvaluationFailed, RevisionQuarantined),
     inputs=(),
 )

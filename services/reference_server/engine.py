@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.artifacts import folder_revision
 from shared.modelkit.evaluate import load, peft_warnings_silenced
 
 
@@ -65,6 +66,7 @@ class Engine:
             return self._slots[name]
         slot = f"lora{self._next}"  # PEFT names are module keys: no dots, no '@'
         self._next += 1
+        _verify_revision_folder(Path(path))
         with peft_warnings_silenced():
             if self._peft is None:
                 from peft import PeftModel
@@ -131,3 +133,21 @@ class Engine:
             [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
         )
         return str(text)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _verify_revision_folder(folder: Path) -> None:
+    """A folder named by a revision digest (the store's `revisions/<adapter>/<hex>`) must
+    hold exactly the bytes that digest names; checked at every load, before PEFT reads it."""
+    name = folder.name
+    if len(name) != 64 or not set(name) <= _HEX:
+        return  # not a store folder (a hand-made one in development): nothing to hold it to
+    found = folder_revision(folder)
+    if found != f"sha256:{name}":
+        raise LoadRefused(
+            f"the files at {str(folder)!r} make revision {found}, not sha256:{name}: "
+            "they changed after the revision was recorded; refusing to load them",
+            400,
+        )

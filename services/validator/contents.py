@@ -186,9 +186,13 @@ def check_declared_base(manifest: Manifest, config: Mapping[str, Any] | None) ->
 
 
 def _same_base(declared: str, model_id: str) -> bool:
-    if _is_local_path(declared):
-        return PurePosixPath(declared.rstrip("/")).name == model_id.rsplit("/", 1)[-1]
-    return declared == model_id.strip()
+    """The same model when the names are equal or end in the same repository name: a
+    local path or an internal mirror (`/models/x`, `mirror-org/x`) of the registered `org/x`
+    names it, another model's name does not."""
+    if declared == model_id.strip():
+        return True
+    name = PurePosixPath(declared.rstrip("/")).name if _is_local_path(declared) else declared
+    return name.rsplit("/", 1)[-1].casefold() == model_id.strip().rsplit("/", 1)[-1].casefold()
 
 
 def _is_local_path(name: str) -> bool:

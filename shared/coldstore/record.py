@@ -18,6 +18,7 @@ from shared.events import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
 )
 from shared.lifecycle import LifecycleEvent, State
@@ -78,6 +79,13 @@ def build_record(
         "events": [
             {**_at(e), "event": type(e).__name__, "environment": e.envelope.environment}
             for e in trail
+        ],
+        # Stored bytes found changed (at a use, a scrub, or before this archive): the
+        # archive keeps the manifest's hashes, and says the weights no longer matched them.
+        "quarantines": [
+            {**_at(e), "detected_by": e.detected_by, "findings": [f.message for f in e.findings]}
+            for e in ours
+            if isinstance(e, RevisionQuarantined)
         ],
         "chain_head": {
             "seq": expired.envelope.seq,

@@ -34,6 +34,7 @@ from shared.events.revision import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -66,6 +67,7 @@ LIFECYCLE_EVENTS: tuple[type[Event], ...] = (
     RevisionExpired,
     ManifestArchived,
     WeightsDeleted,
+    RevisionQuarantined,
 )
 COMMANDS: tuple[type[Event], ...] = (
     PromoteRevision,
@@ -104,6 +106,7 @@ __all__ = [
     "RevisionEvaluated",
     "RevisionEvaluationFailed",
     "RevisionExpired",
+    "RevisionQuarantined",
     "RevisionRegistered",
     "RevisionRejected",
     "RevisionRolledBack",

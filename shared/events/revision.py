@@ -184,3 +184,16 @@ class WeightsDeleted:
     envelope: Envelope
     file_count: int
     bytes_freed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevisionQuarantined:
+    """The revision's stored bytes no longer hash to its manifest (caught at a use or a
+    scrub): it is never loaded, approved or rolled back to again. One finding per file."""
+
+    SCHEMA: ClassVar[str] = f"{_NS}.RevisionQuarantined"
+
+    envelope: Envelope
+    detected_by: str  # evaluator, activator, scrubber or archiver
+    manifest_digest: str
+    findings: list[Finding]

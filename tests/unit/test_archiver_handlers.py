@@ -8,6 +8,7 @@ resumes to the same end."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import os
 import uuid
@@ -42,6 +43,7 @@ from shared.events import (
     RevisionApproved,
     RevisionEvaluated,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionSuperseded,
@@ -260,9 +262,12 @@ async def test_a_hold_placed_after_expiry_keeps_the_weights_until_it_is_released
     assert not blobs_present(world, manifest)
 
 
-async def test_a_sweep_leaves_a_revision_whose_archive_does_not_verify_and_goes_on(
+async def test_a_sweep_quarantines_weights_that_changed_on_disk_and_still_takes_them_out(
     world: World,
 ) -> None:
+    """Once a dead letter retried every sweep: now the change is on the log, the archive
+    keeps the manifest's hashes and says the weights no longer matched, and the way out
+    ends."""
     broken = await expired(world, b"weights-1")
     fine = await expired(world, b"weights-2")
     weights = world.store.blob_path(broken.files[1].sha256)
@@ -270,10 +275,22 @@ async def test_a_sweep_leaves_a_revision_whose_archive_does_not_verify_and_goes_
     weights.write_bytes(b"weights-X")  # the stored bytes changed since ingest
     report = await sweep(world.deps())
 
-    assert list(report.failed) == [(ADAPTER, broken.revision)]
-    assert report.failed[(ADAPTER, broken.revision)].startswith("ArchiveNotVerified")
-    assert await world.track(broken.revision) is State.EXPIRED
-    assert report.finished == {(ADAPTER, fine.revision): State.DELETED}
+    assert report.failed == {}
+    assert report.finished == {
+        (ADAPTER, broken.revision): State.DELETED,
+        (ADAPTER, fine.revision): State.DELETED,
+    }
+    [quarantine] = await world.registry.events(
+        ADAPTER, broken.revision, types=(RevisionQuarantined,)
+    )
+    assert isinstance(quarantine, RevisionQuarantined) and quarantine.detected_by == "archiver"
+    [finding] = quarantine.findings
+    assert finding.code == "artifact_changed" and finding.evidence["path"] == broken.files[1].path
+    assert finding.evidence["found_sha256"] == hashlib.sha256(b"weights-X").hexdigest()
+    [archived] = await world.registry.events(ADAPTER, broken.revision, types=(ManifestArchived,))
+    assert isinstance(archived, ManifestArchived)
+    body = parse_record(world.cold.read(archived.archive_uri))
+    assert [q["detected_by"] for q in body["quarantines"]] == ["archiver"]
 
 
 # --- expire ----------------------------------------------------------------------------
@@ -331,12 +348,18 @@ async def test_archive_writes_a_verified_record_and_commits_where_it_is(world: W
     assert blobs_present(world, manifest)  # archiving deletes nothing
 
 
-async def test_archive_refuses_weights_that_no_longer_hash_to_the_manifest(world: World) -> None:
+async def test_missing_weights_are_quarantined_before_the_archive_is_written(
+    world: World,
+) -> None:
     manifest = await expired(world, b"weights-1")
     world.store.blob_path(manifest.files[1].sha256).unlink()
-    with pytest.raises(ArchiveNotVerified, match="missing from the store"):
-        await archive(world.deps(), await record_of(world, manifest.revision))
-    assert await world.track(manifest.revision) is State.EXPIRED
+    await archive(world.deps(), await record_of(world, manifest.revision))
+    assert await world.track(manifest.revision) is State.ARCHIVED
+    [quarantine] = await world.registry.events(ADAPTER, types=(RevisionQuarantined,))
+    assert isinstance(quarantine, RevisionQuarantined)
+    assert quarantine.findings[0].evidence["found_sha256"] == "missing"
+    await archive(world.deps(), await record_of(world, manifest.revision))  # no second one
+    assert len(await world.registry.events(ADAPTER, types=(RevisionQuarantined,))) == 1
 
 
 async def archived_revision(world: World) -> Manifest:
@@ -427,8 +450,8 @@ async def test_an_expiry_whose_archive_cannot_be_verified_goes_back_for_a_retry(
     manifest = await expired(world, b"weights-1")
     [event] = await world.registry.events(ADAPTER, types=(RevisionExpired,))
     assert isinstance(event, RevisionExpired)
-    world.store.blob_path(manifest.files[0].sha256).unlink()
-    with pytest.raises(ArchiveNotVerified):
+    world.cold.put(archive_key(ADAPTER, manifest.revision), b"someone else's bytes")
+    with pytest.raises(ColdStorageError):
         await on_revision_expired(event, world.deps())
     assert await world.track(manifest.revision) is State.EXPIRED
 

@@ -5,6 +5,8 @@ for a hard link between listing and reading. Stored blobs are not world-readable
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import os
 import stat
@@ -15,7 +17,14 @@ import pytest
 
 from services.ingest.adapters import LocalDirectorySource
 from services.ingest.ports import Limits, SourceRefused
-from shared.artifacts import DIR_MODE, FILE_MODE, LocalArtifactStore
+from shared.artifacts import (
+    DIR_MODE,
+    FILE_MODE,
+    SERVED_DIR_MODE,
+    IntegrityError,
+    LocalArtifactStore,
+    folder_revision,
+)
 from shared.findings import FindingCode
 from shared.manifest import FileEntry, Manifest, revision_digest
 
@@ -193,13 +202,10 @@ def test_stored_blobs_and_manifest_folders_are_not_world_readable(tmp_path: Path
     assert not FILE_MODE & 0o007 and not DIR_MODE & 0o007
 
 
-def test_a_revision_is_materialised_as_hard_links_to_owner_and_group_only_blobs(
-    tmp_path: Path,
-) -> None:
-    store = LocalArtifactStore(tmp_path / "store")
-    entry = store.put_stream(io.BytesIO(b"weights"), max_bytes=1 << 10)
+def stored_revision(store: LocalArtifactStore, content: bytes = b"weights") -> Manifest:
+    entry = store.put_stream(io.BytesIO(content), max_bytes=1 << 10)
     files = (FileEntry(path="sub/adapter_model.safetensors", sha256=entry.sha256, size=7),)
-    manifest = Manifest(
+    return Manifest(
         adapter="support-bot",
         revision=revision_digest(files),
         files=files,
@@ -213,9 +219,82 @@ def test_a_revision_is_materialised_as_hard_links_to_owner_and_group_only_blobs(
         trained_event_id="t",
         source_uri="file:///incoming/x",
     )
+
+
+def test_a_revision_is_served_from_verified_read_only_copies_never_the_blobs(
+    tmp_path: Path,
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    manifest = stored_revision(store)
+    blob = store.blob_path(manifest.files[0].sha256)
     folder = store.materialize(manifest)
     loaded = folder / "sub" / "adapter_model.safetensors"
     assert loaded.read_bytes() == b"weights"
-    assert loaded.stat().st_ino == store.blob_path(entry.sha256).stat().st_ino
+    assert loaded.stat().st_ino != blob.stat().st_ino  # a copy: the blob changing cannot reach it
+    assert blob.stat().st_nlink == 2  # the store's own reference under links/
     assert stat.S_IMODE(loaded.stat().st_mode) == FILE_MODE
-    assert stat.S_IMODE(loaded.parent.stat().st_mode) == DIR_MODE
+    assert stat.S_IMODE(loaded.parent.stat().st_mode) == SERVED_DIR_MODE
+    assert stat.S_IMODE(folder.stat().st_mode) == SERVED_DIR_MODE
+    assert folder_revision(folder) == manifest.revision
+    assert store.materialize(manifest) == folder  # verified again, unchanged
+
+
+def _overwrite(path: Path, content: bytes) -> None:
+    """An insider with write access to the disk changes a file in place."""
+    path.chmod(0o640)
+    path.write_bytes(content)
+
+
+@pytest.mark.parametrize("where", ["blob before first use", "served copy"])
+def test_bytes_changed_on_disk_are_caught_at_the_next_use_by_name(
+    tmp_path: Path, where: str
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    manifest = stored_revision(store)
+    blob = store.blob_path(manifest.files[0].sha256)
+    if where == "blob before first use":
+        _overwrite(blob, b"WEIGHTS")
+    else:
+        folder = store.materialize(manifest)
+        _overwrite(folder / "sub" / "adapter_model.safetensors", b"WEIGHTS")
+    with pytest.raises(IntegrityError) as caught:
+        store.materialize(manifest)
+    [changed] = caught.value.problems
+    assert changed.path == "sub/adapter_model.safetensors" and changed.where == (
+        "stored blob" if where.startswith("blob") else "served copy"
+    )
+    assert changed.found == (hashlib.sha256(b"WEIGHTS").hexdigest(), 7)
+    assert store.verify_stored(manifest) == [changed]
+    assert manifest.files[0].sha256[:16] in str(caught.value)
+    served = store.revision_dir(manifest) / "sub" / "adapter_model.safetensors"
+    assert not served.exists() or where == "served copy"  # a bad copy is never placed
+
+
+def test_deleting_a_revision_keeps_a_blob_another_revision_still_references(
+    tmp_path: Path,
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    first = stored_revision(store)
+    second = dataclasses.replace(first, adapter="other-bot")
+    store.materialize(first)
+    store.materialize(second)
+    blob = store.blob_path(first.files[0].sha256)
+    assert store.delete_revision(first) == (0, 0) and blob.exists()
+    assert store.delete_revision(second) == (1, 7) and not blob.exists()
+
+
+def test_a_served_folder_named_by_its_revision_proves_its_own_bytes_at_load(
+    tmp_path: Path,
+) -> None:
+    """What the reference server checks before PEFT reads a byte (it has no manifest)."""
+    from services.reference_server.engine import LoadRefused, _verify_revision_folder
+
+    store = LocalArtifactStore(tmp_path / "store")
+    manifest = stored_revision(store)
+    folder = store.materialize(manifest)
+    _verify_revision_folder(folder)  # intact: loads
+    _overwrite(folder / "sub" / "adapter_model.safetensors", b"WEIGHTS")
+    with pytest.raises(LoadRefused, match="changed after the revision was recorded") as refused:
+        _verify_revision_folder(folder)
+    assert refused.value.status == 400
+    _verify_revision_folder(tmp_path)  # a hand-made folder, not named by a digest: not held

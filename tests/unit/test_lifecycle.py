@@ -18,6 +18,7 @@ from shared.events import (
     RevisionApproved,
     RevisionEvaluated,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -251,3 +252,53 @@ def test_serving_and_at_rest_split_the_environment_states_without_overlap() -> N
     }
     assert environment_states == SERVING | AT_REST
     assert not SERVING & AT_REST
+
+
+# --- quarantine: bytes changed on disk ---------------------------------------------------
+
+
+def quarantined_in(environment_state: State) -> RevisionStatus:
+    status = RevisionStatus(State.VALIDATED, {"prod": environment_state})
+    return apply(status, make_event(RevisionQuarantined, environment=""))
+
+
+@pytest.mark.parametrize(
+    "cls", [RevisionEvaluated, RevisionApproved, CanaryStarted, RevisionActivated]
+)
+def test_a_quarantined_revision_is_never_evaluated_approved_or_served_again(cls: type) -> None:
+    before = {
+        RevisionEvaluated: State.VALIDATED,
+        RevisionApproved: State.EVALUATED,
+        CanaryStarted: State.APPROVED,
+        RevisionActivated: State.SUPERSEDED,  # a rollback back onto it
+    }[cls]
+    with pytest.raises(InvalidTransition, match="quarantined revision's may only give traffic"):
+        apply(quarantined_in(before), make_event(cls))
+
+
+@pytest.mark.parametrize(
+    ("serving", "cls"),
+    [
+        (State.ACTIVE, RevisionRolledBack),
+        (State.CANARY, RevisionRolledBack),
+        (State.ACTIVE, RevisionSuperseded),
+    ],
+)
+def test_a_quarantined_revision_still_gives_its_traffic_back_and_then_expires(
+    serving: State, cls: type
+) -> None:
+    status = apply(quarantined_in(serving), make_event(cls))
+    assert status.track("prod") in (State.ROLLED_BACK, State.SUPERSEDED)
+    expired = apply(status, make_event(RevisionExpired, environment=""))
+    assert expired.revision_track is State.EXPIRED
+
+
+def test_a_quarantined_revision_cannot_expire_while_it_serves() -> None:
+    with pytest.raises(InvalidTransition, match="still serving in prod"):
+        apply(quarantined_in(State.ACTIVE), make_event(RevisionExpired, environment=""))
+
+
+@pytest.mark.parametrize("state", [State.EXPIRED, State.ARCHIVED])
+def test_a_change_found_after_expiry_is_recorded_and_the_revision_stays_put(state: State) -> None:
+    status = apply(RevisionStatus(state), make_event(RevisionQuarantined, environment=""))
+    assert status.revision_track is state

@@ -17,9 +17,11 @@ from shared.logseal import (
     Checkpoint,
     Head,
     anchor,
+    anchored_heads,
     checkpoint_key,
     event_headers,
     event_signature_checker,
+    follow_checkpoints,
     parse_checkpoint,
     rotation_checkpoint,
     sign_checkpoint,
@@ -190,3 +192,18 @@ def test_a_rotation_announced_by_the_old_key_keeps_old_and_new_signatures_valid(
 def test_a_checkpoint_round_trips_through_its_bytes() -> None:
     signed = sign_checkpoint(TEST_LOG_SIGNER, checkpoint([alpha_chain()]))
     assert parse_checkpoint(signed.to_json()) == signed
+
+
+def test_history_published_before_signing_is_sealed_by_the_first_checkpoint() -> None:
+    """An upgraded registry: its old events carry no signature; the relay's first checkpoint
+    vouches for their heads, and only unsigned events past it are refused."""
+    chain = alpha_chain()
+    old, new = chain[:10], chain[10:]
+    docs = documents(checkpoint([old]))
+    _, valid, ring = follow_checkpoints(TOPIC, docs, TRUSTED)
+    entries = [*log(old, None), *log(new)]
+    checker = event_signature_checker(ring, anchored_heads(valid))
+    assert verify(entries, [checker]).ok
+    forged = forged_head(chain)
+    appended = verify([*entries, entry(forged, len(chain), None)], [checker])
+    assert [p.code for p in appended.problems] == ["log_signature_missing"]

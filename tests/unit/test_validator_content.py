@@ -142,10 +142,16 @@ CONTENT_ROWS: tuple[Row, ...] = (
         ("declared_base_mismatch",),
     ),
     Row(
-        "declared_base_case_differs",
+        "declared_base_case_differs_is_the_same_repository",
         contents.check_declared_base,
         (MANIFEST, {"base_model_name_or_path": BASE.model_id.upper()}),
-        ("declared_base_mismatch",),
+        (),
+    ),
+    Row(
+        "declared_base_from_a_mirror_is_the_same_repository",
+        contents.check_declared_base,
+        (MANIFEST, {"base_model_name_or_path": "mirror/" + BASE.model_id.rsplit("/", 1)[-1]}),
+        (),
     ),
     Row(
         "declared_revision_other",
