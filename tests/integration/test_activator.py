@@ -78,6 +78,7 @@ class Approved:
     adapter: str
     revision: str
     event_id: str
+    events: tuple[Any, ...] = field(default=(), compare=False)  # registered ... approved
 
     @property
     def lora(self) -> str:
@@ -97,9 +98,10 @@ class Rollouts:
         self.store = LocalArtifactStore(self.stack.artifacts)
 
     async def approve(
-        self, adapter: str, kind: str, *, tokenizer_from: Path | None = None
+        self, adapter: str, kind: str, *, tokenizer_from: Path | None = None, commit: bool = True
     ) -> Approved:
-        """The kit's `kind` adapter stored, registered, validated, evaluated and approved."""
+        """The kit's `kind` adapter stored, registered, validated, evaluated and approved
+        (the events left to the caller to commit when not `commit`)."""
         files = []
         for path, entry in kit_files(self.tiny.adapter(kind)):
             self.store.put_stream(io.BytesIO(path.read_bytes()), max_bytes=1 << 26)
@@ -142,8 +144,9 @@ class Rollouts:
             lifecycle(RevisionEvaluated, adapter, revision, ENV),
             approved,
         ]
-        await self.registry.commit([Step(e) for e in events])
-        return Approved(adapter, revision, approved.envelope.event_id)
+        if commit:
+            await self.registry.commit([Step(e) for e in events])
+        return Approved(adapter, revision, approved.envelope.event_id, tuple(events))
 
     async def outcome(self, cause_id: str, timeout_s: float = 60) -> Any:
         """The activator's answer to `cause_id`, read from its API as adapterctl reads it."""

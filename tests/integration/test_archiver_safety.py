@@ -13,7 +13,7 @@ import pytest
 from services.archiver.handlers import sweep
 from services.archiver.pipeline import ArchiveNotVerified, complete, expire
 from shared.coldstore.record import archive_key
-from shared.events import RevisionActivated
+from shared.events import RevisionActivated, RevisionQuarantined
 from shared.lifecycle import InvalidTransition, State
 from shared.retention import RollbackRefused
 from tests.conftest import Infra
@@ -151,9 +151,12 @@ async def test_a_different_object_already_at_the_archive_key_is_never_replaced(
     assert world.weights_present(adapter, revision)
 
 
-async def test_stored_weights_that_no_longer_match_their_manifest_are_not_archived_as_if_they_did(
+async def test_stored_weights_that_no_longer_match_their_manifest_are_quarantined_on_the_log(
     world: World, unique: Callable[[str], str]
 ) -> None:
+    """Not archived as if they matched, and not stuck retrying either (issue #16): the
+    change is committed as RevisionQuarantined, the archive keeps the manifest's hashes and
+    lists the quarantine, and the way out ends."""
     adapter = unique("rotten")
     revision = await _expired(world, adapter)
     blob = world.store.blob_path(
@@ -163,7 +166,9 @@ async def test_stored_weights_that_no_longer_match_their_manifest_are_not_archiv
     with blob.open("r+b") as f:
         f.write(b"\0")
 
-    with pytest.raises(ArchiveNotVerified, match="no longer hash to"):
-        await complete(world.deps(), adapter, revision)
-    assert await world.state(adapter, revision) is State.EXPIRED
-    assert blob.exists()
+    assert await complete(world.deps(), adapter, revision) is State.DELETED
+    [quarantine] = await world.registry.events(adapter, revision, types=(RevisionQuarantined,))
+    assert isinstance(quarantine, RevisionQuarantined)
+    assert quarantine.detected_by == "archiver"
+    assert [f.evidence["path"] for f in quarantine.findings] == ["adapter_model.safetensors"]
+    assert not blob.exists()
