@@ -126,6 +126,12 @@ def register(groups: Any, common: argparse.ArgumentParser, ctl: CtlSettings | No
         "name the original",
     )
     verify.add_argument(
+        "--every-signature",
+        action="store_true",
+        help="check each event's own signature even where a checkpoint already proves it "
+        "(slower; by default only events past the newest checkpoint need theirs)",
+    )
+    verify.add_argument(
         "--unsigned",
         action="store_true",
         help="check the hash chain only, without signatures or checkpoints (a forged event "
@@ -193,7 +199,8 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
         log = args.copy_of or source.topic
         documents = _checkpoint_documents(args.checkpoints, log)
         _, valid, ring = follow_checkpoints(log, documents, trusted)
-        checkers.append(event_signature_checker(ring, anchored_heads(valid)))
+        anchored = anchored_heads(valid)
+        checkers.append(event_signature_checker(ring, anchored, every=args.every_signature))
         report = verify(entries, checkers)
         anchoring = anchor(log, report.accepted, documents, trusted)
         report = _with(report, anchoring.problems)

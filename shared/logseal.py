@@ -66,16 +66,22 @@ def event_signature_problem(
     event: LifecycleEvent,
     ring: Mapping[str, Ed25519PublicKey],
     anchored: Mapping[str, int] | None = None,
+    *,
+    every: bool = False,
 ) -> tuple[str, str] | None:
     """(code, message) when the record's headers do not prove the registry published it.
 
-    An unsigned event at or below a checkpointed head of its adapter (`anchored`) is vouched
-    for by that checkpoint: its hash chain leads to the signed head (history published
-    before the log was signed is sealed by the first checkpoint that way).
+    An event at or below a checkpointed head of its adapter (`anchored`) is proven by that
+    checkpoint, as a signed tree head proves its entries: its hash chain leads to the signed
+    head (which `anchor` holds the log to), so its own signature adds nothing and is not
+    checked unless `every`; history published before the log was signed is sealed by the
+    first checkpoint that way. An unsigned one is accepted there even with `every`.
     """
     signature, key_id = headers.get(SIGNATURE_HEADER), headers.get(KEY_HEADER)
     env = event.envelope
-    if signature is None and key_id is None and env.seq <= (anchored or {}).get(env.adapter, 0):
+    if env.seq <= (anchored or {}).get(env.adapter, 0) and (
+        not every or (signature is None and key_id is None)
+    ):
         return None
     if signature is None or key_id is None:
         return (
@@ -100,13 +106,16 @@ def event_signature_problem(
 
 
 def event_signature_checker(
-    ring: Mapping[str, Ed25519PublicKey], anchored: Mapping[str, int] | None = None
+    ring: Mapping[str, Ed25519PublicKey],
+    anchored: Mapping[str, int] | None = None,
+    *,
+    every: bool = False,
 ) -> Checker:
-    """An audit Checker: every lifecycle event must carry a valid registry signature (or, if
-    unsigned, sit under a checkpointed head: `anchored_heads`)."""
+    """An audit Checker: every lifecycle event past the checkpoints (`anchored_heads`; all of
+    them with `every`) must carry a valid registry signature."""
 
     def check(entry: Entry, event: LifecycleEvent) -> Iterator[tuple[str, str]]:
-        problem = event_signature_problem(entry.headers, event, ring, anchored)
+        problem = event_signature_problem(entry.headers, event, ring, anchored, every=every)
         if problem is not None:
             yield problem
 

@@ -21,7 +21,7 @@ from shared.events import (
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler
 from shared.lifecycle import State
-from shared.registry.port import ConcurrentTransition
+from shared.registry.port import ConcurrentTransition, pointers_naming
 from shared.retention import decide_expiry
 
 log = structlog.get_logger(__name__)
@@ -91,6 +91,24 @@ async def on_revision_superseded(event: RevisionSuperseded, deps: ArchiverDeps) 
     await sweep(deps, event.envelope.adapter)
 
 
+async def on_revision_quarantined(event: RevisionQuarantined, deps: ArchiverDeps) -> None:
+    """Every quarantine on the log, whoever caught it, raises the one alert metric; one that
+    still serves somewhere says what the operator must do (runbook §9)."""
+    env = event.envelope
+    if deps.metrics is not None and event.detected_by not in ("archiver", "scrubber"):
+        deps.metrics.integrity_violations.labels(deps.metrics.service, event.detected_by).inc()
+    # The quarantine cleared it as a rollback target: what still names it serves it.
+    serving = pointers_naming(await deps.registry.pointers(env.adapter), env.adapter, env.revision)
+    if serving:
+        log.error(
+            "quarantined_revision_serving",
+            adapter=env.adapter,
+            revision=env.revision,
+            serving=serving,
+            action=f"adapterctl rollback {env.adapter} --env <environment> (runbook §9)",
+        )
+
+
 def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
     async def expired(event: RevisionExpired) -> None:
         await on_revision_expired(event, deps)
@@ -98,13 +116,20 @@ def handlers(deps: ArchiverDeps) -> dict[type, Handler]:
     async def superseded(event: RevisionSuperseded) -> None:
         await on_revision_superseded(event, deps)
 
-    return {RevisionExpired: expired, RevisionSuperseded: superseded}
+    async def quarantined(event: RevisionQuarantined) -> None:
+        await on_revision_quarantined(event, deps)
+
+    return {
+        RevisionExpired: expired,
+        RevisionSuperseded: superseded,
+        RevisionQuarantined: quarantined,
+    }
 
 
 FLOW = ServiceFlow(
     service="archiver",
     consumes=(Topic.LIFECYCLE,),
-    handles=(RevisionExpired, RevisionSuperseded),
+    handles=(RevisionExpired, RevisionSuperseded, RevisionQuarantined),
     emits=(RevisionExpired, ManifestArchived, WeightsDeleted, RevisionQuarantined),
     inputs=(
         "a sweep on a timer",

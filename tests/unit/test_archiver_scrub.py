@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from structlog.testing import capture_logs
+
 from services.archiver.scrub import ScrubCursor, next_batch, scrub_tick
 from shared.events import RevisionQuarantined, RevisionRolledBack
 from shared.lifecycle import State
@@ -114,3 +116,27 @@ def test_the_pass_order_is_stable_and_resumes_after_the_cursor() -> None:
         ("b", "1"),
     ]  # type: ignore[arg-type]
     assert [(r.adapter, r.revision) for r in next_batch(rows, ("a", "2"))] == [("b", "1")]  # type: ignore[arg-type]
+
+
+async def test_any_quarantine_on_the_log_raises_the_alert_and_a_serving_one_says_what_to_do(
+    world: World,
+) -> None:
+    from services.archiver.handlers import on_revision_quarantined
+    from shared.quarantine import quarantined
+    from tests.samples import envelope
+
+    live = await activated(world, b"weights-live")
+    deps = world.deps()
+    deps.metrics = Metrics("archiver")
+    event = quarantined(
+        envelope("q", adapter=ADAPTER, revision=live.revision, environment=""),
+        "activator",
+        "sha256:" + "0" * 64,
+        [],
+    )
+    with capture_logs() as logs:
+        await on_revision_quarantined(event, deps)
+    violations = deps.metrics.integrity_violations.labels("archiver", "activator")
+    assert violations._value.get() == 1
+    [said] = [entry for entry in logs if entry["event"] == "quarantined_revision_serving"]
+    assert said["serving"] == ["staging"] and "adapterctl rollback" in said["action"]

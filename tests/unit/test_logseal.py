@@ -207,3 +207,14 @@ def test_history_published_before_signing_is_sealed_by_the_first_checkpoint() ->
     forged = forged_head(chain)
     appended = verify([*entries, entry(forged, len(chain), None)], [checker])
     assert [p.code for p in appended.problems] == ["log_signature_missing"]
+
+
+def test_a_checkpoint_proves_the_events_under_it_and_every_signature_checks_them_anyway() -> None:
+    chain = alpha_chain()
+    docs = documents(checkpoint([chain]))
+    _, valid, ring = follow_checkpoints(TOPIC, docs, TRUSTED)
+    resigned = log(chain, MALLORY)  # headers replaced; the content (and chain) untouched
+    anchored = anchored_heads(valid)
+    assert verify(resigned, [event_signature_checker(ring, anchored)]).ok
+    strict = verify(resigned, [event_signature_checker(ring, anchored, every=True)])
+    assert {p.code for p in strict.problems} == {"log_signature_unknown_key"}
