@@ -225,9 +225,9 @@ def apply(status: RevisionStatus, event: LifecycleEvent) -> RevisionStatus:
         raise InvalidTransition(
             event,
             status.track(environment),
-            f"environment tracks move only while the revision track is validated (a "
-            f"quarantined revision's may only give traffic back), "
-            f"not {status.revision_track.value if status.revision_track else '(none)'}",
+            f"environment tracks move only while the revision track is validated, "
+            f"not {status.revision_track.value if status.revision_track else '(none)'} (a "
+            "quarantined revision's may only give traffic back)",
         )
     target = evolve(status.track(environment), event)
     return replace(status, environment_tracks={**status.environment_tracks, environment: target})
