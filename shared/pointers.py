@@ -15,6 +15,8 @@ Pointer rules, which `move_pointer` alone applies:
   remembered (one slot), and the rolled-back one must never be a target; the next
   activation of another revision makes the restored revision the target again.
 - RevisionExpired(X): every field naming X is cleared, in every environment.
+- RevisionQuarantined(X): X is no rollback target anywhere any more; where it is active or
+  the canary it stays named (it still serves) until a rollback or supersession moves it off.
 - Any other event leaves the pointer as it was.
 
 So a pointer names only revisions whose track reached canary or active there and that
