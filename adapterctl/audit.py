@@ -15,6 +15,7 @@ from adapterctl.output import emit, fields, short, table, to_json, warn
 from adapterctl.settings import CtlSettings
 from adapterctl.source import CliError, Source, accepted_events, audit, with_registry
 from shared.audit import AuditReport, Checker, Problem, verify
+from shared.coldstore.directory import path_of
 from shared.lifecycle import InvalidTransition
 from shared.logseal import (
     CHECKPOINT_PREFIX,
@@ -146,34 +147,30 @@ def register(groups: Any, common: argparse.ArgumentParser, ctl: CtlSettings | No
     evidence.register(commands, common)
 
 
+def _public_keys(files: list[str], option: str) -> list[Ed25519PublicKey]:
+    """The PEM public keys in `files`, or a CliError naming the option and the file."""
+    keys = []
+    for name in files:
+        try:
+            keys.append(load_public_key(Path(name).read_bytes(), name))
+        except (OSError, SigningKeyError) as exc:
+            raise CliError(f"{option} {name}: {exc}") from exc
+    return keys
+
+
 def _signature_checkers(files: list[str]) -> list[Checker]:
-    keys = []
-    for name in files:
-        try:
-            keys.append(load_public_key(Path(name).read_bytes(), name))
-        except (OSError, SigningKeyError) as exc:
-            raise CliError(f"--public-key {name}: {exc}") from exc
+    keys = _public_keys(files, "--public-key")
     return [signature_checker(keys)] if keys else []
-
-
-def _log_keys(files: list[str]) -> dict[str, Ed25519PublicKey]:
-    keys = []
-    for name in files:
-        try:
-            keys.append(load_public_key(Path(name).read_bytes(), name))
-        except (OSError, SigningKeyError) as exc:
-            raise CliError(f"--log-key {name}: {exc}") from exc
-    return keyring(keys)
 
 
 def _checkpoint_documents(location: str, topic: str) -> list[tuple[str, bytes]]:
     """Every `checkpoints/<topic>/*.json` under a cold storage directory, by name."""
-    root = Path(location.removeprefix("file://"))
     if "://" in location and not location.startswith("file://"):
         raise CliError(
             f"--checkpoints {location}: read checkpoints from a directory (copy "
             f"{CHECKPOINT_PREFIX}/{topic}/ out of object storage first)"
         )
+    root = path_of(location) if location.startswith("file://") else Path(location)
     folder = root / CHECKPOINT_PREFIX / topic
     try:
         return [
@@ -195,7 +192,7 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
                 "LOG_SIGNING_KEY + .pub, var/registry/log.key.pub by default) or set "
                 "LOG_PUBLIC_KEYS; --unsigned checks the hash chain alone"
             )
-        trusted = _log_keys(args.log_key)
+        trusted = keyring(_public_keys(args.log_key, "--log-key"))
         log = args.copy_of or source.topic
         documents = _checkpoint_documents(args.checkpoints, log)
         _, valid, ring = follow_checkpoints(log, documents, trusted)
