@@ -12,7 +12,8 @@ PYTEST_ARGS ?=
 .PHONY: lock setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check bench
 
 help:
-	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries (idempotent)"
+	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries"
+	@echo "                + the independent Java log verifier (idempotent)"
 	@echo "make lock       re-resolve uv.lock after editing pyproject.toml (ARGS=--upgrade-package X)"
 	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
 	@echo "make test-unit  the unit tests alone (no Kafka, no PostgreSQL; about a minute)"
@@ -43,6 +44,7 @@ lock: $(VENV)/.stamp
 
 setup: $(VENV)/.stamp
 	infra/kafka/fetch.sh
+	verifiers/java/build.sh
 	@command -v /usr/lib/postgresql/15/bin/initdb >/dev/null || infra/postgres/install.sh
 	@# The approval page's browser test drives Debian's chromium, never a downloaded browser.
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \

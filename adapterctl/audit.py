@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from adapterctl import evidence
+from adapterctl import evidence, kit
 from adapterctl.output import emit, fields, short, table, to_json, warn
 from adapterctl.settings import CtlSettings
-from adapterctl.source import CliError, Source, accepted_events, audit, with_registry
-from shared.audit import AuditReport, Checker, Problem, verify
-from shared.coldstore.directory import path_of
+from adapterctl.source import (
+    CliError,
+    Source,
+    accepted_events,
+    audit,
+    checkpoint_documents,
+    with_registry,
+)
+from shared.audit import AuditReport, Checker, Position, Problem, verify
 from shared.lifecycle import InvalidTransition
 from shared.logseal import (
-    CHECKPOINT_PREFIX,
     Anchoring,
     anchor,
     anchored_heads,
     event_signature_checker,
     follow_checkpoints,
+    retired_keys,
 )
 from shared.pointers import EnvironmentPointer, fold
 from shared.reconcile import disagreements
@@ -139,12 +146,19 @@ def register(groups: Any, common: argparse.ArgumentParser, ctl: CtlSettings | No
         "with recomputed hashes then passes)",
     )
     verify.add_argument(
+        "--trust-bundle-keys",
+        action="store_true",
+        help="with --bundle: also trust the keys the bundle carries (only when the bundle "
+        "came over a channel you trust; otherwise pass the owner's keys with --log-key)",
+    )
+    verify.add_argument(
         "--against-registry",
         action="store_true",
         help="also report every disagreement between the log and the registry (DATABASE_URL)",
     )
     verify.set_defaults(run=run_verify)
     evidence.register(commands, common)
+    kit.register(commands, common, ctl.log_checkpoints)
 
 
 def _public_keys(files: list[str], option: str) -> list[Ed25519PublicKey]:
@@ -158,51 +172,60 @@ def _public_keys(files: list[str], option: str) -> list[Ed25519PublicKey]:
     return keys
 
 
-def _signature_checkers(files: list[str]) -> list[Checker]:
-    keys = _public_keys(files, "--public-key")
-    return [signature_checker(keys)] if keys else []
+def _bundle_keys(keys: Iterable[tuple[str, bytes]]) -> list[Ed25519PublicKey]:
+    found = []
+    for name, pem in keys:
+        try:
+            found.append(load_public_key(pem, name))
+        except SigningKeyError as exc:
+            raise CliError(f"--trust-bundle-keys: {name}: {exc}") from exc
+    return found
 
 
-def _checkpoint_documents(location: str, topic: str) -> list[tuple[str, bytes]]:
-    """Every `checkpoints/<topic>/*.json` under a cold storage directory, by name."""
-    if "://" in location and not location.startswith("file://"):
-        raise CliError(
-            f"--checkpoints {location}: read checkpoints from a directory (copy "
-            f"{CHECKPOINT_PREFIX}/{topic}/ out of object storage first)"
-        )
-    root = path_of(location) if location.startswith("file://") else Path(location)
-    folder = root / CHECKPOINT_PREFIX / topic
-    try:
-        return [
-            (f"{CHECKPOINT_PREFIX}/{topic}/{p.name}", p.read_bytes())
-            for p in sorted(folder.glob("*.json"))
-        ]
-    except OSError as exc:
-        raise CliError(f"cannot read checkpoints in {folder}: {exc}") from exc
+def _damaged(path: str, why: str) -> Problem:
+    return Problem(Position(path, 0, 0), "bundle_damaged", f"{path}: {why}")
 
 
 def run_verify(args: argparse.Namespace, source: Source) -> int:
-    checkers = _signature_checkers(args.public_key)
+    bundle = source.bundle
+    approval_keys = _public_keys(args.public_key, "--public-key")
+    log_keys = _public_keys(args.log_key, "--log-key")
+    if bundle is not None and args.trust_bundle_keys:
+        approval_keys += _bundle_keys(bundle.approval_keys)
+        log_keys += _bundle_keys(bundle.log_keys)
+    checkers: list[Checker] = [signature_checker(approval_keys)] if approval_keys else []
     anchoring: Anchoring | None = None
     entries = source.entries()
     if not args.unsigned:
-        if not args.log_key:
+        if not log_keys:
             raise CliError(
                 "no log key to check signatures with: pass --log-key FILE (the relay's "
                 "LOG_SIGNING_KEY + .pub, var/registry/log.key.pub by default) or set "
                 "LOG_PUBLIC_KEYS; --unsigned checks the hash chain alone"
             )
-        trusted = keyring(_public_keys(args.log_key, "--log-key"))
+        trusted = keyring(log_keys)
         log = args.copy_of or source.topic
-        documents = _checkpoint_documents(args.checkpoints, log)
+        documents = (
+            list(bundle.checkpoints)
+            if bundle is not None
+            else checkpoint_documents(args.checkpoints, log)
+        )
         _, valid, ring = follow_checkpoints(log, documents, trusted)
-        anchored = anchored_heads(valid)
-        checkers.append(event_signature_checker(ring, anchored, every=args.every_signature))
+        checkers.append(
+            event_signature_checker(
+                ring,
+                anchored_heads(valid),
+                every=args.every_signature,
+                retired=retired_keys(valid),
+            )
+        )
         report = verify(entries, checkers)
         anchoring = anchor(log, report.accepted, documents, trusted)
         report = _with(report, anchoring.problems)
     else:
         report = verify(entries, checkers)
+    if bundle is not None:
+        report = _with(report, [_damaged(path, why) for path, why in bundle.damaged])
     if args.against_registry:
         report = _with(report, _registry_problems(source, report))
     if args.json:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from adapterctl import (
     archive,
@@ -18,7 +19,7 @@ from adapterctl import (
     submit,
 )
 from adapterctl.settings import CtlSettings
-from adapterctl.source import CliError, CliRefusal, Reader, Source, read_kafka
+from adapterctl.source import CliError, CliRefusal, Reader, Source, bundle_source, read_kafka
 from shared.logs import configure_logging
 from shared.settings import KernelSettings, SettingsError
 
@@ -75,6 +76,13 @@ def build_parser(
         metavar="SECONDS",
         help="how long to wait for the broker (default: %(default)s)",
     )
+    options.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="DIR",
+        help="read the log from an auditor's bundle (`adapterctl audit export`) instead of "
+        "Kafka: offline, with the bundle's checkpoints and schemas",
+    )
     options.add_argument("--json", action="store_true", help="print JSON for machines")
 
     parser = argparse.ArgumentParser(
@@ -122,15 +130,19 @@ def main(
     except (SettingsError, OSError) as exc:
         print(f"adapterctl: error: Kafka credentials: {exc}", file=sys.stderr)
         return 2
-    source = Source(
-        reader,
-        args.kafka,
-        args.topic,
-        args.timeout,
-        database_url=settings.database_url,
-        trained_topic=settings.trained_topic,
-    )
     try:
+        source = (
+            bundle_source(args.bundle, args.kafka, args.timeout)
+            if getattr(args, "bundle", None)
+            else Source(
+                reader,
+                args.kafka,
+                args.topic,
+                args.timeout,
+                database_url=settings.database_url,
+                trained_topic=settings.trained_topic,
+            )
+        )
         status: int = args.run(args, source)
     except CliRefusal as exc:
         print(f"adapterctl: refused: {exc}", file=sys.stderr)

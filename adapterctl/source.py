@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
@@ -13,12 +14,17 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from shared.audit import AuditReport, Entry, Position, read_entry, verify
+from shared.bundle import Bundle, BundleError
+from shared.bundle import read as read_bundle
 from shared.codec import Codec
+from shared.coldstore.directory import path_of
 from shared.kafka.auth import KafkaEndpoint, client_config
 from shared.kafka.reader import LogRecord, iter_topic
 from shared.lifecycle import LifecycleEvent
+from shared.logseal import CHECKPOINT_PREFIX
 from shared.registry.migrate import migrate
 from shared.registry.store import init_connection
+from shared.schemas import SchemaCatalogue
 
 T = TypeVar("T")
 
@@ -47,6 +53,37 @@ def read_kafka(kafka: KafkaEndpoint, topic: str, timeout_s: float) -> Iterable[L
     return iter_topic(kafka, topic, timeout_s=timeout_s)
 
 
+def bundle_source(folder: Path, kafka: KafkaEndpoint, timeout_s: float) -> Source:
+    """A Source that reads an auditor's bundle (`adapterctl audit export`) instead of Kafka."""
+    try:
+        bundle = read_bundle(folder)
+    except BundleError as exc:
+        raise CliError(str(exc)) from exc
+
+    def read(_kafka: KafkaEndpoint, _topic: str, _timeout_s: float) -> Iterable[LogRecord]:
+        return bundle.records
+
+    return Source(read, kafka, bundle.topic, timeout_s, bundle=bundle, schemas=folder / "schemas")
+
+
+def checkpoint_documents(location: str, topic: str) -> list[tuple[str, bytes]]:
+    """Every `checkpoints/<topic>/*.json` under a cold storage directory, by name."""
+    if "://" in location and not location.startswith("file://"):
+        raise CliError(
+            f"--checkpoints {location}: read checkpoints from a directory (copy "
+            f"{CHECKPOINT_PREFIX}/{topic}/ out of object storage first)"
+        )
+    root = path_of(location) if location.startswith("file://") else Path(location)
+    folder = root / CHECKPOINT_PREFIX / topic
+    try:
+        return [
+            (f"{CHECKPOINT_PREFIX}/{topic}/{p.name}", p.read_bytes())
+            for p in sorted(folder.glob("*.json"))
+        ]
+    except OSError as exc:
+        raise CliError(f"cannot read checkpoints in {folder}: {exc}") from exc
+
+
 def _missing(topic: str, bootstrap_servers: str) -> str:
     return (
         f"topic {topic!r} does not exist on {bootstrap_servers}: pass the lifecycle topic "
@@ -72,10 +109,13 @@ class Source:
     timeout_s: float
     database_url: str = ""  # the registry, for the commands that manage catalogues
     trained_topic: str = "adapters.trained.v1"  # where `submit` publishes
+    bundle: Bundle | None = None  # --bundle: the log comes from an auditor's bundle
+    schemas: Path | None = None  # decode with these schemas (a bundle's own)
 
     def entries(self, codec: Codec | None = None) -> list[Entry]:
         """Every record of the topic, decoded for the audit (bad records become error entries)."""
-        codec = codec or Codec.from_env()
+        if codec is None:
+            codec = Codec(SchemaCatalogue.load(self.schemas)) if self.schemas else Codec.from_env()
         try:
             return [
                 read_entry(

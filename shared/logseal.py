@@ -68,6 +68,7 @@ def event_signature_problem(
     anchored: Mapping[str, int] | None = None,
     *,
     every: bool = False,
+    retired: Mapping[str, Mapping[str, int]] | None = None,
 ) -> tuple[str, str] | None:
     """(code, message) when the record's headers do not prove the registry published it.
 
@@ -102,6 +103,14 @@ def event_signature_problem(
             "the registry's signature does not match this event's adapter, seq and hash: "
             "forged, or altered after publishing",
         )
+    since = (retired or {}).get(key_id.decode(errors="replace"))
+    if since is not None and env.seq > since.get(env.adapter, 0):
+        return (
+            "log_signature_retired_key",
+            f"signed by {key_id.decode(errors='replace')}, a key its successor replaced at a "
+            f"checkpoint that saw this adapter at seq {since.get(env.adapter, 0)}: whoever "
+            "signed this still holds a retired key",
+        )
     return None
 
 
@@ -110,12 +119,16 @@ def event_signature_checker(
     anchored: Mapping[str, int] | None = None,
     *,
     every: bool = False,
+    retired: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Checker:
     """An audit Checker: every lifecycle event past the checkpoints (`anchored_heads`; all of
-    them with `every`) must carry a valid registry signature."""
+    them with `every`) must carry a valid registry signature by a key not yet retired
+    (`retired_keys`)."""
 
     def check(entry: Entry, event: LifecycleEvent) -> Iterator[tuple[str, str]]:
-        problem = event_signature_problem(entry.headers, event, ring, anchored, every=every)
+        problem = event_signature_problem(
+            entry.headers, event, ring, anchored, every=every, retired=retired
+        )
         if problem is not None:
             yield problem
 
@@ -294,6 +307,30 @@ def anchored_heads(checkpoints: Iterable[Checkpoint]) -> dict[str, int]:
         for adapter, head in cp.heads.items():
             heads[adapter] = max(heads.get(adapter, 0), head.seq)
     return heads
+
+
+def retired_keys(checkpoints: Iterable[Checkpoint]) -> dict[str, dict[str, int]]:
+    """Each retired log key, with the heads (adapter -> seq) of the checkpoint that retired it.
+
+    A rotation checkpoint signed by key K names its successor K' (`next_key`); the relays
+    keep signing with K until they restart with K'. The first valid checkpoint signed by K'
+    shows they have: K retires there, and an event past that checkpoint's head of its
+    adapter that K signed was signed by someone still holding the old key (stolen, or a
+    relay left running on it).
+    """
+    successor_of: dict[str, str] = {}  # key id -> the key id it announced
+    retired: dict[str, dict[str, int]] = {}
+    for cp in checkpoints:
+        for old, new in successor_of.items():
+            if new == cp.key_id and old not in retired:
+                retired[old] = {adapter: head.seq for adapter, head in cp.heads.items()}
+        if cp.next_key:
+            try:
+                announced = load_public_key(cp.next_key.encode(), "next_key")
+            except SigningKeyError:
+                continue  # follow_checkpoints reports it
+            successor_of[cp.key_id] = key_id_of(announced)
+    return retired
 
 
 def anchor(

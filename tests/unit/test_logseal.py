@@ -23,6 +23,7 @@ from shared.logseal import (
     event_signature_checker,
     follow_checkpoints,
     parse_checkpoint,
+    retired_keys,
     rotation_checkpoint,
     sign_checkpoint,
 )
@@ -187,6 +188,33 @@ def test_a_rotation_announced_by_the_old_key_keeps_old_and_new_signatures_valid(
     assert verify(entries, [event_signature_checker(result.ring)]).ok
     # Without the announcement, the successor's events are unknown.
     assert set(codes(audit(entries))) == {"log_signature_unknown_key"}
+
+
+def test_a_key_retires_once_its_successor_signs_and_what_it_signs_after_is_named() -> None:
+    """Rotation: checkpoint 1 (old key) names the successor; the relays go on with the old
+    key until they restart; checkpoint 2 is the successor's. Past checkpoint 2's heads, an
+    event the old key signed was signed by whoever kept it."""
+    chain = alpha_chain()
+    successor = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(96, 128))))
+    first = rotation_checkpoint(checkpoint([chain[:5]]), successor.public_key)
+    second = checkpoint([chain[:8]], number=2, previous=digest(first))
+    docs = [*documents(first), *documents(second, signer=successor)]
+    _, valid, ring = follow_checkpoints(TOPIC, docs, TRUSTED)
+    retired = retired_keys(valid)
+    assert retired == {TEST_LOG_SIGNER.key_id: {ALPHA: 8}}
+
+    def signed_by(old_until: int) -> list[str]:
+        entries = [
+            entry(e, i, TEST_LOG_SIGNER if e.envelope.seq <= old_until else successor)
+            for i, e in enumerate(chain)
+        ]
+        checker = event_signature_checker(ring, anchored_heads(valid), retired=retired)
+        return [(p.code, p.seq) for p in verify(entries, [checker]).problems]
+
+    assert signed_by(8) == []  # the old key up to the restart: fine
+    assert signed_by(10) == [("log_signature_retired_key", 9), ("log_signature_retired_key", 10)]
+    # A rotation announced but never taken up retires nothing.
+    assert retired_keys(valid[:1]) == {}
 
 
 def test_a_checkpoint_round_trips_through_its_bytes() -> None:
