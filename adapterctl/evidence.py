@@ -98,8 +98,9 @@ def run_at(args: argparse.Namespace, source: Source) -> int:
             emit(f"\n{answer['adapter']}\n{fields(_lines(answer))}")
         if not answers:
             emit(f"\nno adapter has ever had a revision in {environment!r}")
-    # An empty answer is 1, as `adapterctl --help` promises: nothing served there then.
-    return 0 if report.ok and answers else 1
+    # Nothing active nor canary then is 1, as `adapterctl --help` promises.
+    served = any(a["active"] or a["canary"] for a in answers)
+    return 0 if report.ok and served else 1
 
 
 def _answer(

@@ -1,20 +1,22 @@
 package adapters.logcheck;
 
+import com.fasterxml.jackson.core.io.schubfach.DoubleToDecimal;
 import java.math.BigDecimal;
 import java.math.MathContext;
 import java.math.RoundingMode;
 
 /**
  * Spells a double the way §4 asks (Python's {@code repr(float)}): the shortest decimal that
- * reads back as the same double, the closest such one to the exact value when several
- * exist, positional when {@code -4 < p <= 16} (value = 0.d1..dn x 10^p), exponential
+ * reads back as the same double (the closest such one to the exact value when several
+ * exist), positional when {@code -4 < p <= 16} (value = 0.d1..dn x 10^p), exponential
  * otherwise, with a sign and at least two exponent digits.
  *
- * <p>Java 17's {@code Double.toString} is not a shortest-digits algorithm (JDK-4511638), and
- * Java 19's prefers two digits over one (it prints 4.9E-324, Python 5e-324), so neither is
- * used for the digits. Instead: the shortest length is found with exact {@link BigDecimal}
- * arithmetic, starting from the length Double.toString gives (an upper bound: its output
- * always reads back) and going down while a shorter length still reads back.
+ * <p>The digits come from Raffaello Giulietti's Schubfach (shipped in jackson-core), which
+ * finds the shortest, closest decimal, except that where one digit would do it may prefer a
+ * closer two-digit decimal (Java prints 4.9E-324, Python 5e-324). So a two-digit answer is
+ * checked with exact arithmetic for a one-digit decimal that reads back. Java 17's own
+ * {@code Double.toString} is not used: it is not always shortest (JDK-4511638).
+ * {@link #exact} is a slow, independent spelling used to cross-check.
  */
 final class FloatRepr {
     private FloatRepr() {}
@@ -26,29 +28,64 @@ final class FloatRepr {
     }
 
     static void append(StringBuilder out, double v) {
-        if (Double.isNaN(v)) { out.append("NaN"); return; }
-        if (Double.isInfinite(v)) { out.append(v > 0 ? "Infinity" : "-Infinity"); return; }
-        if (v == 0.0) { out.append(Double.doubleToRawLongBits(v) < 0 ? "-0.0" : "0.0"); return; }
+        if (special(out, v)) return;
         if (v < 0) { out.append('-'); v = -v; }
 
-        // Fast path: small integers (counts, percentages) are their own shortest spelling.
+        // Fast path: integers below 10^15 are their own shortest spelling ("100.0").
         if (v < 1e15 && v == Math.rint(v)) {
             out.append((long) v).append(".0");
             return;
         }
-
-        BigDecimal exact = new BigDecimal(v);
-        int upper = significantDigits(Double.toString(v));
-        BigDecimal best = closestReadingBack(exact, v, upper);
-        // A shorter length reads back only if every length in between does too (a p-digit
-        // decimal is also a (p+1)-digit one), so walk down until it stops.
-        for (int p = upper - 1; p >= 1; p--) {
-            BigDecimal shorter = closestReadingBack(exact, v, p);
-            if (shorter == null) break;
-            best = shorter;
+        String s = DoubleToDecimal.toString(v); // e.g. "1.2345E-5", "123.45"
+        int e = s.indexOf('E');
+        int exp = e >= 0 ? Integer.parseInt(s.substring(e + 1)) : 0;
+        String mant = e >= 0 ? s.substring(0, e) : s;
+        int dot = mant.indexOf('.');
+        StringBuilder digits = new StringBuilder(20);
+        digits.append(mant, 0, dot < 0 ? mant.length() : dot);
+        if (dot >= 0) digits.append(mant, dot + 1, mant.length());
+        // value = 0.<digits> x 10^p
+        int p = (dot < 0 ? mant.length() : dot) + exp;
+        int lead = 0;
+        while (lead < digits.length() - 1 && digits.charAt(lead) == '0') lead++;
+        p -= lead;
+        int end = digits.length();
+        while (end > lead + 1 && digits.charAt(end - 1) == '0') end--;
+        String d = digits.substring(lead, end);
+        if (d.length() == 2) {
+            BigDecimal one = closestReadingBack(new BigDecimal(v), v, 1);
+            if (one != null) {
+                spell(out, one);
+                return;
+            }
         }
-        if (best == null) best = exact; // unreachable: Double.toString's length always reads back
-        spell(out, best);
+        spell(out, d, p);
+    }
+
+    /** The same spelling by exact arithmetic alone (slow; for cross-checks). */
+    static String exact(double v) {
+        StringBuilder out = new StringBuilder(24);
+        if (special(out, v)) return out.toString();
+        if (v < 0) { out.append('-'); v = -v; }
+        BigDecimal x = new BigDecimal(v);
+        // A shorter length reads back only if every longer one does too (a p-digit decimal
+        // is also a (p+1)-digit one), so the first length that reads back is the shortest.
+        for (int p = 1; p <= 17; p++) {
+            BigDecimal d = closestReadingBack(x, v, p);
+            if (d != null) {
+                spell(out, d);
+                return out.toString();
+            }
+        }
+        throw new IllegalStateException("no 17-digit decimal reads back as " + v);
+    }
+
+    private static boolean special(StringBuilder out, double v) {
+        if (Double.isNaN(v)) out.append("NaN");
+        else if (Double.isInfinite(v)) out.append(v > 0 ? "Infinity" : "-Infinity");
+        else if (v == 0.0) out.append(Double.doubleToRawLongBits(v) < 0 ? "-0.0" : "0.0");
+        else return false;
+        return true;
     }
 
     /** The p-digit decimal closest to {@code exact} that reads back as v, or null if none. */
@@ -69,28 +106,15 @@ final class FloatRepr {
         return null;
     }
 
-    /** Number of significant digits in Double.toString's output ("1.2345E-5", "123.0"). */
-    private static int significantDigits(String s) {
-        int e = s.indexOf('E');
-        String mant = e >= 0 ? s.substring(0, e) : s;
-        StringBuilder d = new StringBuilder();
-        for (int i = 0; i < mant.length(); i++) {
-            char c = mant.charAt(i);
-            if (c >= '0' && c <= '9') d.append(c);
-        }
-        int a = 0, b = d.length();
-        while (a < b && d.charAt(a) == '0') a++;
-        while (b > a && d.charAt(b - 1) == '0') b--;
-        return Math.max(1, b - a);
-    }
-
-    /** Writes a positive decimal in Python repr's layout (§4). */
     private static void spell(StringBuilder out, BigDecimal d) {
         BigDecimal stripped = d.stripTrailingZeros();
         String digits = stripped.unscaledValue().toString();
+        spell(out, digits, digits.length() - stripped.scale());
+    }
+
+    /** Writes 0.<digits> x 10^p (digits without leading or trailing zeros) as §4 spells it. */
+    private static void spell(StringBuilder out, String digits, int p) {
         int n = digits.length();
-        // value = 0.d1..dn x 10^p  with  p = n - scale
-        int p = n - stripped.scale();
         if (-4 < p && p <= 16) {
             if (p <= 0) {
                 out.append("0.");
