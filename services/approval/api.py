@@ -151,7 +151,8 @@ async def evidence(
     deps: Deps,
     _principal: Annotated[Principal, Depends(api_role("evidence"))],
 ) -> Evidence:
-    """The evidence for one revision in one environment, compared with its baseline."""
+    """The evidence for one revision in one environment, beside the revision serving it when
+    it was evaluated; a failed evaluation too (`outcome` says which), read-only."""
     return await evidence_of(deps, environment, adapter, revision)
 
 

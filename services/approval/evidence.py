@@ -1,27 +1,38 @@
 """The evidence an approver decides on: the manifest (recipe, data scope, files), the
-validator's findings, and the evaluation compared with the baseline, metric by metric and
-output by output.
+validator's findings, the evaluation compared with the baseline, metric by metric and
+output by output, and the serving revision beside the candidate.
 
-The evaluation report (`adapters.evaluation_report.v1`, written by the evaluator) is a JSON
-blob in the artifact store under the event's `report_digest` (`sha256:` and the hex SHA-256
-of its bytes). From it this module reads `items` (each with `id`, `prompt` as chat turns,
-and `candidate`, `baseline`, `base` objects holding the `output` text) and `metrics`
-(`{"candidate": {...}, "baseline": {...}}`). The gated metrics come from the
-RevisionEvaluated event itself (the report's `gates` when the event has none); the
-report's other metrics are shown beside them, ungated.
+The gated metrics come from the RevisionEvaluated event itself (the report's `gates` when
+the event has none); the report's other metrics (`report.py`) are shown beside them,
+ungated.
+
+A revision that failed evaluation has no row in the read model; its evidence comes from its
+RevisionEvaluationFailed in the registry (the cause, the gates and their findings) and the
+report, if it wrote one, and is shown read-only. The serving revision it was compared with
+comes from `serving.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
+from services.approval.comparison import compare_scopes
 from services.approval.ports import ApprovalReads, DecisionRow, Evaluation, Metric
+from services.approval.report import (
+    EvidenceUnreadable,
+    compare_outputs,
+    finite,
+    read_report,
+    report_gates,
+    suite_gates,
+    ungated_metrics,
+)
+from services.approval.serving import read_manifest, serving_revision
+from services.approval.verdicts import better_direction, verdict_of
 from services.approval.views import (
     BallotView,
     DecisionView,
@@ -30,15 +41,11 @@ from services.approval.views import (
     FindingView,
     ManifestView,
     MetricComparison,
-    OutputComparison,
 )
-from shared.artifacts import ArtifactStore, StoreError
+from shared.artifacts import ArtifactStore
+from shared.events import Finding, RevisionEvaluationFailed
 from shared.manifest import Manifest
 from shared.registry.port import Catalogue, Registry
-
-
-class EvidenceUnreadable(Exception):
-    """A piece of evidence the store cannot give back intact."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +57,82 @@ class EvidenceSources:
     max_report_bytes: int
 
 
-def compare_metrics(metrics: Sequence[Metric]) -> list[MetricComparison]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    """One evaluation as the page shows it: the read model's row of a RevisionEvaluated, or
+    the registry's RevisionEvaluationFailed (whose report may be missing)."""
+
+    report_digest: str | None
+    report_uri: str | None
+    suite_digest: str | None
+    backend: str | None
+    baseline_revision: str | None
+    evaluated_at: datetime
+    metrics: tuple[Metric, ...]
+    failure_cause: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+
+def measured_of(evaluation: Evaluation) -> Measured:
+    return Measured(
+        report_digest=evaluation.report_digest,
+        report_uri=evaluation.report_uri,
+        suite_digest=evaluation.suite_digest,
+        backend=evaluation.backend,
+        baseline_revision=evaluation.baseline_revision,
+        evaluated_at=evaluation.evaluated_at,
+        metrics=evaluation.metrics,
+    )
+
+
+def failure_of(event: RevisionEvaluationFailed) -> Measured:
+    """A failed evaluation; a metric not measured (NaN) reads as None, as the read model's."""
+    return Measured(
+        report_digest=event.report_digest,
+        report_uri=event.report_uri,
+        suite_digest=event.suite_digest,
+        backend=None,
+        baseline_revision=event.baseline_revision,
+        evaluated_at=event.envelope.occurred_at,
+        metrics=tuple(
+            Metric(
+                name=m.name,
+                value=finite(m.value),
+                baseline=finite(m.baseline),
+                threshold=m.threshold,
+                passed=m.passed,
+            )
+            for m in event.metrics
+        ),
+        failure_cause=event.cause,
+        findings=tuple(event.findings),
+    )
+
+
+async def measured(
+    sources: EvidenceSources, adapter: str, revision: str, environment: str
+) -> Measured | None:
+    """The revision's evaluation in `environment`, passed or failed; None if there is none."""
+    evaluation = await sources.readmodel.evaluation(adapter, revision, environment)
+    if evaluation is not None:
+        return measured_of(evaluation)
+    failures = [
+        e
+        for e in await sources.registry.events(adapter, revision, types=(RevisionEvaluationFailed,))
+        if isinstance(e, RevisionEvaluationFailed) and e.envelope.environment == environment
+    ]
+    return failure_of(failures[-1]) if failures else None
+
+
+def compare_metrics(
+    metrics: Sequence[Metric], suite_gates: Mapping[str, Any] | None = None
+) -> list[MetricComparison]:
     rows = []
     for m in metrics:
         delta = m.value - m.baseline if m.value is not None and m.baseline is not None else None
+        verdict, note = verdict_of(
+            gated=True, passed=m.passed, threshold=m.threshold, baseline=m.baseline
+        )
         rows.append(
             MetricComparison(
                 name=m.name,
@@ -62,124 +141,12 @@ def compare_metrics(metrics: Sequence[Metric]) -> list[MetricComparison]:
                 delta=delta,
                 threshold=m.threshold,
                 passed=m.passed,
+                greater_is_better=better_direction(m.name, m.threshold, suite_gates),
+                verdict=verdict,
+                verdict_note=note,
             )
         )
     return rows
-
-
-def report_gates(report: Mapping[str, Any]) -> list[Metric]:
-    """The report's own gate verdicts, for an event that carried none; bad rows skipped."""
-    found = []
-    for item in report.get("gates") or []:
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-            found.append(
-                Metric(
-                    name=item["name"],
-                    value=_number(item.get("value")),
-                    baseline=_number(item.get("baseline")),
-                    threshold=str(item.get("threshold", "")),
-                    passed=bool(item.get("passed", False)),
-                )
-            )
-    return found
-
-
-def ungated_metrics(report: Mapping[str, Any], gated: Sequence[str]) -> list[MetricComparison]:
-    """The report's measured metrics that no gate judged, candidate beside baseline."""
-    measured = report.get("metrics")
-    if not isinstance(measured, Mapping):
-        return []
-    candidate = measured.get("candidate") if isinstance(measured.get("candidate"), Mapping) else {}
-    baseline = measured.get("baseline") if isinstance(measured.get("baseline"), Mapping) else {}
-    rows = []
-    for name in sorted(set(candidate or {}) | set(baseline or {})):
-        if name in gated or not isinstance(name, str):
-            continue
-        value, before = _number((candidate or {}).get(name)), _number((baseline or {}).get(name))
-        rows.append(
-            MetricComparison(
-                name=name,
-                candidate=value,
-                baseline=before,
-                delta=value - before if value is not None and before is not None else None,
-                threshold="",
-                passed=True,
-                gated=False,
-            )
-        )
-    return rows
-
-
-def compare_outputs(report: Mapping[str, Any]) -> tuple[list[OutputComparison], int]:
-    """(outputs the candidate changed, how many it left unchanged), each against the
-    baseline's output, or the base model's where the environment has no baseline yet."""
-    items = report.get("items") or report.get("outputs") or []
-    changed, unchanged = [], 0
-    for index, item in enumerate(items if isinstance(items, list) else []):
-        if not isinstance(item, Mapping):
-            continue
-        candidate = _text(item.get("candidate"))
-        if candidate is None:
-            continue  # an item scored without generating (a log-likelihood item)
-        reference: Literal["baseline", "base"] = "baseline"
-        against = _text(item.get("baseline"))
-        if against is None and _text(item.get("base")) is not None:
-            reference, against = "base", _text(item.get("base"))
-        if against == candidate:
-            unchanged += 1
-            continue
-        changed.append(
-            OutputComparison(
-                id=str(item.get("id", index)),
-                prompt=_prompt(item.get("prompt")),
-                reference=reference,
-                baseline=against,
-                candidate=candidate,
-            )
-        )
-    return changed, unchanged
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return _text(value.get("output", value.get("text")))
-    return None
-
-
-def _prompt(value: Any) -> str:
-    if isinstance(value, list):  # chat turns
-        turns = [t for t in value if isinstance(t, Mapping)]
-        return "\n".join(f"{t.get('role', '?')}: {t.get('content', '')}" for t in turns)
-    return value if isinstance(value, str) else ""
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def read_report(store: ArtifactStore, digest: str, max_bytes: int) -> dict[str, Any]:
-    """The report JSON stored under `digest`, checked against it; bounded in size."""
-    try:
-        path = store.blob_path(digest.removeprefix("sha256:"))
-        with path.open("rb") as f:
-            data = f.read(max_bytes + 1)
-    except (StoreError, OSError) as exc:
-        raise EvidenceUnreadable(f"evaluation report {digest} is not in the store ({exc})") from exc
-    if len(data) > max_bytes:
-        raise EvidenceUnreadable(f"evaluation report {digest} exceeds {max_bytes} bytes")
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise EvidenceUnreadable(f"evaluation report {digest} does not match its digest")
-    try:
-        report = json.loads(data)
-    except ValueError as exc:
-        raise EvidenceUnreadable(f"evaluation report {digest} is not JSON: {exc}") from exc
-    if not isinstance(report, dict):
-        raise EvidenceUnreadable(f"evaluation report {digest} is not a JSON object")
-    return report
 
 
 def manifest_view(manifest: Manifest) -> ManifestView:
@@ -201,26 +168,36 @@ async def gather(
 ) -> Evidence | None:
     """Everything about one revision in one environment; None if it was never evaluated there."""
     reads = sources.readmodel
-    evaluation = await reads.evaluation(adapter, revision, environment)
+    evaluation = await measured(sources, adapter, revision, environment)
     record = await sources.registry.revision(adapter, revision)
     if evaluation is None or record is None:
         return None
     problems: list[str] = []
     manifest = None
     if record.manifest_digest:
-        try:
-            manifest = await asyncio.to_thread(sources.store.get_manifest, record.manifest_digest)
-        except (StoreError, OSError, ValueError) as exc:
-            problems.append(f"manifest {record.manifest_digest} cannot be read: {exc}")
+        manifest = await read_manifest(sources.store, record.manifest_digest, problems)
     report: dict[str, Any] = {}
-    try:
-        report = await asyncio.to_thread(
-            read_report, sources.store, evaluation.report_digest, sources.max_report_bytes
-        )
-    except EvidenceUnreadable as exc:
-        problems.append(str(exc))
+    if evaluation.report_digest:
+        try:
+            report = await asyncio.to_thread(
+                read_report, sources.store, evaluation.report_digest, sources.max_report_bytes
+            )
+        except EvidenceUnreadable as exc:
+            problems.append(str(exc))
     changed, unchanged = compare_outputs(report)
-    gated = compare_metrics(evaluation.metrics or report_gates(report))
+    gates = suite_gates(report)
+    gated = compare_metrics(evaluation.metrics or report_gates(report), gates)
+    serving, serving_scopes = None, None
+    if evaluation.baseline_revision:
+        serving, serving_scopes = await serving_revision(
+            sources.registry,
+            reads,
+            sources.store,
+            adapter=adapter,
+            revision=evaluation.baseline_revision,
+            environment=environment,
+        )
+    scopes = (dict(manifest.recipe), dict(manifest.data_scope)) if manifest else ({}, {})
     submission = await reads.submission(adapter, revision)
     spec = await sources.catalogue.environment(environment)
     decided = await reads.decision(adapter, revision, environment)
@@ -230,7 +207,11 @@ async def gather(
         revision=revision,
         environment=environment,
         state=state.value if state else None,
+        outcome="evaluation_failed" if evaluation.failure_cause is not None else "evaluated",
+        failure_cause=evaluation.failure_cause,
+        evaluation_findings=_findings(evaluation.findings),
         submitter=record.submitter,
+        submitted_at=record.created_at,
         manifest_digest=record.manifest_digest,
         report_digest=evaluation.report_digest,
         report_uri=evaluation.report_uri,
@@ -238,13 +219,12 @@ async def gather(
         backend=evaluation.backend,
         baseline_revision=evaluation.baseline_revision,
         evaluated_at=evaluation.evaluated_at,
+        serving=serving,
+        comparison=compare_scopes(serving_scopes, scopes),
         manifest=manifest_view(manifest) if manifest else None,
-        recipe=dict(manifest.recipe) if manifest else {},
-        data_scope=dict(manifest.data_scope) if manifest else {},
-        findings=[
-            FindingView(code=f.code, severity=f.severity, message=f.message, evidence=f.evidence)
-            for f in (submission.findings if submission else ())
-        ],
+        recipe=scopes[0],
+        data_scope=scopes[1],
+        findings=_findings(submission.findings if submission else ()),
         metrics=[*gated, *ungated_metrics(report, [m.name for m in gated])],
         changed_outputs=changed,
         unchanged_outputs=unchanged,
@@ -261,6 +241,13 @@ async def gather(
         ],
         decision=_decision_view(decided),
     )
+
+
+def _findings(findings: Iterable[Finding]) -> list[FindingView]:
+    return [
+        FindingView(code=f.code, severity=f.severity, message=f.message, evidence=f.evidence)
+        for f in findings
+    ]
 
 
 def _decision_view(row: DecisionRow | None) -> DecisionView | None:

@@ -8,7 +8,6 @@ no inline script or style."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -64,14 +63,19 @@ def number(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
-def shown(value: object) -> str:
-    """A recipe or data-scope value as JSON, so lists and numbers read as they were written."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def unbroken(value: str) -> bool:
+    """An item to keep on one line (no space in it): the page wraps only between items."""
+    return not any(c.isspace() for c in value)
 
 
 templates.env.filters["short"] = short
-templates.env.filters["shown"] = shown
 templates.env.filters["number"] = number
+templates.env.filters["when"] = when
+templates.env.tests["unbroken"] = unbroken
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -163,6 +167,7 @@ async def revision_page(
     outcome: str | None = None,
 ) -> Response:
     evidence = await evidence_of(deps, environment, adapter, revision)
+    mine = [b for b in evidence.ballots if b.principal == principal.name]
     return page(
         request,
         "revision.html",
@@ -170,6 +175,7 @@ async def revision_page(
         evidence=evidence,
         chart=Markup(bar_chart(evidence.metrics)),
         may_decide=principal.role is Role.APPROVER and evidence.state == State.EVALUATED,
+        my_ballot=mine[0] if mine else None,
         outcome=outcome if outcome in ("recorded", "approved", "denied", "withdrawn") else None,
     )
 

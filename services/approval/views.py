@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.approval.verdicts import Verdict
+
 DIGEST = r"^sha256:[0-9a-f]{64}$"
 ADAPTER = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 ENVIRONMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -90,6 +92,15 @@ class MetricComparison(BaseModel):
     threshold: str = Field(description="the gate's bounds; empty for an ungated metric")
     passed: bool
     gated: bool = True
+    greater_is_better: bool | None = Field(
+        default=None, description="the metric's better direction; null where nothing states it"
+    )
+    verdict: Verdict = Field(
+        default=Verdict.PASSED,
+        description="passed, failed, n/a (every bound is on the change from a baseline there "
+        "is none of) or not gated",
+    )
+    verdict_note: str = Field(default="", description="where the verdict holds only in part")
 
 
 class OutputComparison(BaseModel):
@@ -118,19 +129,60 @@ class DecisionView(BaseModel):
     decided_at: datetime
 
 
+class FieldDiff(BaseModel):
+    """One recipe or data-scope field of the candidate beside the serving revision's."""
+
+    key: str = Field(examples=["recipe.hyperparameters.lr"])
+    serving: list[str] | None = Field(description="the serving revision's items; null: absent")
+    candidate: list[str] | None = Field(description="the candidate's items; null: absent")
+    changed: bool
+
+
+class ServingView(BaseModel):
+    """The revision the candidate was evaluated against: what served the environment then."""
+
+    revision: str
+    known: bool = Field(description="false when the registry has no such revision")
+    state: str | None = Field(description="its track in this environment now")
+    submitter: str | None
+    submitted_at: datetime | None
+    approvers: list[str]
+    approved_at: datetime | None
+    activated_at: datetime | None
+    manifest_digest: str | None
+    serving_now: str | None = Field(
+        description="the revision active in the environment now, when another one"
+    )
+    problems: list[str] = Field(description="what of it could not be read, said plainly")
+
+
 class Evidence(BaseModel):
     adapter: str
     revision: str
     environment: str
     state: str | None = Field(description="the revision's track in this environment")
+    outcome: Literal["evaluated", "evaluation_failed"] = Field(
+        description="evaluation_failed: read-only evidence, no decision can be taken"
+    )
+    failure_cause: str | None = Field(description="why the evaluation failed, if it did")
+    evaluation_findings: list[FindingView] = Field(
+        description="what the evaluator found (each failed gate's finding)"
+    )
     submitter: str | None
+    submitted_at: datetime | None
     manifest_digest: str | None
-    report_digest: str
-    report_uri: str
-    suite_digest: str
-    backend: str
+    report_digest: str | None = Field(description="null: a failed evaluation wrote no report")
+    report_uri: str | None
+    suite_digest: str | None
+    backend: str | None
     baseline_revision: str | None
     evaluated_at: datetime
+    serving: ServingView | None = Field(
+        description="the baseline revision beside the candidate; null: none served yet"
+    )
+    comparison: list[FieldDiff] = Field(
+        description="recipe and data scope, field by field, beside the serving revision's"
+    )
     manifest: ManifestView | None
     recipe: dict[str, Any]
     data_scope: dict[str, Any]

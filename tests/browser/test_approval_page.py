@@ -63,7 +63,9 @@ async def test_an_approver_logs_in_compares_and_approves_and_the_lifecycle_advan
         text = await page.inner_text("main")
         for expected in ("accuracy", "0.82", "0.74", "+0.08", "Printer jam.", SUBMITTER):
             assert expected in text, expected
-        assert await page.locator("svg.chart rect").count() >= 6
+        # One bar per metric measured against the baseline; no_op_rate has none, only words.
+        assert await page.locator("svg.chart rect").count() == 3
+        assert await page.locator("svg.chart g.no-baseline[data-metric='no_op_rate']").count() == 1
         await page.screenshot(path=str(ARTIFACTS / "approval-comparison.png"), full_page=True)
 
         await page.fill("#comment-approve", "Outputs read well; latency within budget.")

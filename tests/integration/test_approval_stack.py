@@ -34,7 +34,9 @@ from shared.events import (
     Envelope,
     Finding,
     MetricResult,
+    RevisionActivated,
     RevisionEvaluated,
+    RevisionEvaluationFailed,
     RevisionRegistered,
     RevisionValidated,
 )
@@ -101,6 +103,9 @@ REPORT_METRICS = {
 
 PROBLEM = "application/problem+json"
 STALE = "sha256:" + "0" * 64  # a digest no evidence has
+BASELINE = "sha256:" + "9" * 64  # the baseline `seed` names unless told: no revision has it
+RECIPE = {"seed": 7, "dataset_ids": ["tickets-q3"]}
+DATA_SCOPE = {"corpora": ["support-tickets"], "filtering_rules": ["pii-scrubbed"]}
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
@@ -217,9 +222,19 @@ class ApprovalStack:
         submitter: str = SUBMITTER,
         metrics: list[MetricResult] | None = None,
         items: list[dict[str, Any]] | None = None,
+        recipe: dict[str, Any] | None = None,
+        data_scope: dict[str, Any] | None = None,
+        baseline_revision: str | None = BASELINE,
+        report_metrics: dict[str, Any] | None = None,
+        variant: str = "",
+        failure: str | None = None,
+        findings: list[Finding] | None = None,
     ) -> Seeded:
-        """A revision registered, validated and evaluated in `environment`, with real blobs."""
-        weights = self.put_blob(f"weights of {adapter}".encode())
+        """A revision registered, validated and evaluated in `environment`, with real blobs.
+
+        `variant` makes another revision of the same adapter (other weights); `failure`
+        makes the evaluation a RevisionEvaluationFailed with that cause (and `findings`)."""
+        weights = self.put_blob(f"weights of {adapter}{variant}".encode())
         files = (FileEntry(path="adapter_model.safetensors", sha256=weights, size=20),)
         revision = revision_digest(files)
         manifest = Manifest(
@@ -233,8 +248,8 @@ class ApprovalStack:
             chat_template_hash="sha256:" + "d" * 64,
             quantization_profile="bf16",
             target_environments=(STAGING, PRODUCTION),
-            recipe={"seed": 7, "dataset_ids": ["tickets-q3"]},
-            data_scope={"corpora": ["support-tickets"], "filtering_rules": ["pii-scrubbed"]},
+            recipe=RECIPE if recipe is None else recipe,
+            data_scope=DATA_SCOPE if data_scope is None else data_scope,
             submitter=submitter,
             trained_event_id=str(uuid.uuid4()),
             source_uri=f"file:///incoming/{adapter}",
@@ -242,7 +257,7 @@ class ApprovalStack:
         manifest_digest = self.store.put_manifest(manifest)
         report = {
             "schema": "adapters.evaluation_report.v1",
-            "metrics": REPORT_METRICS,
+            "metrics": REPORT_METRICS if report_metrics is None else report_metrics,
             "items": ITEMS if items is None else items,
         }
         report_hex = self.put_blob(json.dumps(report).encode())
@@ -252,7 +267,7 @@ class ApprovalStack:
         def envelope(environment: str = "") -> Envelope:
             return _envelope(adapter, revision, environment, correlation)
 
-        events = [
+        events: list[Any] = [
             RevisionRegistered(
                 envelope=envelope(),
                 manifest_digest=manifest_digest,
@@ -273,18 +288,50 @@ class ApprovalStack:
                 findings=[Finding(code="rank_padded", severity="warning", message="rank 8 < 16")],
                 checked_environments=[STAGING, PRODUCTION],
             ),
-            RevisionEvaluated(
+        ]
+        suite = "sha256:" + hashlib.sha256(b"suite").hexdigest()
+        measured = METRICS if metrics is None else metrics
+        if failure is None:
+            evaluation: RevisionEvaluated | RevisionEvaluationFailed = RevisionEvaluated(
                 envelope=envelope(environment),
                 report_digest=report_digest,
                 report_uri=f"store://blobs/sha256/{report_hex}",
-                suite_digest="sha256:" + hashlib.sha256(b"suite").hexdigest(),
-                baseline_revision="sha256:" + "9" * 64,
+                suite_digest=suite,
+                baseline_revision=baseline_revision,
                 backend="transformers",
-                metrics=METRICS if metrics is None else metrics,
-            ),
-        ]
+                metrics=measured,
+            )
+        else:
+            evaluation = RevisionEvaluationFailed(
+                envelope=envelope(environment),
+                cause=failure,
+                report_digest=report_digest,
+                report_uri=f"store://blobs/sha256/{report_hex}",
+                suite_digest=suite,
+                baseline_revision=baseline_revision,
+                metrics=measured,
+                findings=findings or [],
+            )
+        events.append(evaluation)
         await self.registry.commit([Step(e) for e in events])
         return Seeded(adapter, revision, environment, manifest_digest, report_digest)
+
+    async def serve(self, seeded: Seeded, approvers: tuple[str, ...]) -> None:
+        """`seeded` approved over the API by `approvers` (as many as its environment needs),
+        then activated there, as the activator would commit it: the revision serving it."""
+        self.wait_pending(seeded)
+        for name in approvers:
+            with self.client(name, "approver") as client:
+                body = seeded.ballot(comment=f"{name} read the evidence")
+                response = client.post(seeded.api_path + "/decisions", json=body)
+                assert response.status_code == 200, response.text
+        activated = RevisionActivated(
+            envelope=_envelope(
+                seeded.adapter, seeded.revision, seeded.environment, str(uuid.uuid4())
+            ),
+            reason="promoted for the test",
+        )
+        await self.registry.commit([Step(activated)])
 
     async def evaluate_also_in(self, seeded: Seeded, environment: str) -> Seeded:
         """The same revision evaluated in a second environment, on the same report."""
