@@ -1,4 +1,5 @@
-"""Auditor: events/s that `adapterctl audit verify` and `audit replay` get through over a
+"""Auditor: events/s that `adapterctl audit verify` and `audit replay` (and the independent
+Java verifier, `verifiers/java/logcheck`) get through over a
 lifecycle topic with a realistic history (about 20,000 events over 300 adapters, committed
 through the registry and published by the relay), against a raw confluent-kafka consume plus
 fastavro schemaless decode of the same topic in the same run; with a profile of where the
@@ -36,10 +37,11 @@ from shared import chain
 from shared.audit import Position, read_entry, verify
 from shared.codec import HEADER_SIZE, Codec
 from shared.coldstore.directory import DirectoryColdStorage
-from shared.kafka.auth import Kafka, client_config
+from shared.kafka.auth import Kafka, KafkaEndpoint, client_config
 from shared.kafka.topics import TopicSpec, admin_client, provision
 from shared.pointers import fold
 from shared.signing import load_or_create_signer
+from tests.verifiers import LOGCHECK, build_logcheck
 
 PARTITIONS = 6  # the lifecycle topic's default (`LIFECYCLE_PARTITIONS`)
 # The bench relay's log key and checkpoints (kept between runs, so --topic can reuse both).
@@ -151,6 +153,24 @@ def installed(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+def second_verifier(kafka: KafkaEndpoint, topic: str, credentials: str) -> str:
+    """The independent Java verifier (`verifiers/java/logcheck`) over the same topic and
+    checkpoints, end to end: JVM start, Kafka read, decode, chain, signatures, checkpoints."""
+    password = Path(credentials) / f"{kafka.username}.password"
+    user = ["--user", kafka.username, "--password-file", str(password)] if kafka.username else []
+    result = subprocess.run(
+        [
+            str(LOGCHECK), "verify", "--bootstrap", kafka.bootstrap_servers, "--topic", topic,
+            *user, "--checkpoints", str(KEYS / "cold"), "--log-key", str(KEYS / "log.key.pub"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
 def timed(work: Callable[[], Any]) -> float:
     started = time.perf_counter()
     work()
@@ -218,8 +238,9 @@ def main() -> None:
     events = raw_consume(bootstrap, topic, decode=False)  # also warms the broker's page cache
     runs: dict[str, list[float]] = {
         "raw": [], "raw_consume_only": [], "verify": [], "verify_every_signature": [],
-        "verify_unsigned": [], "replay": [],
+        "verify_unsigned": [], "replay": [], "second_verifier": [],
     }  # fmt: skip
+    build_logcheck()
     for _ in range(args.rounds):
         runs["raw_consume_only"].append(timed(lambda: raw_consume(bootstrap, topic, False)))
         runs["raw"].append(timed(lambda: raw_consume(bootstrap, topic, True)))
@@ -227,6 +248,9 @@ def main() -> None:
         runs["verify_every_signature"].append(timed(lambda: library_verify(source, every=True)))
         runs["verify_unsigned"].append(timed(lambda: library_verify(source, signed=False)))
         runs["replay"].append(timed(lambda: library_replay(source)))
+        runs["second_verifier"].append(
+            timed(lambda: second_verifier(bootstrap, topic, env.get("KAFKA_CREDENTIALS_DIR", "")))
+        )
     script_env = {
         **os.environ,
         **env,
@@ -253,6 +277,12 @@ def main() -> None:
                "events/s", raw_name, higher_is_better=True),
         Figure("adapterctl audit verify (installed script, end to end), events/s",
                events / script_s, rate["raw"], "events/s", raw_name, higher_is_better=True),
+        Figure("logcheck verify (the independent Java verifier, end to end, JVM start "
+               "included), events/s", rate["second_verifier"], rate["raw"], "events/s",
+               raw_name, higher_is_better=True),
+        Figure("logcheck verify (Java) against adapterctl audit verify (installed script), "
+               "events/s", rate["second_verifier"], events / script_s, "events/s",
+               "adapterctl audit verify, end to end", higher_is_better=True),
     ]  # fmt: skip
     details = {
         "history": history,
@@ -264,6 +294,9 @@ def main() -> None:
         "installed_script_s": round(script_s, 3),
         "installed_script_said": verdict,
         "installed_script_startup_s": round(startup_s, 3),
+        "second_verifier_said": second_verifier(
+            bootstrap, topic, env.get("KAFKA_CREDENTIALS_DIR", "")
+        ),
         "profile": profile(source),
     }
     write_report("audit", figures, details)

@@ -17,6 +17,7 @@ sends its Ctrl-C there).
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
@@ -342,6 +343,19 @@ def main() -> int:
         s.adapterctl("history", journey.adapter)
         s.done(t)
 
+        t = s.step("An outside auditor verifies an export offline, with a second verifier")
+        kit = DEMO / "audit-kit" / journey.adapter
+        shutil.rmtree(kit, ignore_errors=True)
+        log_key, approval_key = str(DEMO / "log.key.pub"), str(DEMO / "signing.key.pub")
+        s.adapterctl(
+            "audit", "export", "--out", str(kit), "--log-key", log_key, "--public-key", approval_key
+        )
+        # Written from docs/log-format.md alone, in Java: it shares no code with adapterctl.
+        s.logcheck(
+            "verify", "--bundle", str(kit), "--log-key", log_key, "--approval-key", approval_key
+        )
+        s.done(t, f"(bundle: {kit.relative_to(REPO)})")
+
         t = s.step("What each service's /metrics counted (adapters_events_total by outcome)")
         for name, outcomes in s.counters().items():
             shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(outcomes.items())) or "none"
@@ -368,7 +382,8 @@ def main() -> int:
         "  third: refused by the evaluator (regressed against the serving revision), archived\n"
         "         to cold storage, weights deleted\n"
         "  production rolled back to the first revision in one command\n"
-        "  the audit log and every signed decision verified\n"
+        "  the audit log and every signed decision verified, by adapterctl and by the\n"
+        "  independent Java verifier over an exported auditor's bundle\n"
         "Explore: .venv/bin/adapterctl audit replay | history ADAPTER | audit at ...\n"
         "Kafka and PostgreSQL are still running. Stop them with: make infra-down"
     )

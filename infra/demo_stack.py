@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 VAR = REPO / "var"
 DEMO = VAR / "demo"
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
+LOGCHECK = REPO / "verifiers" / "java" / "logcheck"  # the second, independent verifier
+LOGCHECK_BUILD = REPO / "verifiers" / "java" / "build.sh"
 LIFECYCLE = "adapters.lifecycle.v1"
 PIDS = DEMO / "processes.txt"  # the running demo's service pids: a re-run stops leftovers
 # Test-only: `DEMO_PAUSE_AT=<point>` holds the demo at that named point (see `pause_point`)
@@ -259,6 +261,17 @@ class DemoStack:
             raise SystemExit(f"adapterctl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         if show and result.stdout.strip():
             print("    " + result.stdout.strip().replace("\n", "\n    "), flush=True)
+        return result.stdout
+
+    def logcheck(self, *args: str) -> str:
+        """The independent Java verifier (`verifiers/java`), built first if it is not."""
+        built = subprocess.run([str(LOGCHECK_BUILD)], capture_output=True, text=True, timeout=900)
+        if built.returncode != 0:
+            raise SystemExit(f"verifiers/java/build.sh failed:\n{built.stdout}{built.stderr}")
+        result = subprocess.run([str(LOGCHECK), *args], capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise SystemExit(f"logcheck {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        print("    " + result.stdout.strip().replace("\n", "\n    "), flush=True)
         return result.stdout
 
     def stage(self, source: Path, name: str) -> Path:

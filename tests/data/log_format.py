@@ -22,8 +22,8 @@ from shared.codec import Codec
 from shared.events import (
     Actor,
     BaseModelRef,
-    MetricResult,
     Envelope,
+    MetricResult,
     RevisionApproved,
     RevisionEvaluated,
     RevisionRegistered,
@@ -39,9 +39,27 @@ LOG_KEY = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(100, 132))))
 APPROVAL_KEY = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(132, 164))))
 # Doubles and how §4's JSON spells them: [IEEE 754 bits as 16 hex digits, the JSON text].
 JSON_NUMBERS = [
-    1.0, 0.1, -0.0, 0.0001, 1e-05, 1e15, 1e16, 1.5e16, 123456789012345680.0, 5e-324,
-    1.7976931348623157e308, 2.2250738585072014e-308, 0.30000000000000004, 1 / 3, -2.5e-7,
-    100.0, 12345.678, float("nan"), float("inf"), float("-inf"), 9007199254740993.0,
+    1.0,
+    0.1,
+    -0.0,
+    0.0001,
+    1e-05,
+    1e15,
+    1e16,
+    1.5e16,
+    123456789012345680.0,
+    5e-324,
+    1.7976931348623157e308,
+    2.2250738585072014e-308,
+    0.30000000000000004,
+    1 / 3,
+    -2.5e-7,
+    100.0,
+    12345.678,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    9007199254740993.0,
 ]
 MANIFEST, REPORT = "sha256:" + "11" * 32, "sha256:" + "22" * 32
 
@@ -101,12 +119,23 @@ def events() -> list[Any]:
             suite_digest="sha256:" + "66" * 32,
             backend="transformers",
             metrics=[  # floats on purpose (§4's shortest round-trip spelling)
-                MetricResult(name="accuracy", value=1.0, baseline=0.1, threshold=">= 0.9",
-                             passed=True),
-                MetricResult(name="mean_loglik", value=-1.0000000000000002e-05,
-                             baseline=None, threshold="", passed=True),
-                MetricResult(name="p95_latency_ms", value=123456789012345680.0,
-                             baseline=0.0001, threshold="<= 1.2x", passed=False),
+                MetricResult(
+                    name="accuracy", value=1.0, baseline=0.1, threshold=">= 0.9", passed=True
+                ),
+                MetricResult(
+                    name="mean_loglik",
+                    value=-1.0000000000000002e-05,
+                    baseline=None,
+                    threshold="",
+                    passed=True,
+                ),
+                MetricResult(
+                    name="p95_latency_ms",
+                    value=123456789012345680.0,
+                    baseline=0.0001,
+                    threshold="<= 1.2x",
+                    passed=False,
+                ),
             ],
         ),
         signed,

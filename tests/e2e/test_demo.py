@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.conftest import REPO, Infra
+from tests.verifiers import assert_agree, run_logcheck, run_ours
 
 
 def test_the_demo_runs_the_whole_journey_to_a_verified_audit_log(infra: Infra) -> None:
@@ -27,9 +28,18 @@ def test_the_demo_runs_the_whole_journey_to_a_verified_audit_log(infra: Infra) -
         "rolled back",
         "WeightsDeleted",
         "every decision signed by a trusted key",
+        "logcheck-java",  # the second verifier's verdict on the exported bundle
         "Summary for",
     ):
         assert milestone in output, f"missing {milestone!r}:\n{output[-8000:]}"
+    # The demo's log, exported: both verifiers agree on it, event for event.
+    kit = REPO / output.split("(bundle: ", 1)[1].split(")", 1)[0]
+    demo = REPO / "var" / "demo"
+    keys = ("--log-key", str(demo / "log.key.pub"))
+    _, ours = run_ours("audit", "verify", "--bundle", str(kit), *keys)
+    _, theirs = run_logcheck("verify", "--bundle", str(kit), *keys)
+    assert_agree(ours, theirs)
+    assert ours["ok"] and ours["checkpoints"] >= 1, ours["problems"]
     # Every pipeline service's /metrics counted the events it handled during the journey.
     for service in ("ingest", "validator", "gpu_evaluator", "approval", "activator", "archiver"):
         line = next((x for x in output.splitlines() if f"metrics {service} " in x), "")

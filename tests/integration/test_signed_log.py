@@ -38,6 +38,7 @@ from tests.conftest import Infra
 from tests.eventually import eventually
 from tests.factories import lifecycle, to_active
 from tests.integration.conftest import create_database
+from tests.verifiers import assert_agree, build_logcheck, run_logcheck
 
 ADAPTERCTL = Path(sys.executable).parent / "adapterctl"
 CODEC = Codec.default()
@@ -70,7 +71,24 @@ class SignedLog:
             timeout=120,
         )
         assert result.returncode in (0, 1), result.stdout + result.stderr
-        return result.returncode, json.loads(result.stdout)
+        report = json.loads(result.stdout)
+        self.second_opinion(report, topic or self.topic, argv)
+        return result.returncode, report
+
+    def second_opinion(self, ours: dict[str, Any], topic: str, argv: tuple[str, ...]) -> None:
+        """The independent verifier reads the same topic from Kafka and the same cold
+        storage, and must say the same, event for event (the registry aside: it has none)."""
+        env = self.env()
+        options = [a for a in argv if a != "--against-registry"]
+        _, theirs = run_logcheck(
+            "verify", "--bootstrap", self.infra.bootstrap_servers, "--topic", topic,
+            "--user", env["KAFKA_SASL_USERNAME"],
+            "--password-file", env["KAFKA_SASL_PASSWORD_FILE"],
+            "--checkpoints", str(self.root / "cold"), "--log-key", str(self.root / "log.key.pub"),
+            *options,
+        )  # fmt: skip
+        mine = [p for p in ours["problems"] if p["code"] != "registry_disagrees"]
+        assert_agree({**ours, "problems": mine, "ok": not mine}, theirs)
 
     def records(self) -> list[LogRecord]:
         return read_topic(self.infra.kafka, self.topic)
@@ -94,6 +112,7 @@ def events_of(records: list[LogRecord], adapter: str) -> list[tuple[LogRecord, A
 @pytest.fixture(scope="module")
 def signed_log(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedLog]:
     """Two adapters taken to production through the registry; the relay signs and checkpoints."""
+    build_logcheck()
     root = tmp_path_factory.mktemp("signed-log")
     token = uuid.uuid4().hex[:8]
 

@@ -115,6 +115,7 @@ final class KafkaSource implements RecordSource {
 
     /** Polls the current partition (moving to the next when done); false at the very end. */
     private boolean fill() throws IOException {
+        if (current >= partitions.size()) return false; // called again after the very end
         while (true) {
             if (current >= 0 && consumer.position(partitions.get(current)) < end.get(partitions.get(current))) {
                 TopicPartition tp = partitions.get(current);

@@ -233,10 +233,10 @@ public final class Main {
             r.signaturesChecked ? "signatures checked" : "signatures NOT checked (no log key)",
             r.checkpoints, r.latestCheckpoint, r.unanchored.size());
         if (r.ok) {
-            out.println("OK " + facts);
+            out.println("OK (logcheck-java/1) " + facts);
             return;
         }
-        out.println("FAILED " + facts + ", " + r.problems.size() + " problems");
+        out.println("FAILED (logcheck-java/1) " + facts + ", " + r.problems.size() + " problems");
         out.println("first problem: " + r.problems.get(0).describe());
         for (Problem p : r.problems) out.println("  " + p.describe());
     }
