@@ -259,6 +259,29 @@ class Stack:
             raise AssertionError(f"adapterctl {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
 
+    def both_verifiers_agree(self, approval_key: Path) -> dict[str, Any]:
+        """`adapterctl audit verify` and the independent `logcheck` over this stack's log,
+        checkpoints and keys: they must agree event for event (tests/verifiers.py)."""
+        from tests.verifiers import assert_agree, build_logcheck, run_logcheck
+
+        build_logcheck()
+        ours = self.adapterctl(
+            "audit", "verify", "--json", "--public-key", str(approval_key), check=False
+        )
+        report = json.loads(ours.stdout)
+        env = self.env(acl.cli_principal("audit"))
+        _, theirs = run_logcheck(
+            "verify", "--bootstrap", env["KAFKA_BOOTSTRAP_SERVERS"],
+            "--topic", env["LIFECYCLE_TOPIC"],
+            *(["--user", env["KAFKA_SASL_USERNAME"],
+               "--password-file", env["KAFKA_SASL_PASSWORD_FILE"]]
+              if "KAFKA_SASL_USERNAME" in env else []),
+            "--checkpoints", env["LOG_CHECKPOINTS"], "--log-key", env["LOG_PUBLIC_KEYS"],
+            "--approval-key", str(approval_key),
+        )  # fmt: skip
+        assert_agree(report, theirs)
+        return dict(report)
+
     def register_kit_base(self, kit: Any) -> tuple[str, str]:
         """Register the model kit's base in this stack's catalogue; its (id, revision)."""
         base_id, base_revision = kit.model_ids["main"], kit.revisions["main"]

@@ -284,6 +284,7 @@ class Pipeline:
         """`adapterctl audit verify`, decision signatures included; its output."""
         public_key = self.stack.root / "keys" / "signing.key.pub"
         result = self.stack.adapterctl("audit", "verify", "--public-key", str(public_key))
+        self.stack.both_verifiers_agree(public_key)  # the second verifier says the same
         return result.stdout
 
     async def stop(self) -> None:
