@@ -86,6 +86,21 @@ def test_both_agree_when_every_signature_is_checked(cases: Path, name: str) -> N
     assert_agree(ours, theirs)
 
 
+def test_both_pass_a_forged_event_when_told_to_check_the_chains_alone(cases: Path) -> None:
+    """--unsigned is the chain alone, and says so: the forgery with recomputed hashes that
+    the signatures catch passes; and neither verifier drops to it without being told."""
+    folder = logcases.write_bundle(cases / "unsigned", logcases.build("forged-unsigned"))
+    status, ours = run_ours("audit", "verify", "--bundle", str(folder), "--unsigned")
+    their_status, theirs = run_logcheck("verify", "--bundle", str(folder), "--unsigned")
+
+    assert_agree(ours, theirs)
+    assert (status, their_status) == (0, 0) and not theirs["signatures_checked"]
+    refused = subprocess.run(
+        [str(LOGCHECK), "verify", "--bundle", str(folder)], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--log-key" in refused.stderr
+
+
 def test_both_name_a_damaged_bundle_file_by_file(cases: Path) -> None:
     folder = logcases.write_bundle(cases / "damaged", logcases.history())
     (folder / "checkpoints" / logcases.TOPIC / "000000000001.json").write_text("{}\n")

@@ -60,6 +60,9 @@ final class KafkaSource implements RecordSource {
         p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, String.valueOf(Verifier.BATCH));
         p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(64 << 20));
         p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(16 << 20));
+        // A fetch at a partition's end otherwise waits fetch.max.wait.ms (500) on the broker
+        // for more, and the log is read partition by partition: every switch cost that.
+        p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "10");
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
         p.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "30000");
         if (user != null) {

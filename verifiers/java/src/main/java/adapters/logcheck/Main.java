@@ -30,7 +30,7 @@ public final class Main {
 
     static final String USAGE = String.join("\n",
         "usage: logcheck vectors FILE",
-        "       logcheck verify SOURCE [--log-key PEM]... [--approval-key PEM]... [--every-signature]"
+        "       logcheck verify SOURCE (--log-key PEM... | --unsigned) [--approval-key PEM]... [--every-signature]"
             + " [--copy-of TOPIC] [--json]",
         "       logcheck at SOURCE --time ISO-8601-with-zone --environment ENV [--adapter NAME] [--json]",
         "SOURCE: --bundle DIR [--trust-bundle-keys]",
@@ -89,6 +89,12 @@ public final class Main {
                 a.rejectPositional();
                 for (String k : new String[] {"--time", "--environment", "--adapter"}) {
                     if (a.has(k)) throw new UsageException(k + " goes with at, not verify");
+                }
+                if (!a.has("--unsigned") && a.values("--log-key").isEmpty() && !a.has("--trust-bundle-keys")) {
+                    // Never a silent downgrade to the chain alone: a forged event with
+                    // recomputed hashes passes a chain check (§5).
+                    throw new UsageException("no log key to check signatures with: pass --log-key PEM"
+                        + " (the relay's public key, from its owner), or --unsigned to check the chains alone");
                 }
                 Read read = read(a);
                 if (a.has("--json")) out.println(toJson(verifyJson(read)));
@@ -166,7 +172,7 @@ public final class Main {
         String log = copyOf != null ? copyOf : read.topic;
 
         Verifier.Options o = new Verifier.Options();
-        o.signatures = !logRing.isEmpty();
+        o.signatures = !logRing.isEmpty() && !a.has("--unsigned");
         o.everySignature = a.has("--every-signature");
         o.approvalKeys = approvalRing.isEmpty() ? null : approvalRing;
         if (o.signatures) {
@@ -363,7 +369,7 @@ public final class Main {
 
     /** Command-line options: "--name value", repeatable; flags without a value. */
     static final class Args {
-        static final List<String> FLAGS = List.of("--json", "--every-signature", "--trust-bundle-keys");
+        static final List<String> FLAGS = List.of("--json", "--every-signature", "--trust-bundle-keys", "--unsigned");
         static final List<String> VALUED = List.of("--bundle", "--bootstrap", "--topic", "--user", "--password-file",
             "--checkpoints", "--schemas", "--log-key", "--approval-key", "--copy-of", "--time", "--environment",
             "--adapter");

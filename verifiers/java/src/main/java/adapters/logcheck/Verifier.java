@@ -302,7 +302,8 @@ final class Verifier {
         Checkpoints.Checkpoint newest = cps == null || !options.signatures ? null : cps.newest();
         if (newest != null) for (Checkpoints.Head h : newest.heads) newestHeads.put(h.adapter, h.anchorSeq());
         List<Chain.Link> unanchored = new ArrayList<>();
-        for (Chain.Link l : placed) {
+        // §10: anchoring is a question only where checkpoints are checked.
+        for (Chain.Link l : options.signatures ? placed : List.<Chain.Link>of()) {
             if (l.event.seq > newestHeads.getOrDefault(l.event.adapter, 0L)) unanchored.add(l);
         }
 
