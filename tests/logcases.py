@@ -424,7 +424,25 @@ CASES: dict[str, tuple[Tamper, set[str]]] = {
         {"checkpoint_foreign"},
     ),
     "no-checkpoints": (lambda log: _no_checkpoints(log), set()),
+    "trailing-bytes": (
+        lambda log: _raw_edit(log, "beta", 9, lambda v: v + b"\x00"),
+        {"undecodable"},
+    ),
+    "unknown-fingerprint": (
+        lambda log: _raw_edit(log, "gamma", 10, lambda v: v[:2] + b"\xff" * 8 + v[10:]),
+        {"undecodable"},
+    ),
+    "invalid-utf8": (
+        lambda log: _raw_edit(log, "alpha", 15, lambda v: v.replace(b"alpha", b"alph\xff", 1)),
+        {"undecodable"},
+    ),
 }
+
+
+def _raw_edit(log: Log, adapter: str, seq: int, edit: Callable[[bytes], bytes]) -> Log:
+    """The record's value bytes edited in place, below the Avro level."""
+    i = _index(log, adapter, seq)
+    return _replace_at(log, i, event=edit(CODEC.encode(log.links[i].event)))
 
 
 def _moved_signature(log: Log) -> Log:

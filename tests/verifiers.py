@@ -38,7 +38,7 @@ def run_logcheck(*args: str, timeout: float = 300) -> tuple[int, Any]:
     )
     if done.returncode not in (0, 1):
         raise AssertionError(f"logcheck {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    return done.returncode, json.loads(done.stdout)
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None
 
 
 def run_ours(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -47,7 +47,7 @@ def run_ours(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
         code = adapterctl([*args, "--json"], env=env or {})
     if code not in (0, 1):
         raise AssertionError(f"adapterctl {' '.join(args)} exited {code}: {err.getvalue()}")
-    return code, json.loads(out.getvalue())
+    return code, json.loads(out.getvalue()) if out.getvalue().strip() else None
 
 
 def ours_normalised(report: dict[str, Any]) -> dict[str, Any]:

@@ -132,3 +132,12 @@ def test_both_answer_what_served_when_and_approved_by_whom(
 
     assert served_normalised(ours) == served_normalised(theirs)
     assert status == their_status
+
+
+def test_neither_answers_what_served_from_a_log_that_does_not_replay(cases: Path) -> None:
+    folder = logcases.write_bundle(cases / "illegal-at", logcases.build("illegal-transition"))
+    moment = (logcases.START + timedelta(days=30)).isoformat()
+    argv = ("--bundle", str(folder), "--time", moment, "--environment", "staging")
+    status, ours = run_ours("audit", "at", *argv)
+    their_status, theirs = run_logcheck("at", *argv)
+    assert (status, ours, their_status, theirs) == (1, None, 1, None)
