@@ -60,6 +60,7 @@ COMMANDS = [
     "audit verify",
     "audit replay",
     "audit at",
+    "audit export",
     "history",
     "submit",
     "base register",
@@ -328,7 +329,7 @@ def test_submit_history_and_audit(ctl: Ctl, revision: tuple[str, str]) -> None:
     now = datetime.now(UTC).isoformat()
     at = json.loads(ctl("audit", "at", "--time", now, "--environment", ENV, "--json", rc=1).stdout)
     assert at["verified"] is True and at["adapters"] == []
-    ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", adapter)
+    ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", adapter, rc=1)
     unknown = ctl("audit", "at", "--time", now, "--environment", ENV, "--adapter", "nobody", rc=1)
     assert "has no events" in unknown.stderr
     # A time without a timezone is a usage error.

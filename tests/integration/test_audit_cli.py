@@ -288,7 +288,11 @@ def test_verify_json_reports_the_clean_log(scenario: Scenario) -> None:
 
 
 def active_at(scenario: Scenario, when: datetime) -> dict[str, Any]:
-    answer = as_json(scenario, "audit", "at", "--time", when.isoformat(), "--environment", PROD)
+    argv = ("audit", "at", "--time", when.isoformat(), "--environment", PROD, "--json")
+    result = adapterctl(scenario, *argv)
+    answer = json.loads(result.stdout)
+    served = any(a["active"] or a["canary"] for a in answer["adapters"])
+    assert result.returncode == (0 if served else 1), result.stderr  # 1: nothing served then
     return {a["adapter"]: a for a in answer["adapters"]}
 
 
