@@ -16,6 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from adapterctl.main import main as adapterctl
 
@@ -43,7 +44,9 @@ def run_logcheck(*args: str, timeout: float = 300) -> tuple[int, Any]:
 
 def run_ours(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # In process: leave structlog as the test session configured it (capture_logs).
+    quiet = mock.patch("adapterctl.main.configure_logging")
+    with quiet, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = adapterctl([*args, "--json"], env=env or {})
     if code not in (0, 1):
         raise AssertionError(f"adapterctl {' '.join(args)} exited {code}: {err.getvalue()}")

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -27,7 +28,9 @@ def adapterctl(*argv: str, records: list[LogRecord] | None = None) -> tuple[int,
     def read(_kafka: Any, _topic: str, _timeout: float) -> list[LogRecord]:
         return records or []
 
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # In process: leave structlog as the test session configured it (capture_logs).
+    quiet = mock.patch("adapterctl.main.configure_logging")
+    with quiet, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*argv, "--json"], reader=read, env={})
     text = out.getvalue()
     return code, json.loads(text) if text.strip() else None, err.getvalue()
