@@ -41,7 +41,14 @@ from shared.events import (
 )
 from shared.events.commands import AbortCanary
 from shared.kafka.reader import LogRecord
-from shared.logseal import Checkpoint, Head, checkpoint_key, event_headers, sign_checkpoint
+from shared.logseal import (
+    Checkpoint,
+    Head,
+    checkpoint_key,
+    event_headers,
+    parse_checkpoint,
+    sign_checkpoint,
+)
 from shared.schemas import DEFAULT_SCHEMAS_DIR
 from shared.signing import Signer, public_pem
 from tests.factories import TEST_LOG_SIGNER, TEST_SIGNER, lifecycle, signed
@@ -476,8 +483,6 @@ def _checkpoint_bytes(log: Log, number: int, data: bytes) -> Log:
 
 def _checkpoint_resigned(log: Log, number: int, **changes: Any) -> Log:
     """Checkpoint `number` edited and re-signed by its own key (so only its content is off)."""
-    from shared.logseal import parse_checkpoint
-
     cp = parse_checkpoint(log.checkpoints[number]).checkpoint
     if "log_name" in changes:
         changes["log"] = changes.pop("log_name")
