@@ -9,7 +9,7 @@ BROKERS ?= 1
 MARKERS ?= not gpu and not docker
 PYTEST_ARGS ?=
 
-.PHONY: lock setup test test-unit demo lint infra-up infra-down infra-status topics clean help gpu-check bench
+.PHONY: lock setup test test-unit demo stack-up stack-down stack-status lint infra-up infra-down infra-status topics clean help gpu-check bench
 
 help:
 	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries"
@@ -18,6 +18,8 @@ help:
 	@echo "make test       start Kafka + PostgreSQL, run unit + integration tests, stop them"
 	@echo "make test-unit  the unit tests alone (no Kafka, no PostgreSQL; about a minute)"
 	@echo "make demo       the main job: local stack + an adapter's journey through it"
+	@echo "make stack-up   the demo's stack left running for your own adapter (README: Try your own)"
+	@echo "make stack-down unregister the stack's replicas and stop its services"
 	@echo "make lint       ruff, mypy (shared/, services/, adapterctl/), import-linter contracts"
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
 	@echo "make infra-down stop them; leaves no java or postgres process of ours"
@@ -61,6 +63,16 @@ test-unit: $(VENV)/.stamp
 
 demo: setup
 	$(PY) infra/demo.py
+
+# The demo's stack without the journey, left running; `source var/stack/env.sh` to use it.
+stack-up: setup
+	$(PY) infra/stack.py up
+
+stack-down: $(VENV)/.stamp
+	$(PY) infra/stack.py down
+
+stack-status: $(VENV)/.stamp
+	$(PY) infra/stack.py status
 
 # Benchmarks need the local stack: figures are ratios against baselines from the same run.
 bench: setup

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from adapterctl.output import emit, fields, short, table, to_json, warn
+from adapterctl.revisions import resolved
 from adapterctl.source import CliError, Source, with_registry
 from shared.codec import Codec
 from shared.coldstore import ColdStorageError, ColdStorageSettings, read_archive
@@ -76,6 +77,7 @@ def load_archive(source: Source, adapter: str, revision: str) -> Archive | None:
 
 
 def run_show(args: argparse.Namespace, source: Source) -> int:
+    args.revision = resolved(source, args.adapter, args.revision)
     archive = load_archive(source, args.adapter, args.revision)
     if archive is None:
         return 1
@@ -151,6 +153,7 @@ def _metrics(evaluation: dict[str, Any]) -> str:
 
 
 def run_verify(args: argparse.Namespace, source: Source) -> int:
+    args.revision = resolved(source, args.adapter, args.revision)
     archive = load_archive(source, args.adapter, args.revision)
     if archive is None:
         return 1
@@ -191,7 +194,7 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    show.add_argument("revision", metavar="REVISION")
+    show.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
     show.add_argument("--adapter", required=True)
     show.set_defaults(run=run_show)
     verify = commands.add_parser(
@@ -201,7 +204,7 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    verify.add_argument("revision", metavar="REVISION")
+    verify.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
     verify.add_argument("--adapter", required=True)
     verify.add_argument(
         "--weights", required=True, metavar="PATH", help="the revision's folder, or one file"

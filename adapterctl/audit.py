@@ -243,6 +243,11 @@ def run_verify(args: argparse.Namespace, source: Source) -> int:
             f"{signed}{agreed}"
         )
         emit(_anchoring_line(anchoring))
+        if not args.public_key:
+            emit(
+                "approval decisions' signatures NOT checked: pass --public-key FILE (the "
+                "approval service's APPROVAL_SIGNING_KEY + .pub) to check them"
+            )
         return 0
     first = report.first_problem
     assert first is not None

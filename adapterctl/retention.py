@@ -12,6 +12,7 @@ from typing import Any
 
 from adapterctl.commands import add_token_option, change, get
 from adapterctl.output import emit, moment, table, to_json
+from adapterctl.revisions import resolved
 from adapterctl.source import CliError, CliRefusal, Source
 from shared.retention import RetentionPolicy
 
@@ -103,10 +104,12 @@ def _hold_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_hold(args: argparse.Namespace, source: Source) -> int:
+    args.revision = resolved(source, args.adapter, args.revision)
     return _carried_out(args, "POST", "/holds", _hold_body(args))
 
 
 def run_release(args: argparse.Namespace, source: Source) -> int:
+    args.revision = resolved(source, args.adapter, args.revision)
     return _carried_out(args, "POST", "/holds/release", _hold_body(args))
 
 
@@ -155,7 +158,7 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    hold.add_argument("revision", metavar="REVISION")
+    hold.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
     hold.add_argument("--adapter", required=True)
     hold.add_argument("--reason", required=True, help="why, e.g. a case number")
     hold.set_defaults(run=run_hold)
@@ -166,7 +169,7 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    release.add_argument("revision", metavar="REVISION")
+    release.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
     release.add_argument("--adapter", required=True)
     release.add_argument("--reason", default="", help="why it is released")
     release.set_defaults(run=run_release)

@@ -17,6 +17,7 @@ sends its Ctrl-C there).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -28,15 +29,31 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.demo_stack import DEMO, REPO, DemoStack, Progress, free_port
+from infra.demo_stack import DEMO, REPO, DemoStack, Progress, free_port, port_or_free
 from shared.kafka.topics import admin_client, catalogue, provision
 
 QUESTION = "what is the capital of france?"
+# Training and loading the kit (imported later) print no progress bars over the demo's lines.
+for _quiet in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+    os.environ.setdefault(_quiet, "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+# The ports `make stack-up` asks for first (adapterctl's defaults), each taken only if free.
+STACK_PORTS = {
+    "replica1": 8001,
+    "replica2": 8002,
+    "ingest": 8470,
+    "approval": 8480,
+    "activator": 8490,
+    "archiver": 8491,
+}
 
 
 class Journey:
-    def __init__(self) -> None:
+    def __init__(self, *, stack_ports: bool = False) -> None:
         self.s = DemoStack()
+        self.stack_ports = stack_ports  # the usual ports where free; else any free port
         self.adapter = f"support-summarizer-{time.strftime('%H%M%S')}"
         self.tokens: dict[str, str] = {}
         self.replicas: list[str] = []
@@ -107,7 +124,7 @@ class Journey:
         s = self.s
         t = s.step("Starting every service as its own process, and two serving replicas")
         for i in (1, 2):
-            port = free_port()
+            port = self.port(f"replica{i}")
             s.start(
                 f"replica{i}",
                 "services.reference_server",
@@ -118,8 +135,8 @@ class Journey:
                 REFERENCE_BASE_REVISION=self.kit.revisions["main"],
             )
             self.replicas.append(f"http://127.0.0.1:{port}")
-        approval_port, activator_port = free_port(), free_port()
-        archiver_port, ingest_port = free_port(), free_port()
+        approval_port, activator_port = self.port("approval"), self.port("activator")
+        archiver_port, ingest_port = self.port("archiver"), self.port("ingest")
         self.approval = f"http://127.0.0.1:{approval_port}"
         # Where adapterctl submits, and reads the activator's and the archiver's answers.
         s.env["INGEST_URL"] = f"http://127.0.0.1:{ingest_port}"
@@ -162,6 +179,9 @@ class Journey:
                 s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
         self.configure()
+
+    def port(self, name: str) -> int:
+        return port_or_free(STACK_PORTS[name]) if self.stack_ports else free_port()
 
     def configure(self) -> None:
         """The settings the activator and the archiver own, set through their APIs by an
@@ -262,7 +282,27 @@ class Journey:
                 },
             )
             decision.raise_for_status()
-            print(f"    {name} approved in {environment}: {decision.json()['outcome']}")
+            print(f"    {name} approved in {environment}: {decision.json()['summary']}")
+
+    def stop(self) -> None:
+        """Unregister the replicas (they stop with the demo: an activator that outlives them
+        must not probe dead URLs every tick), then stop every service."""
+        s = self.s
+        if self.replicas and "activator" in s.processes and s.processes["activator"].poll() is None:
+            try:
+                s.adapterctl(
+                    "env",
+                    "replicas",
+                    "production",
+                    "--clear",
+                    env={"ADAPTERCTL_TOKEN": self.tokens["olive"]},
+                    show=False,
+                )
+                print("    replicas unregistered from production", flush=True)
+            except SystemExit as exc:  # cleanup goes on: the services must still stop
+                print(f"    could not unregister the replicas: {exc}", flush=True)
+            self.replicas = []
+        s.stop()
 
     def answers(self) -> list[str]:
         return [self.s.ask(url, self.adapter, QUESTION) for url in self.replicas]
@@ -365,7 +405,7 @@ def main() -> int:
         # Services run in their own sessions: the Ctrl-C reached only this process.
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
         print("\ninterrupted: stopping every service (up to 30 s)", flush=True)
-        s.stop()
+        journey.stop()
         if s.started_infra:
             print("stopping Kafka and PostgreSQL, which this demo started", flush=True)
             s.stop_infra()
@@ -374,7 +414,7 @@ def main() -> int:
         print("stopped; nothing of the demo is left running", flush=True)
         return 130
     finally:
-        s.stop()
+        journey.stop()
     print(
         f"\nSummary for {journey.adapter}:\n"
         "  first revision: validated, evaluated, approved (1 in staging, 2 in production), active\n"

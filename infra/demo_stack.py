@@ -39,6 +39,7 @@ PIDS = DEMO / "processes.txt"  # the running demo's service pids: a re-run stops
 PAUSE_AT = "DEMO_PAUSE_AT"
 RESUME = DEMO / "resume"
 SPINNER = "|/-\\"
+OURS = (b"services.", b"infra.traffic")  # the modules a leftover pid may run to be stopped
 
 
 class Progress:
@@ -91,6 +92,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_or_free(wanted: int) -> int:
+    """`wanted` when nothing listens there, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", wanted))
+        except OSError:
+            return free_port()
+    return wanted
 
 
 class DemoStack:
@@ -198,7 +209,7 @@ class DemoStack:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"-m" in cmdline and any(arg.startswith(b"services.") for arg in cmdline):
+            if b"-m" in cmdline and any(arg.startswith(OURS) for arg in cmdline):
                 os.kill(pid, signal.SIGTERM)
                 stopped.append(f"{name} (pid {pid})")
         deadline = time.monotonic() + 30

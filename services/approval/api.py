@@ -100,6 +100,9 @@ async def record_decision(
     approvals = decided.verdict.approvers if ballot.choice is Choice.APPROVE else ()
     return DecisionOutcome(
         outcome=decided.verdict.outcome.value,
+        summary=outcome_summary(
+            decided.verdict.outcome.value, len(approvals), decided.required_approvals
+        ),
         adapter=adapter,
         revision=revision,
         environment=environment,
@@ -108,6 +111,19 @@ async def record_decision(
         event_id=decided.event.envelope.event_id if decided.event else None,
         key_id=decided.event.key_id if decided.event else None,
     )
+
+
+def outcome_summary(outcome: str, approvals: int, required: int) -> str:
+    """What a ballot did, in words: `1 of 2 distinct approvals: 1 more needed`."""
+    if outcome == "recorded":
+        missing = required - approvals
+        return (
+            f"{approvals} of {required} distinct approvals: {missing} more needed "
+            "from another person"
+        )
+    if outcome == "approved":
+        return f"approved ({approvals} of {required}): the activator rolls it out"
+    return "denied: the revision will not be rolled out here"
 
 
 @router.get("/me", response_model=Me, responses=documented(401, 403))

@@ -229,6 +229,7 @@ class DecisionOutcome(BaseModel):
     outcome: Literal["recorded", "approved", "denied"] = Field(
         description="recorded: a partial approval, more distinct approvers needed"
     )
+    summary: str = Field(description="the outcome in words: `1 of 2 distinct approvals: ...`")
     adapter: str
     revision: str
     environment: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from shared.kafka.auth import READER_GROUP_PREFIX, Kafka, client_config
 
 BATCH = 1000  # records per consume call
+
+# librdkafka's own log lines (a coordinator connection dropped as the reader closes, say)
+# would land on a CLI user's stderr; what matters surfaces as an exception or a timeout.
+_LIBRDKAFKA = logging.getLogger("shared.kafka.reader.librdkafka")
+_LIBRDKAFKA.addHandler(logging.NullHandler())
+_LIBRDKAFKA.propagate = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,7 @@ def iter_topic(
     """
     consumer = Consumer(
         {
-            **client_config(kafka),
+            **client_config(kafka, logger=_LIBRDKAFKA),
             "group.id": group or f"{READER_GROUP_PREFIX}{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
