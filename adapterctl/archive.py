@@ -195,7 +195,7 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
     )
     show.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
-    show.add_argument("--adapter", required=True)
+    show.add_argument("--adapter", required=True, help="the adapter the revision belongs to")
     show.set_defaults(run=run_show)
     verify = commands.add_parser(
         "verify",
@@ -205,7 +205,7 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
     )
     verify.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
-    verify.add_argument("--adapter", required=True)
+    verify.add_argument("--adapter", required=True, help="the adapter the revision belongs to")
     verify.add_argument(
         "--weights", required=True, metavar="PATH", help="the revision's folder, or one file"
     )

@@ -131,7 +131,7 @@ def register(groups: Any, common: argparse.ArgumentParser, ctl: CtlSettings | No
         default="",
         metavar="TOPIC",
         help="the topic read is a copy (a mirror, an export) of this log: its checkpoints "
-        "name the original",
+        "name the original (default: the topic read is the original)",
     )
     verify.add_argument(
         "--every-signature",

@@ -50,7 +50,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--time", required=True, type=parse_time, metavar="ISO-8601")
+    parser.add_argument(
+        "--time",
+        required=True,
+        type=parse_time,
+        metavar="ISO-8601",
+        help="the moment asked about, e.g. 2026-12-01T09:30:00Z",
+    )
     parser.add_argument("--environment", required=True, metavar="ENV", help="e.g. production")
     parser.add_argument("--adapter", help="only this adapter (default: every adapter in ENV)")
     parser.set_defaults(run=run_at)

@@ -18,6 +18,7 @@ from adapterctl import (
     rollout,
     submit,
 )
+from adapterctl.helptext import document
 from adapterctl.settings import CtlSettings
 from adapterctl.source import CliError, CliRefusal, Reader, Source, bundle_source, read_kafka
 from shared.logs import configure_logging
@@ -106,6 +107,7 @@ def build_parser(
         activator_url=ctl.activator_url,
         token=ctl.token,
     )
+    document(parser)  # every subcommand: its purpose line and only its own examples
     return parser
 
 

@@ -97,8 +97,8 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=roles)
+    add.add_argument("name", help="the principal's name (stored canonical: NFKC, case-folded)")
+    add.add_argument("--role", required=True, choices=roles, help="what the token may do")
     add.add_argument(
         "--person",
         help="the person this principal belongs to (default: the name); one person's "
@@ -120,6 +120,6 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the principal whose tokens end")
     revoke.add_argument("--role", choices=roles, help="only this role (default: every role)")
     revoke.set_defaults(run=run_revoke)

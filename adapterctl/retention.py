@@ -137,10 +137,24 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    put.add_argument("--environment", required=True, metavar="ENV")
+    put.add_argument(
+        "--environment", required=True, metavar="ENV", help="the environment it applies in"
+    )
     put.add_argument("--adapter", default=None, help="only this adapter (default: every adapter)")
-    put.add_argument("--keep-superseded", type=int, required=True, metavar="N")
-    put.add_argument("--min-age-days", type=int, required=True, metavar="DAYS")
+    put.add_argument(
+        "--keep-superseded",
+        type=int,
+        required=True,
+        metavar="N",
+        help="how many superseded revisions to keep, newest first",
+    )
+    put.add_argument(
+        "--min-age-days",
+        type=int,
+        required=True,
+        metavar="DAYS",
+        help="nothing younger than this expires",
+    )
     put.set_defaults(run=run_set)
     show = commands.add_parser(
         "show",
@@ -149,7 +163,9 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    show.add_argument("--environment", default=None, metavar="ENV")
+    show.add_argument(
+        "--environment", default=None, metavar="ENV", help="only this one (default: all)"
+    )
     show.set_defaults(run=run_show)
     hold = commands.add_parser(
         "hold",
@@ -159,7 +175,7 @@ def register(
         formatter_class=fmt,
     )
     hold.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
-    hold.add_argument("--adapter", required=True)
+    hold.add_argument("--adapter", required=True, help="the adapter the revision belongs to")
     hold.add_argument("--reason", required=True, help="why, e.g. a case number")
     hold.set_defaults(run=run_hold)
     release = commands.add_parser(
@@ -170,6 +186,6 @@ def register(
         formatter_class=fmt,
     )
     release.add_argument("revision", metavar="REVISION", help="its digest or a unique prefix")
-    release.add_argument("--adapter", required=True)
-    release.add_argument("--reason", default="", help="why it is released")
+    release.add_argument("--adapter", required=True, help="the adapter the revision belongs to")
+    release.add_argument("--reason", default="", help="why it is released (default: none given)")
     release.set_defaults(run=run_release)
