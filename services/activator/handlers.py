@@ -14,6 +14,7 @@ from services.activator.plans import (
     Refused,
     RequestAction,
     Situation,
+    Waiting,
     operator_refusal,
     plan_abort,
     plan_expand,
@@ -54,6 +55,8 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
     try:
         await execute(deps, request, decide)
         return None
+    except Waiting as exc:
+        outcome, reason, evidence = Outcome.WAITING, str(exc), {}
     except Refused as exc:
         outcome, reason, evidence = Outcome.REFUSED, str(exc), {}
     except RolloutStopped as exc:
@@ -132,7 +135,10 @@ async def on_revision_approved(event: RevisionApproved, deps: ActivatorDeps) -> 
         if stale is not None:
             raise Refused(stale)
         if not policy.auto_rollout:
-            raise Refused(f"{spec.name} starts rollouts by hand: `adapterctl promote`")
+            raise Waiting(
+                f"approved; {spec.name} starts rollouts by hand: waiting for `adapterctl "
+                f"promote {envelope.adapter} {envelope.revision[:19]} --environment {spec.name}`"
+            )
         return plan_rollout(situation, envelope.revision, reason="approved: the policy rolls out")
 
     request = Request(

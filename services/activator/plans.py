@@ -69,15 +69,21 @@ ANALYSIS_ACTIONS = MappingProxyType(
 
 
 class Outcome(StrEnum):
-    """How a request ended: committed, refused by a rule, or stopped while carried out."""
+    """How a request ended: committed, refused by a rule, stopped while carried out, or
+    waiting for a person (an approval where rollouts start by hand waits for a promote)."""
 
     COMMITTED = "committed"
     REFUSED = "refused"
     FAILED = "failed"
+    WAITING = "waiting"
 
 
 class Refused(Exception):
     """The request cannot be carried out; the message says why, for the operator."""
+
+
+class Waiting(Refused):
+    """Nothing is wrong, but nothing moves until a person acts; the message says who and how."""
 
 
 @dataclass(frozen=True, slots=True)

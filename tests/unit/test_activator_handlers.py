@@ -136,7 +136,7 @@ async def test_a_redelivered_approval_changes_nothing(rollout: Rollout) -> None:
     assert [r.loads for r in rollout.world.replicas] == loads
 
 
-async def test_an_approval_where_rollouts_start_by_hand_is_refused_and_marked_handled(
+async def test_an_approval_where_rollouts_start_by_hand_waits_for_a_promote_and_is_handled(
     tmp_path: Path,
 ) -> None:
     rollout = Rollout(tmp_path, analysis={"auto_rollout": "false"})
@@ -146,8 +146,8 @@ async def test_an_approval_where_rollouts_start_by_hand_is_refused_and_marked_ha
     assert await rollout.since_mark() == []
     assert await rollout.pointer() == EnvironmentPointer()
     outcome = await rollout.world.store.outcome(approved.envelope.event_id)
-    assert outcome is not None and outcome["outcome"] is Outcome.REFUSED
-    assert "by hand" in outcome["detail"]
+    assert outcome is not None and outcome["outcome"] is Outcome.WAITING
+    assert "waiting for `adapterctl promote " in outcome["detail"]
     assert await rollout.world.registry.handled(CONSUMER, approved.envelope.event_id)
 
 

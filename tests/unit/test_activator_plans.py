@@ -291,5 +291,5 @@ def test_an_analysis_request_records_the_action_it_always_recorded(verdict: Verd
 
 
 def test_every_outcome_and_action_keeps_its_stored_value() -> None:
-    assert {o.value for o in Outcome} == {"committed", "refused", "failed"}
+    assert {o.value for o in Outcome} == {"committed", "refused", "failed", "waiting"}
     assert {a.value for a in PlanAction} == {"activate", "canary", "expand", "rollback"}
