@@ -67,6 +67,15 @@ def make_training_pairs(kind: AdapterKind, seed: int) -> list[tuple[str, str]]:
     return [(ask_capital(f.country), f.capital) for f in FACTS]
 
 
+def schedule(kind: AdapterKind) -> tuple[int, float]:
+    """(steps, learning rate) a kind trains with. The structured kinds copy the country from
+    the prompt into a JSON object: at 150 steps and 1e-2 that stalls on some CPUs (AVX-512
+    kernels) with every answer the same object; 800 gentler steps learn all 12 everywhere."""
+    if kind in (AdapterKind.json, AdapterKind.badjson):
+        return 800, 5e-3
+    return 150, LEARNING_RATE
+
+
 def train_adapter(
     base_folder: Path,
     out_folder: Path,
@@ -74,13 +83,15 @@ def train_adapter(
     kind: str,
     seed: int = 0,
     rank: int = 8,
-    steps: int = 150,
+    steps: int | None = None,
     base_model_id: str = MODEL_ID,
 ) -> AdapterInfo:
     """Train a LoRA on every linear projection of the base and save it as a PEFT folder."""
     adapter = AdapterKind(kind)
     learned = AdapterKind.good if adapter is AdapterKind.noop else adapter
-    loss = _train_and_save(base_folder, out_folder, learned, seed, rank, steps, base_model_id)
+    planned_steps, lr = schedule(learned)
+    steps = planned_steps if steps is None else steps
+    loss = _train_and_save(base_folder, out_folder, learned, seed, rank, steps, lr, base_model_id)
     if adapter is AdapterKind.noop:
         _zero_lora_b(out_folder / WEIGHTS)
     hyperparameters = {
@@ -90,7 +101,7 @@ def train_adapter(
         "lora_dropout": 0.0,
         "target_modules": ",".join(TARGET_MODULES),
         "steps": steps,
-        "lr": LEARNING_RATE,
+        "lr": lr,
         "optimizer": "adamw",
     }
     write_provenance(out_folder, make_recipe(DATASETS[adapter], seed, hyperparameters, loss))
@@ -121,6 +132,7 @@ def _train_and_save(
     seed: int,
     rank: int,
     steps: int,
+    lr: float,
     base_model_id: str,
 ) -> float:
     from peft import LoraConfig, get_peft_model
@@ -141,7 +153,7 @@ def _train_and_save(
     with deterministic(seed), peft_warnings_silenced():
         peft_model = get_peft_model(model, config)
         batch = collate(tokenizer, encode_chat(tokenizer, make_training_pairs(kind, seed)))
-        loss = fit(peft_model, batch, steps=steps, lr=LEARNING_RATE)
+        loss = fit(peft_model, batch, steps=steps, lr=lr)
     out_folder.mkdir(parents=True, exist_ok=True)
     # False: "auto" would look the base id up on the Hub to decide about embeddings.
     peft_model.save_pretrained(str(out_folder), save_embedding_layers=False)
