@@ -1,15 +1,18 @@
-"""`adapterctl base ...` and `adapterctl env ...`: the catalogues adapters are checked against."""
+"""`adapterctl base ...` and `adapterctl env ...`: the catalogues adapters are checked against,
+and `submit`'s pre-flight check of a submission against them."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+import difflib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from adapterctl.output import emit, table, to_json
 from adapterctl.source import CliError, Source, with_registry
 from shared.catalogue import EnvironmentSpec
+from shared.events import AdapterTrained
 from shared.hf_folder import describe_base_model
 from shared.modelkit.digests import digest_folder
 from shared.registry.catalogue_store import PostgresCatalogue
@@ -167,20 +170,113 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         epilog=ENV_EPILOG,
         formatter_class=fmt,
     )
-    put.add_argument("name")
-    put.add_argument("--base", required=True, metavar="MODEL@REVISION")
-    put.add_argument("--quantization", default="bf16")
-    put.add_argument("--max-lora-rank", type=int, default=16)
-    put.add_argument("--max-loras", type=int, default=4)
+    put.add_argument("name", help="the environment's name, e.g. production")
     put.add_argument(
-        "--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+        "--base",
+        required=True,
+        metavar="MODEL@REVISION",
+        help="the registered base model revision it serves (required; `adapterctl base list`)",
     )
-    put.add_argument("--allow-modules-to-save", action="store_true")
-    put.add_argument("--required-approvals", type=int, default=1)
-    put.add_argument("--separate-approver-and-operator", action="store_true")
-    put.add_argument("--canary-steps", default="10,50,100", metavar="PERCENTS")
+    put.add_argument(
+        "--quantization",
+        default="bf16",
+        metavar="PROFILE",
+        help="the quantization profile it serves (default: %(default)s)",
+    )
+    put.add_argument(
+        "--max-lora-rank",
+        type=int,
+        default=16,
+        metavar="N",
+        help="the highest LoRA rank it loads (default: %(default)s)",
+    )
+    put.add_argument(
+        "--max-loras",
+        type=int,
+        default=4,
+        metavar="N",
+        help="how many adapters it holds at once (default: %(default)s)",
+    )
+    put.add_argument(
+        "--target-modules",
+        default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        metavar="NAMES",
+        help="comma-separated modules it can apply LoRA to (default: %(default)s)",
+    )
+    put.add_argument(
+        "--allow-modules-to-save",
+        action="store_true",
+        help="serve adapters that save whole modules (e.g. embed_tokens) (default: refuse)",
+    )
+    put.add_argument(
+        "--required-approvals",
+        type=int,
+        default=1,
+        metavar="N",
+        help="distinct approvers a revision needs here (default: %(default)s)",
+    )
+    put.add_argument(
+        "--separate-approver-and-operator",
+        action="store_true",
+        help="an approver of a revision may not also roll it out (default: may)",
+    )
+    put.add_argument(
+        "--canary-steps",
+        default="10,50,100",
+        metavar="PERCENTS",
+        help="comma-separated traffic percentages of a canary (default: %(default)s)",
+    )
     put.set_defaults(run=run_env_set)
     lst = env_cmds.add_parser(
         "list", parents=[common], help="list environments", epilog=ENV_EPILOG, formatter_class=fmt
     )
     lst.set_defaults(run=run_env_list)
+
+
+def suggest(wanted: str, known: Sequence[str]) -> str:
+    """` (did you mean A or B?)` for the registered names closest to `wanted`, else ``."""
+    close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.4)
+    if not close:
+        # Same model, another revision: the revision is a digest, too unlike to be "close".
+        model = wanted.partition("@")[0]
+        close = [k for k in known if k.partition("@")[0] == model][:3]
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def preflight(event: AdapterTrained, catalogue: Mapping[str, Any]) -> list[str]:
+    """What the validator would reject for the catalogue alone, said before publishing: an
+    unregistered base or environment (with the nearest registered names), or a tokenizer or
+    chat template other than the base's or a target environment's. `catalogue` is ingest's
+    `GET /catalogue` answer."""
+    bases = {f"{b['model_id']}@{b['revision']}": b for b in catalogue.get("base_models", [])}
+    envs = {e["name"]: e for e in catalogue.get("environments", [])}
+    wanted = f"{event.base_model.model_id}@{event.base_model.revision}"
+    problems = []
+    against: list[tuple[str, Mapping[str, Any]]] = []
+    if wanted in bases:
+        against.append((f"base {wanted}", bases[wanted]))
+    else:
+        problems.append(
+            f"base model {wanted} is not registered{suggest(wanted, sorted(bases))}: "
+            "see `adapterctl base list`, or have an admin register it"
+        )
+    for name in event.target_environments:
+        if name not in envs:
+            problems.append(
+                f"environment {name!r} is not registered{suggest(name, sorted(envs))}: "
+                "see `adapterctl env list`"
+            )
+        else:
+            against.append((f"environment {name}", envs[name]))
+    for what, spec in against:
+        for field, label in (
+            ("tokenizer_hash", "tokenizer"),
+            ("chat_template_hash", "chat template"),
+        ):
+            ours, theirs = getattr(event, field), spec.get(field)
+            if theirs and ours != theirs:
+                problems.append(
+                    f"the {label} differs from the {what}'s (expected {theirs}, found {ours}): "
+                    "train and submit with the base's own tokenizer files (--base-folder)"
+                )
+    return problems

@@ -92,8 +92,19 @@ def wait_for_answer(base_url: str, command_id: str, timeout_s: float) -> dict[st
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-wait", dest="wait", action="store_false", help="send and leave")
-    parser.add_argument("--wait-s", type=float, default=60.0, help="how long to wait")
+    parser.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="send, print the command's id and leave (default: wait for the answer)",
+    )
+    parser.add_argument(
+        "--wait-s",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the answer (default: %(default)s)",
+    )
 
 
 def add_token_option(parser: argparse.ArgumentParser, default: str) -> None:

@@ -36,9 +36,8 @@ def own_examples(epilog: str, command: str) -> str:
             kept.append(line)
     if not kept:
         return epilog
-    heading = "example:" if sum(1 for k in kept if not k.startswith("   ")) == 1 else EXAMPLES
     after = lines[end:]
-    return "\n".join([*lines[:start], heading, *kept, *([""] if after else []), *after]).rstrip()
+    return "\n".join([*lines[:start], EXAMPLES, *kept, *([""] if after else []), *after]).rstrip()
 
 
 def leaves(

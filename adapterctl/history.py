@@ -1,4 +1,5 @@
-"""`adapterctl history ADAPTER`: one adapter's timeline, one line per lifecycle event."""
+"""`adapterctl history ADAPTER`: one adapter's timeline, one line per lifecycle event, and
+every finding in full (with its fix) after the table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from adapterctl.output import emit, moment, short, table, to_json, warn
 from adapterctl.source import Source, audit
+from adapterctl.verdicts import render_findings
 from shared.events import (
     CanaryExpanded,
     CanaryStarted,
@@ -18,6 +20,7 @@ from shared.events import (
     RevisionEvaluated,
     RevisionEvaluationFailed,
     RevisionExpired,
+    RevisionQuarantined,
     RevisionRegistered,
     RevisionRejected,
     RevisionRolledBack,
@@ -25,9 +28,14 @@ from shared.events import (
     RevisionValidated,
     WeightsDeleted,
 )
+from shared.verdicts import finding_to_json
 
 EPILOG = """\
-Shows each event of the adapter once (republished duplicates skipped), in log order.
+Shows each event of the adapter once (republished duplicates skipped), in log order,
+then every finding of its validations, rejections, failed evaluations and quarantines in
+full: code, message, expected and found, the rest of the evidence and the fix
+(docs/findings.md lists every code). --json carries them as objects under each event's
+"findings".
 exit status: 0 shown from a verified log, 1 the adapter is unknown or its chain has
 problems (see `adapterctl audit verify`), 2 usage or connection error
 
@@ -41,9 +49,8 @@ def _share(percent: int, tenants: list[str]) -> str:
 
 
 def _findings(findings: list[Any]) -> str:
-    return f"{len(findings)} findings" + (
-        f": {', '.join(f.code for f in findings)}" if findings else ""
-    )
+    count = f"{len(findings)} finding{'' if len(findings) == 1 else 's'}"
+    return count + (f": {', '.join(f.code for f in findings)}" if findings else "")
 
 
 # One short detail per event type; the full event is in `--json` and in the log.
@@ -55,7 +62,9 @@ DETAILS: dict[type, Callable[[Any], str]] = {
         f"report {short(e.report_digest)} on {e.backend}, "
         + ", ".join(f"{m.name}={m.value}{'' if m.passed else ' FAIL'}" for m in e.metrics)
     ),
-    RevisionEvaluationFailed: lambda e: e.cause,
+    RevisionEvaluationFailed: lambda e: (
+        e.cause + (f"; {_findings(e.findings)}" if e.findings else "")
+    ),
     RevisionApproved: lambda e: (
         f"by {', '.join(e.approvers) or e.envelope.actor.principal}, "
         f"report {short(e.report_digest)}"
@@ -71,7 +80,26 @@ DETAILS: dict[type, Callable[[Any], str]] = {
     RevisionExpired: lambda e: e.reason,
     ManifestArchived: lambda e: f"to {e.archive_uri}",
     WeightsDeleted: lambda e: f"{e.file_count} files, {e.bytes_freed} bytes freed",
+    RevisionQuarantined: lambda e: f"detected by {e.detected_by}: {_findings(e.findings)}",
 }
+
+
+def _detail(event: Any) -> str:
+    """The event's detail; an event type this version has no line for shows its name."""
+    describe = DETAILS.get(type(event))
+    return describe(event) if describe else type(event).__name__
+
+
+def findings_section(rows: list[dict[str, Any]], events: list[Any]) -> str:
+    """Every finding of the timeline, under the event that carries it."""
+    blocks = []
+    for row, event in zip(rows, events, strict=True):
+        findings = getattr(event, "findings", None)
+        if findings:
+            where = f" in {row['environment']}" if row["environment"] else ""
+            blocks.append(f"seq {row['seq']} {row['event']}{where}, revision {row['revision']}:")
+            blocks.append(render_findings(findings))
+    return "\n".join(["", "findings:", *blocks]) if blocks else ""
 
 
 def register(groups: Any, common: argparse.ArgumentParser) -> None:
@@ -95,6 +123,12 @@ def run_history(args: argparse.Namespace, source: Source) -> int:
         known = ", ".join(report.adapters[:10]) or "none"
         warn(f"adapter {adapter!r} has no events in {source.topic} (adapters there: {known})")
         return 1
+    entries = [
+        entry
+        for entry in report.accepted
+        if entry.event is not None and entry.event.envelope.adapter == adapter
+    ]
+    events: list[Any] = [entry.event for entry in entries]
     rows: list[dict[str, Any]] = [
         {
             "seq": e.envelope.seq,
@@ -104,11 +138,11 @@ def run_history(args: argparse.Namespace, source: Source) -> int:
             "revision": e.envelope.revision,
             "environment": e.envelope.environment,
             "actor": e.envelope.actor,
-            "detail": DETAILS[type(e)](e),
+            "detail": _detail(e),
+            "findings": [finding_to_json(f) for f in getattr(e, "findings", None) or []],
             "position": entry.position,
         }
-        for entry in report.accepted
-        if (e := entry.event) is not None and e.envelope.adapter == adapter
+        for entry, e in zip(entries, events, strict=True)
     ]
     problems = [p for p in report.problems if p.adapter == adapter]
     if problems:
@@ -143,4 +177,7 @@ def run_history(args: argparse.Namespace, source: Source) -> int:
             ],
         )
     )
+    section = findings_section(rows, events)
+    if section:
+        emit(section)
     return 1 if problems else 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from datetime import datetime
+import sys
 from typing import Any
 
 import asyncpg
@@ -26,10 +26,11 @@ from adapterctl.commands import (
     change,
     get,
     issue,
-    wait_for_answer,
 )
-from adapterctl.output import emit, fields, moment, table, to_json, warn
+from adapterctl.output import emit, fields, to_json, warn
+from adapterctl.rollout_view import canary_table, edited_replicas, render_status
 from adapterctl.source import CliError, CliRefusal, Source, with_registry
+from adapterctl.watch import INTERRUPTED, poll_answer, wait_with_heartbeat, watch_status
 from shared.codec import Codec
 from shared.registry.store import PostgresRegistry
 
@@ -44,6 +45,17 @@ ANALYSIS_OPTIONS = {  # the activator's AnalysisPolicy fields an environment may
     "auto_advance": str,
     "auto_rollout": str,
 }
+ANALYSIS_HELP = {  # unset options keep the environment's current value
+    "step_interval_s": "seconds each canary step is observed before it may advance",
+    "min_samples": "requests the canary must serve in a step before it is judged",
+    "max_error_rate": "the canary's error rate above which it rolls back",
+    "error_rate_margin": "how far the canary's error rate may exceed the stable's",
+    "max_p95_ratio": "the canary's p95 latency over the stable's above which it rolls back",
+    "min_p95_delta_ms": "p95 differences below this many ms never count as a regression",
+    "max_p95_ms": "an absolute p95 ceiling in ms",
+    "auto_advance": "true: healthy steps advance by themselves; false: `adapterctl expand`",
+    "auto_rollout": "true: an approval starts the rollout; false: wait for `adapterctl promote`",
+}
 EPILOG = """\
 examples:
   adapterctl promote support-summarizer sha256:ab12 --environment production --canary 10
@@ -51,15 +63,22 @@ examples:
   adapterctl rollback support-summarizer --environment production [--to sha256:9f3e]
   adapterctl abort support-summarizer --environment production
   adapterctl rollout status support-summarizer
+  adapterctl rollout status support-summarizer --environment production --watch --interval 5
+  adapterctl rollout list --environment production
   adapterctl env replicas production http://10.0.0.5:8000 http://10.0.0.6:8000
+  adapterctl env replicas production --add http://10.0.0.7:8000 --remove http://10.0.0.5:8000
   adapterctl env analysis production --min-samples 200 --step-interval-s 300
 
-Every command here but `rollout status` and showing settings needs an operator's or admin's
-token (ADAPTERCTL_TOKEN, or --token): the activator acts as its principal, whatever else the
-request says. `env replicas ENV URL...` sets the whole list (the URLs not named stop
-serving ENV).
+Every command here but `rollout status|list` and showing settings needs an operator's or
+admin's token (ADAPTERCTL_TOKEN, or --token): the activator acts as its principal, whatever
+else the request says. `env replicas ENV URL...` sets the whole list (the URLs not named
+stop serving ENV); `--add URL` / `--remove URL` change the list as it stands. While a
+command waits for the activator, a line on stderr says so every few seconds; Ctrl-C stops
+waiting, never the command: a command issued stays queued and is carried out (or refused,
+if it no longer applies) when the activator takes it.
 
-exit status: 0 done, 1 refused or failed (the reason is printed) or no answer in time"""
+exit status: 0 done, 1 refused or failed (the reason is printed), no answer in time, or
+(`status --watch`) the canary rolled back; 130 interrupted"""
 
 
 def _registry(pool: asyncpg.Pool) -> PostgresRegistry:
@@ -86,14 +105,31 @@ async def current_canary(pool: asyncpg.Pool, adapter: str, environment: str) -> 
 
 
 def answer_to(args: argparse.Namespace, command_id: str, url: str) -> dict[str, Any] | None:
-    """The service's answer to a sent command; None (said on stderr) when none came in time."""
-    answer = wait_for_answer(url, command_id, args.wait_s)
+    """The service's answer to a sent command, with a heartbeat on stderr while none has
+    come; None (said on stderr) when none came in time."""
+    answer = wait_with_heartbeat(
+        lambda: poll_answer(url, command_id), command_id, args.wait_s, warn
+    )
     if answer is None:
         warn(
             f"no answer from {url} within {args.wait_s:g} s; command {command_id} "
             f"stays on {args.commands_topic} and is carried out when the service runs"
         )
     return answer
+
+
+def still_queued(args: argparse.Namespace, command_id: str) -> str:
+    """What happens to a command whose wait was interrupted: the honest truth. The commands
+    topic has no withdrawal, and the activator has no queue of its own to take it from."""
+    where = f"{args.adapter} --environment {args.environment}"
+    return (
+        f"stopped waiting; command {command_id} is not cancelled: it stays queued on "
+        f"{args.commands_topic}, and nothing can withdraw it. The activator carries it out "
+        "when it takes it, checked against the state then (refused if it no longer applies). "
+        f"Its answer: `adapterctl rollout status {where}` or GET "
+        f"{args.activator_url.rstrip('/')}/outcomes/{command_id}. To undo it once carried "
+        f"out: `adapterctl abort {where}` (a canary) or `adapterctl rollback {where}`."
+    )
 
 
 def sent(args: argparse.Namespace, command_id: str) -> int:
@@ -130,7 +166,11 @@ def run_command(args: argparse.Namespace, source: Source) -> int:
     command_id = issue(url, body, args.token)
     if not args.wait:
         return sent(args, command_id)
-    answer = answer_to(args, command_id, args.activator_url)
+    try:
+        answer = answer_to(args, command_id, args.activator_url)
+    except KeyboardInterrupt:
+        warn(still_queued(args, command_id))
+        return INTERRUPTED
     if answer is None:
         return 1
     if args.json:
@@ -154,16 +194,23 @@ def _changed(args: argparse.Namespace, setting: str, body: dict[str, Any]) -> in
 
 
 def run_replicas(args: argparse.Namespace, source: Source) -> int:
-    """Show the environment's replicas; with URLs (or --clear), set the list to exactly them."""
-    if args.urls or args.clear:
-        if args.urls and args.clear:
-            raise CliError("give replica URLs or --clear, not both")
-        status = _changed(args, "replicas", {"urls": list(args.urls)})
+    """Show the environment's replicas; with URLs (or --clear), set the list to exactly them;
+    with --add/--remove, change the list as it stands."""
+    url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/replicas"
+    if sum(map(bool, (args.urls, args.clear, args.add or args.remove))) > 1:
+        raise CliError("give replica URLs, --clear, or --add/--remove: one of them")
+    urls = list(args.urls)
+    if args.add or args.remove:
+        try:
+            urls = edited_replicas(get(url)["replicas"], args.add, args.remove)
+        except ValueError as exc:
+            raise CliRefusal(str(exc)) from exc
+    if urls or args.clear or args.add or args.remove:
+        status = _changed(args, "replicas", {"urls": urls})
         if status is not None:
             return status
-    url = f"{args.activator_url.rstrip('/')}/environments/{args.name}/replicas"
-    urls = get(url)["replicas"]
-    emit(to_json(urls) if args.json else "\n".join(urls) or f"{args.name} has no replicas")
+    listed = get(url)["replicas"]
+    emit(to_json(listed) if args.json else "\n".join(listed) or f"{args.name} has no replicas")
     return 0
 
 
@@ -180,11 +227,9 @@ def run_analysis(args: argparse.Namespace, source: Source) -> int:
     return 0
 
 
-def _moment(text: str | None) -> str:
-    return moment(datetime.fromisoformat(text) if text else None)
+def fetch_status(args: argparse.Namespace, source: Source) -> dict[str, Any]:
+    """The adapter's pointers (the registry's) and its canaries and answers (the activator's)."""
 
-
-def run_status(args: argparse.Namespace, source: Source) -> int:
     async def read_pointers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
         pointers = await _registry(pool).pointers(args.adapter)
         return [
@@ -196,44 +241,28 @@ def run_status(args: argparse.Namespace, source: Source) -> int:
     pointers = with_registry(source, read_pointers)
     query = f"?environment={args.environment}" if args.environment else ""
     state = get(f"{args.activator_url.rstrip('/')}/rollouts/{args.adapter}{query}")
-    canaries, outcomes = state["canaries"], state["outcomes"]
-    if args.json:
-        emit(to_json({"pointers": pointers, "canaries": canaries, "outcomes": outcomes}))
-        return 0
-    rows = [
-        (
-            p["environment"],
-            p["active"],
-            p["canary"],
-            f"{p['canary_percent']}%",
-            p["rollback_target"],
+    return {"pointers": pointers, "canaries": state["canaries"], "outcomes": state["outcomes"]}
+
+
+def run_status(args: argparse.Namespace, source: Source) -> int:
+    if args.watch:
+        return watch_status(
+            lambda: fetch_status(args, source),
+            render_status,
+            sys.stdout,
+            interval_s=args.interval,
+            tty=sys.stdout.isatty(),
         )
-        for p in pointers
-    ]
-    emit(table(("ENVIRONMENT", "ACTIVE", "CANARY", "SHARE", "ROLLBACK TARGET"), rows))
-    for c in canaries:
-        decision = c["last_decision"] or {}
-        emit(
-            f"\ncanary in {c['environment']} since {_moment(c['step_started_at'])}: "
-            f"{decision.get('decision', 'not judged yet')} ({decision.get('reason', '-')})"
-        )
-    emit("\nRecent answers:")
-    emit(
-        table(
-            ("WHEN", "ENVIRONMENT", "ACTION", "OUTCOME", "BY", "DETAIL"),
-            [
-                (
-                    _moment(o["decided_at"]),
-                    o["environment"],
-                    o["action"],
-                    o["outcome"],
-                    o["principal"],
-                    o["detail"],
-                )
-                for o in outcomes
-            ],
-        )
-    )
+    state = fetch_status(args, source)
+    emit(to_json(state) if args.json else render_status(state))
+    return 0
+
+
+def run_list(args: argparse.Namespace, source: Source) -> int:
+    """Every canary across adapters (in one environment), with its progress."""
+    query = f"?environment={args.environment}" if args.environment else ""
+    canaries = get(f"{args.activator_url.rstrip('/')}/canaries{query}")["canaries"]
+    emit(to_json(canaries) if args.json else canary_table(canaries))
     return 0
 
 
@@ -261,9 +290,13 @@ def register(
     )
     activator.set_defaults(commands_topic=commands_topic)
     operator = argparse.ArgumentParser(add_help=False, parents=[common, activator])
-    operator.add_argument("adapter")
-    operator.add_argument("--environment", required=True)
-    operator.add_argument("--reason", default="")
+    operator.add_argument("adapter", help="the adapter's name")
+    operator.add_argument(
+        "--environment", required=True, metavar="ENV", help="where the rollout happens"
+    )
+    operator.add_argument(
+        "--reason", default="", help="why, recorded on the log (default: none given)"
+    )
     add_token_option(operator, token)
     add_wait_options(operator)
     operator.set_defaults(run=run_command)
@@ -278,11 +311,19 @@ def register(
     promote = command("promote", "roll an approved revision out (canary or at once)")
     promote.add_argument("revision", help="the revision id or a unique prefix")
     share = promote.add_mutually_exclusive_group()
-    share.add_argument("--canary", type=int, default=0, metavar="PERCENT")
+    share.add_argument(
+        "--canary",
+        type=int,
+        default=0,
+        metavar="PERCENT",
+        help="the first canary share (default: 0, the environment's first step)",
+    )
     share.add_argument("--activate", action="store_true", help="take every request at once")
     promote.add_argument("--tenant", action="append", default=[], help="a canary tenant")
     expand = command("expand", "give the canary a larger share (100 activates it)")
-    expand.add_argument("--percent", type=int, required=True)
+    expand.add_argument(
+        "--percent", type=int, required=True, help="the canary's new share of traffic"
+    )
     expand.add_argument("--revision", help="the canary (default: the current one)")
     rollback = command("rollback", "stop the canary, or restore the rollback target")
     rollback.add_argument("--to", help="restore this retained revision instead")
@@ -298,9 +339,32 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    status.add_argument("adapter")
-    status.add_argument("--environment")
+    status.add_argument("adapter", help="the adapter's name")
+    status.add_argument(
+        "--environment", metavar="ENV", help="only this one (default: every environment)"
+    )
+    status.add_argument(
+        "--watch", action="store_true", help="redraw until the rollout ends (or Ctrl-C)"
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="between redraws (default: %(default)s)",
+    )
     status.set_defaults(run=run_status)
+    listing = rollout_cmds.add_parser(
+        "list",
+        parents=[common, activator],
+        help="every canary: step, samples, limits, next step",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    listing.add_argument(
+        "--environment", metavar="ENV", help="only this one (default: every environment)"
+    )
+    listing.set_defaults(run=run_list)
 
     env_cmds = _env_commands(groups)
     changes = argparse.ArgumentParser(add_help=False, parents=[common, activator])
@@ -308,13 +372,21 @@ def register(
     replicas = env_cmds.add_parser(
         "replicas",
         parents=[changes],
-        help="set (the whole list) or show replicas",
+        help="set (the whole list), change (--add/--remove) or show replicas",
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    replicas.add_argument("name")
-    replicas.add_argument("urls", nargs="*", metavar="URL")
+    replicas.add_argument("name", help="the environment")
+    replicas.add_argument(
+        "urls", nargs="*", metavar="URL", help="the whole new list (none: show the list)"
+    )
     replicas.add_argument("--clear", action="store_true", help="remove every replica")
+    replicas.add_argument(
+        "--add", action="append", default=[], metavar="URL", help="add a replica (repeatable)"
+    )
+    replicas.add_argument(
+        "--remove", action="append", default=[], metavar="URL", help="remove a replica"
+    )
     replicas.set_defaults(run=run_replicas)
     analysis = env_cmds.add_parser(
         "analysis",
@@ -323,7 +395,9 @@ def register(
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    analysis.add_argument("name")
+    analysis.add_argument("name", help="the environment")
     for key, kind in ANALYSIS_OPTIONS.items():
-        analysis.add_argument("--" + key.replace("_", "-"), dest=key, type=kind)
+        analysis.add_argument(
+            "--" + key.replace("_", "-"), dest=key, type=kind, help=ANALYSIS_HELP[key]
+        )
     analysis.set_defaults(run=run_analysis)

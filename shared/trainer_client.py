@@ -1,5 +1,6 @@
-"""The training cluster's client: describe a trained adapter folder and hand the
-AdapterTrained to ingest's API, as the trainer a bearer token proves."""
+"""The training cluster's client: describe a trained adapter folder, hand the
+AdapterTrained to ingest's API and read back its verdict and the catalogue, as the trainer
+a bearer token proves (ADR 0017, ADR 0022)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.hf_folder import chat_template_hash, tokenizer_hash
 from shared.kafka.auth import Kafka
 from shared.kafka.producer import make_producer, publish
 from shared.kafka.topics import TRAINED
+from shared.verdicts import Verdict, from_json
 
 # The content type of a submission's body: the AdapterTrained, Avro-encoded as on the topic.
 AVRO = "application/vnd.adapters.avro"
@@ -150,13 +152,45 @@ def submit_to_ingest(
         timeout=timeout_s,
     )
     if response.status_code != 202:
-        try:
-            detail = str(response.json().get("detail", response.text))
-        except ValueError:
-            detail = response.text[:200]
-        raise SubmissionRefused(response.status_code, detail)
+        raise _refused(response)
     body = response.json()
     return Receipt(body["event_id"], body["submitter"], body["partition"], body["offset"])
+
+
+def _refused(response: httpx.Response) -> SubmissionRefused:
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except (ValueError, AttributeError):
+        detail = response.text[:200]
+    return SubmissionRefused(response.status_code, detail)
+
+
+def _read(url: str, token: str, timeout_s: float) -> httpx.Response:
+    return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
+
+
+def fetch_verdict(
+    url: str, token: str, event_id: str, *, timeout_s: float = 10.0
+) -> Verdict | None:
+    """The verdict of the submission `event_id` (`GET <url>/submissions/<id>`), None while
+    ingest has not handled it. SubmissionRefused for another trainer's submission or a bad
+    token; httpx.TransportError when ingest cannot be reached."""
+    response = _read(f"{url.rstrip('/')}/submissions/{event_id}", token, timeout_s)
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise _refused(response)
+    return from_json(response.json())
+
+
+def read_catalogue(url: str, token: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The registered base models and environments (`GET <url>/catalogue`), as JSON:
+    `{"base_models": [...], "environments": [...]}`. SubmissionRefused when ingest says no."""
+    response = _read(f"{url.rstrip('/')}/catalogue", token, timeout_s)
+    if response.status_code != 200:
+        raise _refused(response)
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def submit(kafka: Kafka, event: AdapterTrained, *, topic: str = TRAINED) -> tuple[int, int]:

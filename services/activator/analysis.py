@@ -166,6 +166,12 @@ def analyse(
     return decide(Verdict.expand, f"healthy at {percent}%", following)
 
 
+def opening(policy: AnalysisPolicy, percent: int) -> Decision:
+    """The decision on a step that has just begun: no samples yet, so hold. Noted as the
+    step's evidence, so nobody reads the last step's verdict as this one's."""
+    return analyse(policy, percent, Observation(requests=0, errors=0), None, 0.0)
+
+
 def _latency_limit(policy: AnalysisPolicy, stable: Observation | None) -> float | None:
     limits = [] if policy.max_p95_ms is None else [policy.max_p95_ms]
     if stable is not None and stable.requests >= policy.min_samples and stable.p95_ms is not None:

@@ -3,13 +3,21 @@ verdict, and keep every replica loaded and routed as the registry says."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import structlog
 
-from services.activator.analysis import AnalysisPolicy, Verdict, analyse
+from services.activator.analysis import AnalysisPolicy, Decision, Verdict, analyse
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import ReplicasUnreachable, RolloutStopped
 from services.activator.handlers import attempt
-from services.activator.metrics import observe, snapshot_from_json, snapshot_to_json, window
+from services.activator.metrics import (
+    observe,
+    rebase,
+    snapshot_from_json,
+    snapshot_to_json,
+    window,
+)
 from services.activator.plans import (
     Plan,
     Refused,
@@ -18,8 +26,14 @@ from services.activator.plans import (
     plan_expand,
     plan_rollback,
 )
-from services.activator.ports import CanaryStep, TargetError
-from services.activator.rollouts import SERVICE_ACTOR, Request, policy_for, quarantine
+from services.activator.ports import TargetError
+from services.activator.rollouts import (
+    SERVICE_ACTOR,
+    Request,
+    begin_canary_step,
+    policy_for,
+    quarantine,
+)
 from services.activator.routing import lora_name
 from shared.artifacts import IntegrityError, StoreError
 from shared.catalogue import EnvironmentSpec
@@ -75,36 +89,20 @@ async def tick(deps: ActivatorDeps) -> None:
 async def analyse_canary(
     deps: ActivatorDeps, adapter: str, environment: str, pointer: EnvironmentPointer
 ) -> None:
-    canary = pointer.canary
+    """Judge the canary's step and act on the verdict. The pointer given may be stale (read
+    at the round's start): the judging reads it again under the (adapter, environment)
+    lock, which every rollout holds while it commits and begins the next step."""
     spec = await deps.catalogue.environment(environment)
-    if canary is None or spec is None:
+    if pointer.canary is None or spec is None:
         return
     policy = await policy_for(deps, spec)
-    step = await deps.store.canary_step(adapter, environment)
-    now = deps.clock()
-    scraped = await deps.fleet.scrape(environment)
-    if step is None or (step.revision, step.traffic_percent) != (canary, pointer.canary_percent):
-        await deps.store.start_canary_step(
-            CanaryStep(
-                adapter=adapter,
-                environment=environment,
-                revision=canary,
-                traffic_percent=pointer.canary_percent,
-                step_started_at=now,
-                baseline=snapshot_to_json(scraped),
-            )
-        )
+    async with deps.lock(adapter, environment):
+        judged = await judge_step(deps, adapter, environment, policy)
+    if judged is None:
         return
-    counted = window(scraped, snapshot_from_json(step.baseline))
-    decision = analyse(
-        policy,
-        pointer.canary_percent,
-        observe(counted.get(lora_name(adapter, canary))),
-        observe(counted.get(lora_name(adapter, pointer.active))) if pointer.active else None,
-        (now - step.step_started_at).total_seconds(),
-    )
-    await deps.store.note_decision(adapter, environment, decision.evidence)
-    if decision.verdict is Verdict.hold:
+    pointer, decision = judged
+    canary = pointer.canary
+    if decision.verdict is Verdict.hold or canary is None:
         return
     log.info(
         "canary_verdict",
@@ -143,6 +141,37 @@ async def analyse_canary(
         ),
         decide,
     )
+
+
+async def judge_step(
+    deps: ActivatorDeps, adapter: str, environment: str, policy: AnalysisPolicy
+) -> tuple[EnvironmentPointer, Decision] | None:
+    """The verdict on the canary's current step, noted as its evidence; None when the step
+    only begins now. Call it under the (adapter, environment) lock."""
+    pointer = await deps.registry.pointer(adapter, environment)
+    canary = pointer.canary
+    if canary is None:
+        return None
+    step = await deps.store.canary_step(adapter, environment)
+    if step is None or (step.revision, step.traffic_percent) != (canary, pointer.canary_percent):
+        await begin_canary_step(deps, adapter, environment, canary, pointer.canary_percent)
+        return None
+    now = deps.clock()
+    scraped = await deps.fleet.scrape(environment)
+    before = snapshot_from_json(step.baseline)
+    counted = window(scraped, before)
+    rebased = rebase(scraped, before)
+    if rebased != before:  # a replica's first scrape, or a restart: its new baseline
+        await deps.store.start_canary_step(replace(step, baseline=snapshot_to_json(rebased)))
+    decision = analyse(
+        policy,
+        pointer.canary_percent,
+        observe(counted.get(lora_name(adapter, canary))),
+        observe(counted.get(lora_name(adapter, pointer.active))) if pointer.active else None,
+        (now - step.step_started_at).total_seconds(),
+    )
+    await deps.store.note_decision(adapter, environment, decision.evidence)
+    return pointer, decision
 
 
 async def reconcile(deps: ActivatorDeps, environment: str) -> None:

@@ -3,6 +3,8 @@ promote, expand, roll back and abort. Each answer is recorded under the cause's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 
 from services.activator.analysis import AnalysisPolicy
@@ -52,17 +54,18 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
     bound = log.bind(
         adapter=request.adapter, environment=request.environment, cause_id=request.cause_id
     )
+    evidence: Mapping[str, str] = {}
     try:
         await execute(deps, request, decide)
         return None
     except Waiting as exc:
-        outcome, reason, evidence = Outcome.WAITING, str(exc), {}
+        outcome, reason = Outcome.WAITING, str(exc)
     except Refused as exc:
-        outcome, reason, evidence = Outcome.REFUSED, str(exc), {}
+        outcome, reason = Outcome.REFUSED, str(exc)
     except RolloutStopped as exc:
         outcome, reason, evidence = Outcome.FAILED, str(exc), exc.evidence
     except InvalidTransition as exc:  # the registry's verdict on a plan made on stale state
-        outcome, reason, evidence = Outcome.REFUSED, str(exc), {}
+        outcome, reason = Outcome.REFUSED, str(exc)
     bound.warning("rollout_" + outcome, action=request.action, reason=reason)
     await deps.store.record_outcome(
         cause_id=request.cause_id,

@@ -3,7 +3,11 @@
 Replicas export Prometheus text (`lora_requests_total`, `lora_request_errors_total` and the
 `lora_request_duration_seconds` histogram, labelled by `lora`). Counters are cumulative, so
 a canary step is judged on the difference to the scrape taken when the step began, per
-replica; a replica whose counter went down restarted, and counts from zero.
+replica. A replica missing from that baseline (unreachable when the step began, or added
+since) counts nothing until its first scrape, which `rebase` makes its baseline: its
+cumulative counters hold what it served before the step. A lora missing from a replica that
+is in the baseline counts from zero (its counter was born since), and so does a counter
+that went down (the replica restarted).
 """
 
 from __future__ import annotations
@@ -60,9 +64,13 @@ def parse_metrics(text: str) -> dict[str, Counters]:
     }
 
 
+def _restarted(now: Counters, before: Counters) -> bool:
+    return now.requests < before.requests or now.errors < before.errors
+
+
 def _since(now: Counters, before: Counters | None) -> Counters:
-    if before is None or now.requests < before.requests or now.errors < before.errors:
-        return now  # new, or the replica restarted: its counters began again at zero
+    if before is None or _restarted(now, before):
+        return now  # born since the baseline, or the replica restarted: counts from zero
     earlier = dict(before.buckets)
     return Counters(
         requests=now.requests - before.requests,
@@ -79,14 +87,39 @@ def _add(a: Counters, b: Counters) -> Counters:
 
 
 def window(now: Mapping[str, Snapshot], before: Mapping[str, Snapshot]) -> dict[str, Counters]:
-    """What every replica served since `before`, summed per lora; both keyed by replica."""
+    """What every replica served since `before`, summed per lora; both keyed by replica.
+
+    A replica that `before` lacks counts nothing: what it served before its first scrape
+    cannot be told from what it served since (`rebase` adds that scrape to the baseline)."""
     total: dict[str, Counters] = {}
     for replica, snapshot in now.items():
-        earlier = before.get(replica, {})
+        if replica not in before:
+            continue
+        earlier = before[replica]
         for lora, counters in snapshot.items():
             delta = _since(counters, earlier.get(lora))
             total[lora] = _add(total.get(lora, Counters()), delta)
     return total
+
+
+def rebase(now: Mapping[str, Snapshot], before: Mapping[str, Snapshot]) -> dict[str, Snapshot]:
+    """The step's baseline for the next round: `before`, plus the first scrape of every
+    replica it lacked, and zero for every lora whose counter went down (a restart), so what
+    it serves from now on is counted once."""
+    rebased: dict[str, Snapshot] = {replica: dict(snapshot) for replica, snapshot in before.items()}
+    for replica, snapshot in now.items():
+        if replica not in before:
+            rebased[replica] = dict(snapshot)
+            continue
+        earlier = before[replica]
+        restarted = {
+            lora: Counters()
+            for lora, counters in snapshot.items()
+            if lora in earlier and _restarted(counters, earlier[lora])
+        }
+        if restarted:
+            rebased[replica] = {**earlier, **restarted}
+    return rebased
 
 
 def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:

@@ -87,8 +87,11 @@ class ActivatorStore(Protocol):
         """Set the given thresholds, keeping the others; every stored threshold now."""
         ...
 
-    async def canary_rows(self, adapter: str, environment: str | None) -> list[dict[str, Any]]:
-        """The canary steps observed for `adapter` (in `environment`, or every one)."""
+    async def canary_rows(
+        self, adapter: str | None, environment: str | None
+    ) -> list[dict[str, Any]]:
+        """The canary steps observed for `adapter` (None: every adapter) in `environment`
+        (None: every one), by environment and adapter; each with its `last_decision`."""
         ...
 
     async def recent_outcomes(

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.activator.analysis import AnalysisPolicy
+from services.activator.analysis import AnalysisPolicy, opening
 from services.activator.deps import ActivatorDeps
 from services.activator.metrics import snapshot_to_json
 from services.activator.plans import Outcome, Plan, Refused, RequestAction, Situation
@@ -197,17 +197,30 @@ async def after_commit(deps: ActivatorDeps, adapter: str, environment: str) -> N
     await deps.fleet.publish(environment)
     pointer = await deps.registry.pointer(adapter, environment)
     if pointer.canary:
-        baseline = await deps.fleet.scrape(environment)
-        await deps.store.start_canary_step(
-            CanaryStep(
-                adapter=adapter,
-                environment=environment,
-                revision=pointer.canary,
-                traffic_percent=pointer.canary_percent,
-                step_started_at=deps.clock(),
-                baseline=snapshot_to_json(baseline),
-            )
-        )
+        await begin_canary_step(deps, adapter, environment, pointer.canary, pointer.canary_percent)
     else:
         await deps.store.end_canary(adapter, environment)
     await deps.fleet.prune(environment, adapter)
+
+
+async def begin_canary_step(
+    deps: ActivatorDeps, adapter: str, environment: str, revision: str, percent: int
+) -> None:
+    """Observe the canary's step from now: every reachable replica's counters as its
+    baseline, and, as its evidence, no samples yet. Called under the (adapter, environment)
+    lock, so no judging of the step before interleaves with it."""
+    baseline = await deps.fleet.scrape(environment)
+    await deps.store.start_canary_step(
+        CanaryStep(
+            adapter=adapter,
+            environment=environment,
+            revision=revision,
+            traffic_percent=percent,
+            step_started_at=deps.clock(),
+            baseline=snapshot_to_json(baseline),
+        )
+    )
+    spec = await deps.catalogue.environment(environment)
+    if spec is not None:
+        policy = await policy_for(deps, spec)
+        await deps.store.note_decision(adapter, environment, opening(policy, percent).evidence)

@@ -70,11 +70,14 @@ class PostgresActivatorStore:
         )
         return dict(found or {})
 
-    async def canary_rows(self, adapter: str, environment: str | None) -> list[dict[str, Any]]:
-        """The canary steps being observed for `adapter` (in `environment`, or every one)."""
+    async def canary_rows(
+        self, adapter: str | None, environment: str | None
+    ) -> list[dict[str, Any]]:
+        """The canary steps being observed for `adapter` (or every adapter), in `environment`
+        (or every one)."""
         rows = await self.pool.fetch(
-            "SELECT * FROM activator_canaries WHERE adapter = $1"
-            " AND ($2::text IS NULL OR environment = $2) ORDER BY environment",
+            "SELECT * FROM activator_canaries WHERE ($1::text IS NULL OR adapter = $1)"
+            " AND ($2::text IS NULL OR environment = $2) ORDER BY environment, adapter",
             adapter,
             environment,
         )

@@ -3,13 +3,14 @@
 For gateways: `GET /routing` (every environment) and `GET /routing/{environment}`, the same
 documents replicas receive and the export file holds. For `adapterctl`, views of the
 activator's own tables (an environment's replicas and analysis settings, the answer to a
-command, an adapter's canaries and answers), and what an operator or admin proven by a
-bearer token may ask: an environment's replicas and analysis settings (carried out at once)
-and rollout commands (promote, expand, rollback, abort), which this API issues to the
-commands topic with the token's principal as their actor and answers 202 with the command's
-id; the answer is then served under `/outcomes/{command_id}`. Nobody else can write that
-topic (its ACLs), and where a command is carried out its actor is checked again against the
-registry's principals, so a principal revoked in between is refused.
+command, an adapter's canaries and answers, every canary's progress: `GET /canaries`), and
+what an operator or admin proven by a bearer token may ask: an environment's replicas and
+analysis settings (carried out at once) and rollout commands (promote, expand, rollback,
+abort), which this API issues to the commands topic with the token's principal as their
+actor and answers 202 with the command's id; the answer is then served under
+`/outcomes/{command_id}`. Nobody else can write that topic (its ACLs), and where a command
+is carried out its actor is checked again against the registry's principals, so a
+principal revoked in between is refused.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from services.activator.analysis import AnalysisPolicy
 from services.activator.commands import on_set_canary_analysis, on_set_replicas
 from services.activator.deps import ActivatorDeps
 from services.activator.ports import ActivatorStore
+from services.activator.progress import canary_progress
 from services.activator.routing import routing_document
 from shared.events import (
     AbortCanary,
@@ -54,7 +57,20 @@ async def document_for(store: ActivatorStore, environment: str) -> dict[str, Any
     )
 
 
-def add_read_api(app: web.Application, store: ActivatorStore) -> None:
+async def canaries_in(
+    store: ActivatorStore, catalogue: Catalogue, environment: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    """Every canary being observed (in `environment`, or every one) with its progress."""
+    rows = await store.canary_rows(None, environment)
+    policies: dict[str, AnalysisPolicy] = {}
+    for name in sorted({row["environment"] for row in rows}):
+        spec = await catalogue.environment(name)
+        settings = await store.analysis_settings(name)
+        policies[name] = AnalysisPolicy.from_settings(spec.canary_steps if spec else (), settings)
+    return [canary_progress(row, policies[row["environment"]], now) for row in rows]
+
+
+def add_read_api(app: web.Application, store: ActivatorStore, catalogue: Catalogue) -> None:
     """The activator's own state, read by anyone who reaches it."""
 
     async def replicas(request: web.Request) -> web.Response:
@@ -87,7 +103,14 @@ def add_read_api(app: web.Application, store: ActivatorStore) -> None:
     app.router.add_get("/environments/{environment}/replicas", replicas)
     app.router.add_get("/environments/{environment}/analysis", analysis)
     app.router.add_get("/outcomes/{cause_id}", outcome)
+
+    async def canaries(request: web.Request) -> web.Response:
+        environment = request.query.get("environment") or None
+        found = await canaries_in(store, catalogue, environment, datetime.now(UTC))
+        return json_response({"canaries": found})
+
     app.router.add_get("/rollouts/{adapter}", rollout)
+    app.router.add_get("/canaries", canaries)
 
 
 OPERATORS = (Role.OPERATOR, Role.ADMIN)
@@ -192,5 +215,5 @@ def make_app(store: ActivatorStore, catalogue: Catalogue) -> web.Application:
     app.router.add_get("/routing", every)
     app.router.add_get("/routing/{environment}", one)
     app.router.add_get("/healthz", health)
-    add_read_api(app, store)
+    add_read_api(app, store, catalogue)
     return app

@@ -13,6 +13,7 @@ from services.ingest.adapters import LocalDirectorySource
 from services.ingest.deps import IngestDeps
 from services.ingest.handlers import FLOW, handlers
 from services.ingest.settings import IngestSettings
+from services.ingest.store import RegistryReads
 from services.ingest.web import Publish, make_app
 from shared.artifacts import LocalArtifactStore
 from shared.events import AdapterTrained
@@ -56,7 +57,8 @@ def run(env: Mapping[str, str] | None = None) -> None:
 
     async def build(kernel: Kernel) -> Mapping[type, Handler]:
         if settings.http_port:
-            app = make_app(lookup_in(kernel.pool), trained_publisher(kernel), kernel.codec)
+            reads = RegistryReads(kernel.pool, kernel.registry, kernel.catalogue, kernel.codec)
+            app = make_app(lookup_in(kernel.pool), trained_publisher(kernel), kernel.codec, reads)
             runner = await start_web(app, settings.http_host, settings.http_port)
             log.info("http_listening", url=f"http://{settings.http_host}:{settings.http_port}/")
 

@@ -1,4 +1,5 @@
-"""What ingest needs from the outside world: somewhere to read a trained adapter from."""
+"""What ingest needs from the outside world: somewhere to read a trained adapter from, and
+the registry's reads its API serves to trainers (their verdicts, the catalogue)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from shared.catalogue import BaseModelSpec, EnvironmentSpec
 from shared.findings import FindingCode
+from shared.verdicts import Verdict
 
 
 class SourceRefused(Exception):
@@ -44,3 +47,16 @@ class ArtifactSource(Protocol):
     def list_files(self, uri: str, limits: Limits) -> list[SourceFile]: ...
 
     def open(self, file: SourceFile) -> AbstractContextManager[BinaryIO]: ...
+
+
+class SubmissionReads(Protocol):
+    """What ingest's API reads for a trainer: a submission's verdict and the catalogue."""
+
+    async def verdict(self, event_id: str) -> Verdict | None:
+        """The verdict of the submission `event_id` (the AdapterTrained's id); None while
+        ingest has not handled it (or never will: unknown)."""
+        ...
+
+    async def base_models(self) -> list[BaseModelSpec]: ...
+
+    async def environments(self) -> list[EnvironmentSpec]: ...

@@ -7,6 +7,12 @@ someone else is refused (403). Ingest puts the event on the trained topic, which
 own Kafka principal may write, and answers 202 with where it landed; from there the event
 is ingested like any other, and the submitter is checked once more against the registry
 where it is handled.
+
+A trainer reads what became of a submission with the same token (ADR 0022), so a training
+cluster needs no Kafka principal and no database: `GET /submissions/{event_id}` answers
+the revision's state and every check with its findings (403 for another trainer's
+submission, 404 while ingest has not handled it), and `GET /catalogue` the registered base
+models and environments a submission is checked against.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.ingest.handlers import check_request
+from services.ingest.handlers import UUID, check_request
+from services.ingest.ports import SubmissionReads
 from shared.codec import Codec, CodecError
 from shared.events import AdapterTrained
 from shared.kafka.dispatch import PermanentError
 from shared.registry.principals import Lookup, Role
 from shared.trainer_client import AVRO
+from shared.verdicts import to_json
 from shared.web import authorized, json_response, refusal
 
 MAX_BODY_BYTES = 1 << 20  # an AdapterTrained is a few KiB; its files never travel here
@@ -78,7 +86,69 @@ def add_submit_api(app: web.Application, lookup: Lookup, publish: Publish, codec
     app.router.add_get("/healthz", health)
 
 
-def make_app(lookup: Lookup, publish: Publish, codec: Codec) -> web.Application:
+def add_read_api(app: web.Application, lookup: Lookup, reads: SubmissionReads) -> None:
+    async def submission(request: web.Request) -> web.Response:
+        principal = await authorized(request, lookup, TRAINERS)
+        event_id = request.match_info["event_id"]
+        if not UUID.match(event_id):
+            raise refusal(web.HTTPBadRequest, f"{event_id!r} is not a submission's event id")
+        verdict = await reads.verdict(event_id)
+        if verdict is None:
+            raise refusal(
+                web.HTTPNotFound,
+                f"no submission {event_id} is ingested yet: it is still queued, or it was "
+                "never accepted here (or was dead-lettered: see ingest's log)",
+            )
+        if verdict.submitter and verdict.submitter != principal.name:
+            raise refusal(
+                web.HTTPForbidden,
+                f"submission {event_id} is {verdict.submitter}'s: a trainer reads only "
+                "their own submissions",
+            )
+        return json_response(to_json(verdict))
+
+    async def catalogue(request: web.Request) -> web.Response:
+        await authorized(request, lookup, TRAINERS)
+        bases = await reads.base_models()
+        environments = await reads.environments()
+        return json_response(
+            {
+                "base_models": [
+                    {
+                        "model_id": b.model_id,
+                        "revision": b.revision,
+                        "tokenizer_revision": b.tokenizer_revision,
+                        "tokenizer_hash": b.tokenizer_hash,
+                        "chat_template_hash": b.chat_template_hash,
+                        "quantization_profiles": list(b.quantization_profiles),
+                    }
+                    for b in bases
+                ],
+                "environments": [
+                    {
+                        "name": e.name,
+                        "base_model_id": e.base_model_id,
+                        "base_model_revision": e.base_model_revision,
+                        "tokenizer_hash": e.tokenizer_hash,
+                        "chat_template_hash": e.chat_template_hash,
+                        "quantization_profile": e.quantization_profile,
+                        "max_lora_rank": e.max_lora_rank,
+                    }
+                    for e in environments
+                ],
+            }
+        )
+
+    app.router.add_get("/submissions/{event_id}", submission)
+    app.router.add_get("/catalogue", catalogue)
+
+
+def make_app(
+    lookup: Lookup, publish: Publish, codec: Codec, reads: SubmissionReads | None = None
+) -> web.Application:
+    """The API; without `reads` (tests of the submit path alone), only POST /submissions."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     add_submit_api(app, lookup, publish, codec)
+    if reads is not None:
+        add_read_api(app, lookup, reads)
     return app

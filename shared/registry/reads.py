@@ -89,6 +89,15 @@ async def events(
     return events
 
 
+async def event(conn: asyncpg.Connection, codec: Codec, event_id: str) -> Event | None:
+    """The committed event with `event_id`, whichever adapter it is of (the id is unique)."""
+    row = await conn.fetchrow("SELECT payload FROM outbox WHERE event_id = $1", event_id)
+    if row is None:
+        return None
+    decoded: Any = codec.decode(bytes(row["payload"]))
+    return decoded  # type: ignore[no-any-return]
+
+
 async def pointer(
     conn: asyncpg.Connection, adapter: str, environment: str, *, lock: bool
 ) -> EnvironmentPointer:

@@ -240,12 +240,14 @@ class InMemoryActivatorStore:
         self.analysis.setdefault(environment, {}).update(settings)
         return dict(self.analysis[environment])
 
-    async def canary_rows(self, adapter: str, environment: str | None) -> list[dict[str, Any]]:
-        """The observed canary steps of `adapter`."""
+    async def canary_rows(
+        self, adapter: str | None, environment: str | None
+    ) -> list[dict[str, Any]]:
+        """The observed canary steps of `adapter` (or every one), by environment and adapter."""
         return [
             {**dataclasses.asdict(step), "last_decision": self.decisions.get(key)}
-            for key, step in sorted(self.steps.items())
-            if key[0] == adapter and environment in (None, key[1])
+            for key, step in sorted(self.steps.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            if adapter in (None, key[0]) and environment in (None, key[1])
         ]
 
     async def recent_outcomes(

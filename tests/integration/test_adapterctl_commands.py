@@ -83,6 +83,7 @@ COMMANDS = [
     "rollback",
     "abort",
     "rollout status",
+    "rollout list",
 ]
 
 
@@ -381,7 +382,10 @@ def test_archive_show_and_verify_refuse_a_revision_not_archived(
     verified = ctl("archive", "verify", rev, "--adapter", adapter, "--weights", str(weights), rc=1)
     assert "is not archived" in verified.stderr
     unknown = ctl("archive", "show", "sha256:nope", "--adapter", adapter, rc=1)
-    assert "not a registered revision" in unknown.stderr
+    assert f"no revision of {adapter} starts with 'sha256:nope'" in unknown.stderr
+    assert rev.removeprefix("sha256:")[:16] in unknown.stderr  # what exists is listed
+    prefixed = ctl("archive", "show", rev.removeprefix("sha256:")[:12], "--adapter", adapter, rc=1)
+    assert "is not archived" in prefixed.stderr  # a prefix names the revision, as in promote
 
 
 @pytest.fixture(scope="module")
@@ -494,6 +498,14 @@ def test_rollout_status(ctl: Ctl, revision: tuple[str, str]) -> None:
     newest = ctl.json("rollout", "status", adapter)["outcomes"][0]  # newest first
     assert (newest["action"], newest["outcome"]) == ("promote", "refused")
     assert len(ctl.json("rollout", "status", adapter)["outcomes"]) == len(status["outcomes"]) + 1
+
+
+def test_rollout_list(ctl: Ctl) -> None:
+    listed = ctl.json("rollout", "list", "--environment", ENV)
+    assert isinstance(listed, list)
+    assert all(c["environment"] == ENV for c in listed)
+    shown = ctl("rollout", "list").stdout
+    assert shown.startswith("ADAPTER") or shown == "no canary in progress\n"
 
 
 def test_a_registry_that_cannot_be_reached_is_exit_2(stack: Stack) -> None:

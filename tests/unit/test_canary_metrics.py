@@ -42,12 +42,12 @@ def test_a_window_counts_only_what_each_replica_served_since_its_baseline() -> N
     before = {"r1": {"a@1": Counters(10, 1, ((0.1, 10), (math.inf, 10)))}}
     now = {
         "r1": {"a@1": Counters(15, 3, ((0.1, 14), (math.inf, 15)))},
-        "r2": {"a@1": Counters(4, 0, ((0.1, 4), (math.inf, 4)))},
+        "r2": {"a@1": Counters(4, 0, ((0.1, 4), (math.inf, 4)))},  # not in the baseline
     }
 
     counted = window(now, before)
 
-    assert counted["a@1"] == Counters(9, 2, ((0.1, 8), (math.inf, 9)))
+    assert counted["a@1"] == Counters(5, 2, ((0.1, 4), (math.inf, 5)))
 
 
 def test_a_replica_whose_counters_went_down_restarted_and_counts_from_zero() -> None:
