@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapterctl.output import emit, moment, short, table, to_json, warn
+from adapterctl.rollout_view import analysis_line
 from adapterctl.source import Source, audit
 from adapterctl.verdicts import render_findings
 from shared.events import (
@@ -60,7 +61,7 @@ DETAILS: dict[type, Callable[[Any], str]] = {
     RevisionRejected: lambda e: _findings(e.findings),
     RevisionEvaluated: lambda e: (
         f"report {short(e.report_digest)} on {e.backend}, "
-        + ", ".join(f"{m.name}={m.value}{'' if m.passed else ' FAIL'}" for m in e.metrics)
+        + ", ".join(f"{m.name}={m.value:.4g}{'' if m.passed else ' FAIL'}" for m in e.metrics)
     ),
     RevisionEvaluationFailed: lambda e: (
         e.cause + (f"; {_findings(e.findings)}" if e.findings else "")
@@ -71,17 +72,27 @@ DETAILS: dict[type, Callable[[Any], str]] = {
     ),
     RevisionDenied: lambda e: e.comment or "denied",
     CanaryStarted: lambda e: _share(e.traffic_percent, e.tenants),
-    CanaryExpanded: lambda e: _share(e.traffic_percent, e.tenants),
+    CanaryExpanded: lambda e: _share(e.traffic_percent, e.tenants) + _analysis(e),
     RevisionActivated: lambda e: (
-        f"replaces {short(e.previous_revision)}" + (f": {e.reason}" if e.reason else "")
+        f"replaces {short(e.previous_revision)}"
+        + (f": {e.reason}" if e.reason else "")
+        + _analysis(e)
     ),
     RevisionSuperseded: lambda e: f"by {short(e.superseded_by)}",
-    RevisionRolledBack: lambda e: f"restores {short(e.restored_revision)}: {e.reason}",
+    RevisionRolledBack: lambda e: (
+        f"restores {short(e.restored_revision)}: {e.reason}" + _analysis(e)
+    ),
     RevisionExpired: lambda e: e.reason,
     ManifestArchived: lambda e: f"to {e.archive_uri}",
     WeightsDeleted: lambda e: f"{e.file_count} files, {e.bytes_freed} bytes freed",
     RevisionQuarantined: lambda e: f"detected by {e.detected_by}: {_findings(e.findings)}",
 }
+
+
+def _analysis(event: Any) -> str:
+    """`; analysis: expand -> 50%: ...` when canary analysis made the move, else ``."""
+    line = analysis_line(getattr(event, "evidence", None) or {})
+    return f"; analysis: {line}" if line else ""
 
 
 def _detail(event: Any) -> str:
@@ -140,6 +151,7 @@ def run_history(args: argparse.Namespace, source: Source) -> int:
             "actor": e.envelope.actor,
             "detail": _detail(e),
             "findings": [finding_to_json(f) for f in getattr(e, "findings", None) or []],
+            "analysis": analysis_line(getattr(e, "evidence", None) or {}),
             "position": entry.position,
         }
         for entry, e in zip(entries, events, strict=True)

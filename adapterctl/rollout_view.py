@@ -170,3 +170,36 @@ def edited_replicas(current: Sequence[str], add: Sequence[str], remove: Sequence
         if key(url) not in {key(u) for u in kept}:
             kept.append(url)
     return kept
+
+
+def _number(evidence: Mapping[str, str], key: str) -> float | None:
+    text = evidence.get(key, "none")
+    try:
+        return None if text in ("", "none") else float(text)
+    except ValueError:
+        return None
+
+
+def analysis_line(evidence: Mapping[str, str]) -> str | None:
+    """The canary analysis behind a move, on one line; None when no analysis made it (an
+    operator's command carries `{"operator": ...}` instead).
+
+    `expand -> 50%: 60 of 20 samples, errors 0.0% / 5.0%, p95 80ms / -, observed 30s of 60s`
+    """
+    decision = evidence.get("decision")
+    if not decision:
+        return None
+    target = f" -> {evidence['next_percent']}%" if evidence.get("next_percent") else ""
+    samples = f"{evidence.get('canary.requests', '0')} of {evidence.get('min_samples', '?')}"
+    errors = versus(
+        _number(evidence, "canary.error_rate"), _number(evidence, "limit.error_rate"), percent=True
+    )
+    p95 = versus(_number(evidence, "canary.p95_ms"), _number(evidence, "limit.p95_ms"))
+    observed = _number(evidence, "observed_s")
+    interval = _number(evidence, "step_interval_s")
+    window = (
+        f", observed {observed:.0f}s of {interval:.0f}s"
+        if observed is not None and interval is not None
+        else ""
+    )
+    return f"{decision}{target}: {samples} samples, errors {errors}, p95 {p95}{window}"

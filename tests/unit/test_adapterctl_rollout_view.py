@@ -12,6 +12,7 @@ import pytest
 from adapterctl import rollout
 from adapterctl.main import build_parser
 from adapterctl.rollout_view import (
+    analysis_line,
     canary_cells,
     canary_table,
     digest,
@@ -172,3 +173,42 @@ def test_env_replicas_add_puts_the_edited_list_to_the_activator(
 
     assert puts == [{"urls": ["http://b:8000", "http://c:8000"]}]
     assert capsys.readouterr().out == "http://b:8000\nhttp://c:8000\n"
+
+
+@pytest.mark.parametrize(
+    ("evidence", "line"),
+    [
+        ({"operator": "olive"}, None),
+        ({}, None),
+        (
+            {
+                "decision": "expand",
+                "next_percent": "50",
+                "canary.requests": "60",
+                "min_samples": "20",
+                "canary.error_rate": "0.0",
+                "limit.error_rate": "0.05",
+                "canary.p95_ms": "80",
+                "limit.p95_ms": "none",
+                "observed_s": "30.4",
+                "step_interval_s": "60",
+            },
+            "expand -> 50%: 60 of 20 samples, errors 0.0% / 5.0%, p95 80ms / -, "
+            "observed 30s of 60s",
+        ),
+        (
+            {
+                "decision": "roll_back",
+                "canary.requests": "9",
+                "min_samples": "8",
+                "canary.error_rate": "0.5",
+                "limit.error_rate": "0.05",
+            },
+            "roll_back: 9 of 8 samples, errors 50.0% / 5.0%, p95 -",
+        ),
+    ],
+)
+def test_the_analysis_behind_a_move_fits_one_line(
+    evidence: dict[str, str], line: str | None
+) -> None:
+    assert analysis_line(evidence) == line
