@@ -28,6 +28,7 @@ from adapterctl.commands import (
     issue,
 )
 from adapterctl.output import emit, fields, to_json, warn
+from adapterctl.revisions import resolve, resolved
 from adapterctl.rollout_view import canary_table, edited_replicas, render_status
 from adapterctl.source import CliError, CliRefusal, Source, with_registry
 from adapterctl.watch import INTERRUPTED, poll_answer, wait_with_heartbeat, watch_status
@@ -84,17 +85,6 @@ exit status: 0 done, 1 refused or failed (the reason is printed), no answer in t
 def _registry(pool: asyncpg.Pool) -> PostgresRegistry:
     """The registry's reads, on the command's pool (the registry owns revisions and pointers)."""
     return PostgresRegistry(pool, Codec.from_env())
-
-
-async def resolve(pool: asyncpg.Pool, adapter: str, text: str) -> str:
-    """The full revision id from a unique prefix (with or without `sha256:`)."""
-    prefix = text if text.startswith("sha256:") else "sha256:" + text
-    revisions = await _registry(pool).revisions(adapter=adapter)
-    matching = [r.revision for r in revisions if r.revision.startswith(prefix)]
-    if len(matching) != 1:
-        found = "no revision" if not matching else f"{len(matching)} revisions"
-        raise CliRefusal(f"{found} of {adapter} start with {text!r}: see `adapterctl history`")
-    return matching[0]
 
 
 async def current_canary(pool: asyncpg.Pool, adapter: str, environment: str) -> str:
@@ -245,6 +235,11 @@ def fetch_status(args: argparse.Namespace, source: Source) -> dict[str, Any]:
 
 
 def run_status(args: argparse.Namespace, source: Source) -> int:
+    follow = None
+    if args.revision:
+        if not (args.watch and args.environment):
+            raise CliError("--revision follows a revision: give it with --watch and --environment")
+        follow = (args.environment, resolved(source, args.adapter, args.revision))
     if args.watch:
         return watch_status(
             lambda: fetch_status(args, source),
@@ -252,6 +247,7 @@ def run_status(args: argparse.Namespace, source: Source) -> int:
             sys.stdout,
             interval_s=args.interval,
             tty=sys.stdout.isatty(),
+            follow=follow,
         )
     state = fetch_status(args, source)
     emit(to_json(state) if args.json else render_status(state))
@@ -345,6 +341,12 @@ def register(
     )
     status.add_argument(
         "--watch", action="store_true", help="redraw until the rollout ends (or Ctrl-C)"
+    )
+    status.add_argument(
+        "--revision",
+        metavar="REVISION",
+        help="with --watch: follow this revision (digest or prefix) from before its rollout "
+        "begins until it is active (exit 0) or rolled back (exit 1)",
     )
     status.add_argument(
         "--interval",

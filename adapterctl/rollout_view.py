@@ -112,6 +112,18 @@ def ended(watching: Mapping[str, str], state: Mapping[str, Any]) -> int | None:
     return 0 if all(promoted) else 1
 
 
+def followed(revision: str, environment: str, state: Mapping[str, Any], seen: bool) -> int | None:
+    """For `--watch --revision`: None while `revision` has not reached `environment` yet
+    (approved, not rolled out) or canaries there; 0 once it is active with no canary of its
+    own; 1 when, having been there, it no longer is (rolled back, aborted, replaced)."""
+    pointer = next((p for p in state["pointers"] if p["environment"] == environment), None)
+    if pointer is not None and pointer["canary"] == revision and pointer["canary_percent"] < 100:
+        return None
+    if pointer is not None and revision in (pointer["active"], pointer["canary"]):
+        return 0
+    return 1 if seen else None
+
+
 def _moment(text: str | None) -> str:
     return moment(datetime.fromisoformat(text) if text else None)
 

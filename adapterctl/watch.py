@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import httpx
 
 from adapterctl.output import moment
-from adapterctl.rollout_view import ended, status_lines, watched
+from adapterctl.rollout_view import ended, followed, status_lines, watched
 from adapterctl.source import CliError
 
 Answer = dict[str, Any]
@@ -81,14 +81,18 @@ def watch_status(
     interval_s: float,
     tty: bool,
     clock: Clock = Clock(),
+    follow: tuple[str, str] | None = None,
 ) -> int:
     """Show the rollout every `interval_s` until each canary there at the start has ended:
     0 when every one was promoted, 1 when one was rolled back (or aborted, or replaced),
-    130 on Ctrl-C. On a terminal it redraws; elsewhere it writes one line per change."""
+    130 on Ctrl-C. On a terminal it redraws; elsewhere it writes one line per change.
+    `follow` (environment, revision): wait for that revision instead, from before its
+    rollout begins until it is active (0) or gone again (1); see `followed`."""
     try:
         state = fetch()
         watching = watched(state)
         shown: dict[str, str] = {}
+        seen = False
         while True:
             if tty:
                 out.write(CLEAR + render(state) + "\n")
@@ -98,6 +102,20 @@ def watch_status(
                         out.write(f"{moment(clock.now())} {line}\n")
                         shown[environment] = line
             out.flush()
+            if follow is not None:
+                environment, revision = follow
+                result = followed(revision, environment, state, seen)
+                seen = seen or any(
+                    p["environment"] == environment and revision in (p["active"], p["canary"])
+                    for p in state["pointers"]
+                )
+                if result is not None:
+                    out.write(f"{revision[:19]}... {'active' if result == 0 else 'not active'}"
+                              f" in {environment}\n")  # fmt: skip
+                    return result
+                clock.sleep(interval_s)
+                state = fetch()
+                continue
             result = ended(watching, state) if watching else 0
             if result is not None:
                 verdict = "completed" if result == 0 else "rolled back"

@@ -99,7 +99,13 @@ def states(*pointers: tuple[str | None, int, str]) -> Iterator[dict[str, Any]]:
         }
 
 
-def watch(fetched: Iterator[dict[str, Any]], *, tty: bool, time: FakeTime) -> tuple[int, str]:
+def watch(
+    fetched: Iterator[dict[str, Any]],
+    *,
+    tty: bool,
+    time: FakeTime,
+    follow: tuple[str, str] | None = None,
+) -> tuple[int, str]:
     out = io.StringIO()
     code = watch_status(
         lambda: next(fetched),
@@ -108,6 +114,7 @@ def watch(fetched: Iterator[dict[str, Any]], *, tty: bool, time: FakeTime) -> tu
         interval_s=2,
         tty=tty,
         clock=time.clock(),
+        follow=follow,
     )
     return code, out.getvalue()
 
@@ -147,3 +154,22 @@ def test_ctrl_c_stops_watching_with_130() -> None:
 def test_watching_with_no_canary_shows_the_status_once_and_exits_0() -> None:
     code, out = watch(states((None, 0, STABLE)), tty=False, time=FakeTime())
     assert (code, out.splitlines()[-1]) == (0, "no canary in progress")
+
+
+@pytest.mark.parametrize(
+    ("pointers", "code"),
+    [
+        # approved, not rolled out yet; then canaries; then active: 0
+        ([(None, 0, STABLE), (None, 0, STABLE), (CANARY, 20, STABLE), (None, 0, CANARY)], 0),
+        # the first revision of an adapter: nothing serves, then it is active at once
+        ([(None, 0, ""), (None, 0, CANARY)], 0),
+        # canaried, then rolled back: the stable one serves again
+        ([(None, 0, STABLE), (CANARY, 20, STABLE), (None, 0, STABLE)], 1),
+    ],
+)
+def test_following_a_revision_waits_for_its_rollout_to_begin_and_end(
+    pointers: list[tuple[str | None, int, str]], code: int
+) -> None:
+    result, out = watch(states(*pointers), tty=False, time=FakeTime(), follow=("prod", CANARY))
+    assert result == code
+    assert out.splitlines()[-1].endswith("active in prod" if code == 0 else "not active in prod")
