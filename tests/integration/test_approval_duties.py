@@ -57,6 +57,7 @@ async def test_production_needs_two_distinct_approvers_and_the_event_names_both(
     assert first.status_code == 200, first.text
     assert first.json() | {"event_id": None} == {
         "outcome": "recorded",
+        "summary": "1 of 2 distinct approvals: 1 more needed from another person",
         "adapter": seeded.adapter,
         "revision": seeded.revision,
         "environment": PRODUCTION,

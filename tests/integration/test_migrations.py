@@ -55,12 +55,18 @@ async def test_a_database_from_the_single_sequence_days_is_converted_not_remigra
         await migrate(conn, owner)
     # What such a database recorded: versions 1..5 of the one sequence, and neither the
     # archiver's outcomes nor the approval's own inbox (each owner's 002 came after the split)
-    # nor principals' persons (the kernel's 004), nor the approval page's sessions (its 003).
+    # nor principals' persons (the kernel's 004), nor the approval page's sessions (its 003),
+    # nor the activator's `waiting` outcome (its 002).
     await conn.execute("DROP TABLE archiver_outcomes")
     await conn.execute("DROP TABLE approval_inbox")
     await conn.execute("DROP TABLE approval_sessions")
     await conn.execute("ALTER TABLE principals DROP COLUMN person")
     await conn.execute("DROP TABLE log_checkpoints")  # the kernel's 005 came later still
+    await conn.execute(
+        "ALTER TABLE activator_outcomes DROP CONSTRAINT activator_outcomes_outcome_check,"
+        " ADD CONSTRAINT activator_outcomes_outcome_check"
+        " CHECK (outcome IN ('committed', 'refused', 'failed'))"
+    )
     await conn.execute("DROP TABLE schema_migrations")
     await conn.execute(
         "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
@@ -71,7 +77,7 @@ async def test_a_database_from_the_single_sequence_days_is_converted_not_remigra
         " (2, 'catalogue'), (3, 'approval'), (4, 'retention'), (5, 'activator')"
     )
     assert await migrate(conn, KERNEL) == [4, 5]  # converted: only what came after re-runs
-    assert await migrate(conn, ACTIVATOR) == []
+    assert await migrate(conn, ACTIVATOR) == [2]
     await conn.execute(
         "INSERT INTO inbox (consumer, event_id) VALUES ('approval', 'e1'), ('validator', 'e2')"
     )
