@@ -437,7 +437,8 @@ async def test_adapterctl_manages_policies_and_holds_and_says_why_it_refuses(
     unknown = ctl("retention", "hold", "sha256:nope", "--adapter", adapter, "--reason", "x",
                   check=False)  # fmt: skip
     assert unknown.returncode == 1 and "no revision of" in unknown.stderr
-    assert "starts with 'sha256:nope'" in unknown.stderr and f"adapterctl history {adapter}" in unknown.stderr
+    assert "starts with 'sha256:nope'" in unknown.stderr
+    assert f"adapterctl history {adapter}" in unknown.stderr, "and where to see the revisions"
     ctl("retention", "release", revision, "--adapter", adapter, "--reason", "case closed")
     twice = ctl("retention", "release", revision, "--adapter", adapter, check=False)
     assert twice.returncode == 1 and "is not under a legal hold" in twice.stderr
