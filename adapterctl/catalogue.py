@@ -97,6 +97,8 @@ def run_env_set(args: argparse.Namespace, source: Source) -> int:
             required_approvals=args.required_approvals,
             approver_may_operate=not args.separate_approver_and_operator,
             canary_steps=tuple(int(s) for s in args.canary_steps.split(",") if s),
+            max_model_len=args.max_model_len,
+            allow_unproven_replica_base=args.allow_unproven_replica_base,
         )
         await catalogue.put_environment(spec)
         return spec
@@ -225,6 +227,20 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         default="10,50,100",
         metavar="PERCENTS",
         help="comma-separated traffic percentages of a canary (default: %(default)s)",
+    )
+    put.add_argument(
+        "--max-model-len",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="the context length every replica must list for its base in GET /v1/models "
+        "(default: 0, not checked)",
+    )
+    put.add_argument(
+        "--allow-unproven-replica-base",
+        action="store_true",
+        help="serve on replicas whose /v1/models cannot prove the base revision (a folder not "
+        "named after it); one that names another base is still refused (default: refuse)",
     )
     put.set_defaults(run=run_env_set)
     lst = env_cmds.add_parser(

@@ -52,3 +52,7 @@ class EnvironmentSpec:
     approver_may_operate: bool = True
     canary_steps: tuple[int, ...] = (10, 50, 100)
     policy: Mapping[str, str] = field(default_factory=dict)
+    # What a stock vLLM replica must prove through `GET /v1/models` before traffic moves:
+    # its base card names this base at this revision (and this context length, when set).
+    max_model_len: int = 0  # 0: not checked
+    allow_unproven_replica_base: bool = False  # True: serve on replicas that cannot say

@@ -1,8 +1,11 @@
 """The replicas of an environment, driven together: check, load, verify, route, prune, scrape.
 
-Nothing moves traffic until every replica lists the revision: a load endpoint's success is
-not proof (vLLM once answered 200 for a path that did not exist), and runtime-loaded
-adapters are not shared between replicas, so each one is asked on its own.
+Nothing moves traffic until every replica lists the revision and answers a request under its
+name: a load endpoint's success is not proof (vLLM once answered 200 for a path that did not
+exist), a listing from the process that just answered 200 is barely more, and runtime-loaded
+adapters are not shared between replicas, so each one is asked on its own. A replica that
+cannot describe its contract (stock vLLM has no `/info`) proves its base through its
+`/v1/models` card, or the rollout stops unless the environment opts out.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, TypeVar
 import structlog
 from tenacity import RetryCallState
 
-from services.activator.compat import contract_problems
+from services.activator.compat import base_problems, contract_problems
 from services.activator.metrics import Counters, parse_metrics
 from services.activator.ports import ActivatorStore, ServingTarget, TargetError
 from services.activator.routing import lora_name, routing_document, served_names
@@ -59,7 +62,7 @@ class Fleet:
     def __init__(
         self,
         store: ActivatorStore,
-        make_target: Callable[[str], ServingTarget],
+        make_target: Callable[[str, str], ServingTarget],
         *,
         retry: Backoff = LOAD_BACKOFF,
         routing_dir: Path | None = None,
@@ -70,14 +73,16 @@ class Fleet:
         self.retry = retry
         self.routing_dir = routing_dir
         self.sleep = sleep
-        self._targets: dict[str, ServingTarget] = {}
+        self._targets: dict[tuple[str, str], ServingTarget] = {}
 
     async def targets(self, environment: str) -> list[ServingTarget]:
+        """The environment's replicas; `make_target(url, environment)` makes each once (its
+        credentials are the environment's)."""
         urls = await self.store.replicas(environment)
         for url in urls:
-            if url not in self._targets:
-                self._targets[url] = self.make_target(url)
-        return [self._targets[u] for u in urls]
+            if (url, environment) not in self._targets:
+                self._targets[url, environment] = self.make_target(url, environment)
+        return [self._targets[u, environment] for u in urls]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         def note(state: RetryCallState) -> None:
@@ -111,10 +116,42 @@ class Fleet:
                 problems.append(f"replica {target.url} cannot describe itself: {found}")
             elif found is not None:
                 problems.extend(contract_problems(wanted, found, f"replica {target.url}"))
+            else:
+                problems.extend(await self._unproven_base(target, spec))
         if problems:
             raise RolloutStopped(
                 "the serving contract does not match: " + "; ".join(problems),
                 {"stopped_by": "contract", "problems": " | ".join(problems)},
+            )
+
+    async def _unproven_base(self, target: ServingTarget, spec: EnvironmentSpec) -> list[str]:
+        """Why a replica without `/info` has not proved its base through `/v1/models`: what
+        its base card contradicts, and what it leaves unproven unless the environment serves
+        on unproven replicas (then logged)."""
+        card = await self._retrying(target.base)
+        contradicted, unproven = base_problems(card, spec, f"replica {target.url}")
+        if unproven and spec.allow_unproven_replica_base:
+            log.warning("replica_base_unproven", url=target.url, problems=unproven)
+            return contradicted
+        return contradicted + unproven
+
+    async def check_routing(self, environment: str, percent: int) -> None:
+        """RolloutStopped unless every replica splits traffic by the routing it is handed:
+        a canary share nobody applies must never be recorded as applied."""
+        targets = await self.targets(environment)
+        answers = await asyncio.gather(
+            *(self._retrying(t.routes_traffic) for t in targets), return_exceptions=True
+        )
+        raise_if_unreachable([a for a in answers if isinstance(a, BaseException)])
+        refusing = [t.url for t, a in zip(targets, answers, strict=True) if a is not True]
+        if refusing or not targets:
+            urls = ", ".join(refusing) or "(no replicas)"
+            raise RolloutStopped(
+                f"nothing here would send {percent}% of traffic to the canary: {urls} take no "
+                "routing (stock vLLM serves exactly the name it is asked for); put a router "
+                "that follows the activator's GET /routing in front of them, or activate "
+                "without a canary",
+                {"stopped_by": "routing", "takes_no_routing": urls},
             )
 
     async def _load_one(self, target: ServingTarget, name: str, path: str) -> bool:
@@ -144,8 +181,9 @@ class Fleet:
                 if attempt == self.retry.attempts:
                     urls = ", ".join(t.url for t in missing)
                     raise RolloutStopped(
-                        f"{name} is not listed by {urls} after loading (a load that "
-                        "answered success without loading): no traffic moved",
+                        f"{name} is not listed by {urls} after loading, or listed but not "
+                        "served (a load that answered success without loading, or a probe "
+                        "request under the name answered 404): no traffic moved",
                         {"stopped_by": "verify", "lora_name": name, "missing_on": urls},
                     )
                 # A replica that restarted between the load and the listing lost it: load
@@ -175,7 +213,8 @@ class Fleet:
                 f"{name} did not load on every replica: " + "; ".join(failed),
                 {"stopped_by": "load", "lora_name": name, "failures": " | ".join(failed)},
             )
-        # A replica that listed the name before any load has proved it; ask the others.
+        # A replica that listed the name before any load has proved it; ask the others, then
+        # ask each to serve one token under the name (a 404 there: the name is not served).
         cold = [t for t, warm in zip(targets, results, strict=True) if warm is not True]
         listings = await asyncio.gather(
             *(self._retrying(t.models) for t in cold), return_exceptions=True
@@ -185,6 +224,13 @@ class Fleet:
             for t, listed in zip(cold, listings, strict=True)
             if isinstance(listed, BaseException) or name not in listed
         ]
+        listed = [t for t in targets if t not in missing]
+        probes = await asyncio.gather(*(t.probe(name) for t in listed), return_exceptions=True)
+        raise_if_unreachable([p for p in probes if isinstance(p, BaseException)])
+        for target, probed in zip(listed, probes, strict=True):
+            if isinstance(probed, BaseException):
+                log.warning("probe_unserved", lora_name=name, url=target.url, error=str(probed))
+                missing.append(target)
         return missing, sum(1 for r in results if r is True)
 
     async def publish(

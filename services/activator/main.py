@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import structlog
 
-from services.activator.adapters import VllmTarget
+from services.activator.adapters import VllmTarget, key_file
 from services.activator.canary import tick
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet, ReplicasUnreachable
@@ -86,7 +86,9 @@ def run(env: Mapping[str, str] | None = None) -> None:
             artifacts=artifacts,
             fleet=Fleet(
                 store,
-                lambda url: VllmTarget(url, client),
+                lambda url, environment: VllmTarget(
+                    url, client, api_key=key_file(settings.replica_keys_dir, environment)
+                ),
                 retry=Backoff(
                     settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
                 ),

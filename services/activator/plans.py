@@ -100,6 +100,12 @@ class Plan:
     load: tuple[str, ...]  # revisions every replica must list before the commit
     summary: str
 
+    @property
+    def traffic_share(self) -> int | None:
+        """The canary share this plan records, which the routing must apply; None if none."""
+        shares = [m.fields["traffic_percent"] for m in self.moves if "traffic_percent" in m.fields]
+        return shares[0] if shares else None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Situation:

@@ -27,6 +27,16 @@ class TargetError(Exception):
         self.unreachable = unreachable
 
 
+@dataclass(frozen=True, slots=True)
+class BaseCard:
+    """The base model a replica lists in `GET /v1/models` (the card with no `parent`): its
+    served name, the folder or hub id it was loaded from, and its context length."""
+
+    id: str
+    root: str
+    max_model_len: int | None = None
+
+
 class ServingTarget(Protocol):
     """One replica, spoken to through vLLM's runtime LoRA endpoints."""
 
@@ -38,11 +48,21 @@ class ServingTarget(Protocol):
     async def models(self) -> Mapping[str, str]:
         """Every model the replica serves now (`GET /v1/models`): name -> root path."""
 
+    async def base(self) -> BaseCard | None:
+        """The base model card of `GET /v1/models`; None when it lists none."""
+
+    async def probe(self, lora_name: str) -> int:
+        """Ask for one token under `lora_name`; the status it answered. TargetError when the
+        replica says no such model: a listing alone does not prove the name is served."""
+
     async def load(self, lora_name: str, lora_path: str) -> None:
         """Load a LoRA under `lora_name`; TargetError if refused. Success is not proof: list it."""
 
     async def unload(self, lora_name: str) -> None:
         """Unload a LoRA; one that is not loaded is not an error."""
+
+    async def routes_traffic(self) -> bool:
+        """Whether the replica splits traffic by the routing it is handed (stock vLLM: no)."""
 
     async def push_routing(self, document: Mapping[str, Any]) -> bool:
         """Hand the replica its routing; False when it takes none (a gateway routes for it)."""

@@ -142,6 +142,8 @@ async def execute(deps: ActivatorDeps, request: Request, decide: Decide) -> Comm
             steps=policy.steps,
         )
         plan = await decide(situation, spec, policy)
+        if plan.traffic_share is not None:
+            await deps.fleet.check_routing(environment, plan.traffic_share)
         loads = []
         for revision in plan.load:
             manifest = _manifest(deps, records.get(revision), revision)

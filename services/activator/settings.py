@@ -53,6 +53,12 @@ class ActivatorSettings(EnvSettings):
         validation_alias="ACTIVATOR_TARGET_TIMEOUT_S",
         description="seconds a replica has to answer",
     )
+    replica_keys_dir: Annotated[Path | None, OrNone] = Field(
+        default=None,
+        validation_alias="ACTIVATOR_REPLICA_KEYS_DIR",
+        description="a folder of ENVIRONMENT.key files (mode 600): the API key its replicas "
+        "were started with (vLLM --api-key); empty: none sent",
+    )
     serving_artifact_root: str = Field(
         default="",
         validation_alias="ACTIVATOR_SERVING_ARTIFACT_ROOT",

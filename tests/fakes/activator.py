@@ -21,7 +21,7 @@ from typing import Any
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet
 from services.activator.plans import Outcome, RequestAction
-from services.activator.ports import CanaryStep, TargetError
+from services.activator.ports import BaseCard, CanaryStep, TargetError
 from shared.artifacts import LocalArtifactStore
 from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
@@ -112,6 +112,10 @@ class FakeReplica:
         self.served: dict[str, Served] = {}
         self.loads: list[str] = []  # every load asked for, in order
         self.unloads: list[str] = []
+        self.base_card: BaseCard | None = None  # what `GET /v1/models` says of its base
+        self.unserved: set[str] = set()  # listed, but a request under the name answers 404
+        self.takes_routing = True
+        self.probes: list[str] = []
 
     def _answer(self) -> None:
         if self.down:
@@ -140,6 +144,24 @@ class FakeReplica:
         self._answer()
         return dict(self.loaded)
 
+    async def base(self) -> BaseCard | None:
+        """Its base card."""
+        self._answer()
+        return self.base_card
+
+    async def probe(self, lora_name: str) -> int:
+        """One request under the name: 200, or a 404 for a name it does not serve."""
+        self._answer()
+        self.probes.append(lora_name)
+        if lora_name not in self.loaded or lora_name in self.unserved:
+            raise TargetError(self.url, f"The model `{lora_name}` does not exist.", retryable=True)
+        return 200
+
+    async def routes_traffic(self) -> bool:
+        """Whether it takes routing (stock vLLM does not)."""
+        self._answer()
+        return self.takes_routing
+
     async def load(self, lora_name: str, lora_path: str) -> None:
         """Load a lora, or raise the next queued failure."""
         self._answer()
@@ -156,8 +178,10 @@ class FakeReplica:
         self.loaded.pop(lora_name, None)
 
     async def push_routing(self, document: Mapping[str, Any]) -> bool:
-        """Take the routing document."""
+        """Take the routing document (unless it takes none)."""
         self._answer()
+        if not self.takes_routing:
+            return False
         self.routing = document
         return True
 
@@ -183,7 +207,7 @@ class FakeReplicas:
     def __init__(self, urls: Sequence[str] = ()) -> None:
         self.by_url = {url: FakeReplica(url) for url in urls}
 
-    def target(self, url: str) -> FakeReplica:
+    def target(self, url: str, environment: str = "") -> FakeReplica:
         """The replica at `url`, made on first use."""
         return self.by_url.setdefault(url, FakeReplica(url))
 

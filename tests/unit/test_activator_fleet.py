@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from services.activator.fleet import Fleet, RolloutStopped
-from services.activator.ports import TargetError
+from services.activator.ports import BaseCard, TargetError
 from services.activator.routing import lora_name
 from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
@@ -38,6 +38,10 @@ SPEC = EnvironmentSpec(
     tokenizer_hash=BASE.tokenizer_hash,
     chat_template_hash=BASE.chat_template_hash,
 )
+
+# What a stock vLLM replica started as `vllm serve /models/tiny/<revision> --served-model-name
+# tiny` lists as its base in `GET /v1/models`.
+PROVEN = BaseCard("tiny", "/models/tiny/" + BASE.base_model_revision.removeprefix("sha256:"))
 
 
 def manifest(revision: str = "sha256:" + "1" * 64, **overrides: Any) -> Manifest:
@@ -70,6 +74,9 @@ class FakeReplica:
         self.failures: list[TargetError] = []
         self.load_calls = 0
         self.routing: Mapping[str, Any] | None = None
+        self.base_card: BaseCard | None = None
+        self.unserved: set[str] = set()
+        self.takes_routing = True
 
     async def describe(self) -> ServingContract | None:
         return self.contract
@@ -88,6 +95,17 @@ class FakeReplica:
 
     async def unload(self, lora_name: str) -> None:
         self.loaded.pop(lora_name, None)
+
+    async def base(self) -> BaseCard | None:
+        return self.base_card
+
+    async def probe(self, lora_name: str) -> int:
+        if lora_name not in self.loaded or lora_name in self.unserved:
+            raise TargetError(self.url, f"The model `{lora_name}` does not exist.", retryable=True)
+        return 200
+
+    async def routes_traffic(self) -> bool:
+        return self.takes_routing
 
     async def push_routing(self, document: Mapping[str, Any]) -> bool:
         self.routing = document
@@ -118,7 +136,7 @@ def fleet_of(*replicas: FakeReplica, pointers: Any = None, routing: Path | None 
 
     fleet = Fleet(
         FakeStore(list(by_url), pointers),  # type: ignore[arg-type]
-        by_url.__getitem__,
+        lambda url, environment: by_url[url],
         retry=Backoff(attempts=4, first_delay_s=0.5, max_delay_s=1.0),
         routing_dir=routing,
         sleep=sleep,
@@ -174,7 +192,8 @@ async def test_a_manifest_the_replicas_cannot_serve_stops_before_any_load(
 
 async def test_a_replica_running_another_base_stops_the_rollout_even_if_the_spec_matches() -> None:
     other = FakeReplica("http://r2", contract=dataclasses.replace(BASE, base_model_id="big"))
-    plain_vllm = FakeReplica("http://r1", contract=None)  # no /info: the spec alone is checked
+    plain_vllm = FakeReplica("http://r1", contract=None)  # no /info: it shows its base card
+    plain_vllm.base_card = PROVEN
 
     with pytest.raises(RolloutStopped, match="replica http://r2: base_model_id is big"):
         await fleet_of(plain_vllm, other).prepare("prod", SPEC, [(manifest(), "/store")])
@@ -259,3 +278,83 @@ async def test_pruning_unloads_only_what_neither_serves_nor_waits_as_the_target(
         lora_name("chat", target),
         "other@" + "9" * 16,
     }
+
+
+# Stock vLLM: a base card instead of /info, a probe after the listing, no routing
+
+
+def stock_vllm(url: str, card: BaseCard | None = PROVEN) -> FakeReplica:
+    replica = FakeReplica(url, contract=None)
+    replica.base_card = card
+    replica.takes_routing = False
+    return replica
+
+
+async def test_a_stock_vllm_replica_that_proves_its_base_is_loaded() -> None:
+    replica = stock_vllm("http://r1")
+
+    await fleet_of(replica).prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert set(replica.loaded) == {lora_name("chat", manifest().revision)}
+
+
+@pytest.mark.parametrize(
+    ("card", "said"),
+    [
+        (BaseCard(id="big", root="/models/big/1"), "serves 'big' from '/models/big/1', not"),
+        (BaseCard(id="tiny", root="/models/tiny/latest"), "does not name the base revision"),
+        (None, "lists no base model"),
+    ],
+    ids=["another-model", "revision-unproven", "no-base-card"],
+)
+async def test_a_stock_vllm_replica_that_cannot_prove_its_base_stops_before_any_load(
+    card: BaseCard | None, said: str
+) -> None:
+    replica = stock_vllm("http://r1", card)
+
+    with pytest.raises(RolloutStopped, match=said) as stopped:
+        await fleet_of(replica).prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert replica.load_calls == 0 and stopped.value.evidence["stopped_by"] == "contract"
+
+
+async def test_an_environment_that_opts_out_serves_on_replicas_that_cannot_prove_their_base() -> (
+    None
+):
+    replica = stock_vllm("http://r1", BaseCard(id="tiny", root="/models/tiny/latest"))
+    trusting = dataclasses.replace(SPEC, allow_unproven_replica_base=True)
+
+    await fleet_of(replica).prepare("prod", trusting, [(manifest(), "/store")])
+
+    assert replica.load_calls == 1
+    # ... but never one that names another base: that is proof of the wrong one.
+    other = stock_vllm("http://r2", BaseCard(id="big", root="/models/big/1"))
+    with pytest.raises(RolloutStopped, match="not the environment's base"):
+        await fleet_of(other).prepare("prod", trusting, [(manifest(), "/store")])
+
+
+async def test_a_name_listed_but_not_served_is_loaded_again_then_stops_the_rollout() -> None:
+    good, phantom = FakeReplica("http://r1"), FakeReplica("http://r2")
+    name = lora_name("chat", manifest().revision)
+    phantom.unserved.add(name)
+    fleet = fleet_of(good, phantom)
+
+    with pytest.raises(RolloutStopped, match="listed but not served") as stopped:
+        await fleet.prepare("prod", SPEC, [(manifest(), "/store")])
+
+    assert stopped.value.evidence == {
+        "stopped_by": "verify",
+        "lora_name": name,
+        "missing_on": "http://r2",
+    }
+    assert len(fleet.slept) == 3  # type: ignore[attr-defined]  # it was given every retry
+
+
+async def test_a_canary_share_needs_every_replica_to_take_the_routing() -> None:
+    routed, stock = FakeReplica("http://r1"), stock_vllm("http://r2")
+
+    await fleet_of(routed).check_routing("prod", 10)
+    with pytest.raises(RolloutStopped, match="10% of traffic") as stopped:
+        await fleet_of(routed, stock).check_routing("prod", 10)
+
+    assert stopped.value.evidence == {"stopped_by": "routing", "takes_no_routing": "http://r2"}

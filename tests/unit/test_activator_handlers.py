@@ -449,3 +449,41 @@ async def test_an_approval_while_a_replica_is_down_is_waited_out_then_rolled_out
     [activated] = await rollout.since_mark()
     assert isinstance(activated, RevisionActivated)
     assert (await rollout.pointer()).active == approved.envelope.revision
+
+
+async def test_a_canary_on_replicas_that_take_no_routing_is_stopped_before_the_log_says_so(
+    rollout: Rollout,
+) -> None:
+    """Stock vLLM serves exactly the name it is asked for: a 10% share there would be recorded
+    on the audit log and applied nowhere. The promotion stops with the reason; nothing is
+    written, nothing is loaded."""
+    stable = await rollout.active(b"one")
+    approved = await rollout.world.approve(ADAPTER, b"two")
+    await rollout.since_mark()
+    stock = rollout.world.replicas.target("http://replica-2")
+    stock.takes_routing = False
+    command = PromoteRevision(header=header(), revision=approved.envelope.revision)
+    with pytest.raises(PermanentError, match="take no routing"):
+        await rollout.handle[PromoteRevision](command)
+    assert await rollout.since_mark() == []
+    assert await rollout.pointer() == EnvironmentPointer(active=stable)
+    outcome = await rollout.world.store.outcome(command.header.command_id)
+    assert outcome is not None and outcome["evidence"]["stopped_by"] == "routing"
+    assert outcome["evidence"]["takes_no_routing"] == "http://replica-2"
+    assert lora_name(ADAPTER, approved.envelope.revision) not in stock.loads
+
+
+async def test_a_revision_listed_but_not_served_stops_the_rollout(rollout: Rollout) -> None:
+    """vLLM fills its listing in the very call that answered the load: a name listed but
+    answering 404 to a request under it is not served, and no traffic moves to it."""
+    await rollout.active(b"one")
+    approved = await rollout.world.approve(ADAPTER, b"two")
+    await rollout.since_mark()
+    name = lora_name(ADAPTER, approved.envelope.revision)
+    rollout.world.replicas.target("http://replica-1").unserved.add(name)
+    command = PromoteRevision(header=header(), revision=approved.envelope.revision)
+    with pytest.raises(PermanentError, match="listed but not served"):
+        await rollout.handle[PromoteRevision](command)
+    assert await rollout.since_mark() == []
+    outcome = await rollout.world.store.outcome(command.header.command_id)
+    assert outcome is not None and outcome["evidence"]["missing_on"] == "http://replica-1"
