@@ -24,7 +24,7 @@ from tenacity import RetryCallState
 
 from services.activator.compat import base_problems, contract_problems
 from services.activator.metrics import Counters, parse_metrics
-from services.activator.ports import ActivatorStore, ServingTarget, TargetError
+from services.activator.ports import ActivatorStore, BaseCard, ServingTarget, TargetError
 from services.activator.routing import lora_name, routing_document, served_names
 from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
@@ -111,24 +111,34 @@ class Fleet:
             *(self._retrying(t.describe) for t in targets), return_exceptions=True
         )
         raise_if_unreachable([f for f in described if isinstance(f, BaseException)])
+        stock = [t for t, found in zip(targets, described, strict=True) if found is None]
+        cards = await asyncio.gather(
+            *(self._retrying(t.base) for t in stock), return_exceptions=True
+        )
+        raise_if_unreachable([c for c in cards if isinstance(c, BaseException)])
         for target, found in zip(targets, described, strict=True):
             if isinstance(found, BaseException):
                 problems.append(f"replica {target.url} cannot describe itself: {found}")
             elif found is not None:
                 problems.extend(contract_problems(wanted, found, f"replica {target.url}"))
+        for target, card in zip(stock, cards, strict=True):
+            if isinstance(card, BaseException):
+                problems.append(f"replica {target.url} cannot show its base: {card}")
             else:
-                problems.extend(await self._unproven_base(target, spec))
+                problems.extend(self._unproven_base(target, card, spec))
         if problems:
             raise RolloutStopped(
                 "the serving contract does not match: " + "; ".join(problems),
                 {"stopped_by": "contract", "problems": " | ".join(problems)},
             )
 
-    async def _unproven_base(self, target: ServingTarget, spec: EnvironmentSpec) -> list[str]:
+    @staticmethod
+    def _unproven_base(
+        target: ServingTarget, card: BaseCard | None, spec: EnvironmentSpec
+    ) -> list[str]:
         """Why a replica without `/info` has not proved its base through `/v1/models`: what
         its base card contradicts, and what it leaves unproven unless the environment serves
         on unproven replicas (then logged)."""
-        card = await self._retrying(target.base)
         contradicted, unproven = base_problems(card, spec, f"replica {target.url}")
         if unproven and spec.allow_unproven_replica_base:
             log.warning("replica_base_unproven", url=target.url, problems=unproven)

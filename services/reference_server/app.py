@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -57,16 +59,39 @@ def _error(status: int, message: str, kind: str = "BadRequestError") -> JSONResp
 
 
 def create_app(state: ServerState) -> FastAPI:
+    """The server; `settings` can narrow it to what stock vLLM offers (no `/info`, no
+    routing), without its runtime LoRA routes, or behind an API key, as vLLM can be."""
+    settings = state.settings
     app = FastAPI(title="reference LoRA server", docs_url=None, redoc_url=None)
-    for routes in (_meta_routes, _lora_routes, _routing_routes, _serving_routes, _admin_routes):
+    routers = [_meta_routes, _serving_routes, _admin_routes]
+    if not settings.stock_vllm:
+        routers += [_info_routes, _routing_routes]
+    if settings.runtime_lora_updating:
+        routers.append(_lora_routes)
+    for routes in routers:
         app.include_router(routes(state))
+    if settings.api_key:
+        _require_key(app, settings.api_key)
     return app
 
 
-def _meta_routes(state: ServerState) -> APIRouter:
-    """Health, the contract it serves (`/info`), models and metrics."""
+def _require_key(app: FastAPI, key: str) -> None:
+    """vLLM's `--api-key`: a `/v1` request without `Authorization: Bearer <key>` gets 401."""
+    wanted = f"Bearer {key}".encode()
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if request.url.path.startswith("/v1") and not hmac.compare_digest(given, wanted):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        response: Response = await call_next(request)
+        return response
+
+
+def _info_routes(state: ServerState) -> APIRouter:
+    """The contract it serves (`/info`): what stock vLLM cannot say."""
     router = APIRouter()
-    settings, engine = state.settings, state.engine
+    settings = state.settings
     info = {
         "server": "reference",
         "base_model_id": settings.base_model_id,
@@ -76,19 +101,31 @@ def _meta_routes(state: ServerState) -> APIRouter:
         "quantization_profile": settings.quantization_profile,
     }
 
-    @router.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
     @router.get("/info")
     async def describe() -> dict[str, str]:
         return info
 
+    return router
+
+
+def _meta_routes(state: ServerState) -> APIRouter:
+    """Health, models and metrics."""
+    router = APIRouter()
+    settings, engine = state.settings, state.engine
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    config = settings.base_folder / "config.json"
+    length = (
+        json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
+    )
+
     @router.get("/v1/models")
     async def models() -> dict[str, Any]:
-        data = [
-            {"id": settings.base_model_id, "object": "model", "root": str(settings.base_folder)}
-        ]
+        base = {"id": settings.base_model_id, "object": "model", "root": str(settings.base_folder)}
+        data = [{**base, "max_model_len": length}]
         data += [
             {"id": name, "object": "model", "root": path, "parent": settings.base_model_id}
             for name, path in sorted(engine.loaded().items())

@@ -58,6 +58,23 @@ class ServerSettings(EnvSettings):
         validation_alias="REFERENCE_FAULTS",
         description="tests only: faults at start, as `POST /admin/faults` takes them (JSON)",
     )
+    api_key: str = Field(
+        default="",
+        validation_alias="REFERENCE_API_KEY",
+        description="like vLLM's --api-key: every /v1 route wants `Authorization: Bearer` it; "
+        "empty: open",
+    )
+    runtime_lora_updating: bool = Field(
+        default=True,
+        validation_alias="REFERENCE_RUNTIME_LORA_UPDATING",
+        description="like vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING: off, the load and unload "
+        "routes are absent",
+    )
+    stock_vllm: bool = Field(
+        default=False,
+        validation_alias="REFERENCE_STOCK_VLLM",
+        description="offer only what stock vLLM offers: no /info, no /v1/routing",
+    )
     torch_threads: Count = Field(
         default=1, validation_alias="REFERENCE_TORCH_THREADS", description="torch's CPU threads"
     )

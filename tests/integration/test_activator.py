@@ -98,10 +98,16 @@ class Rollouts:
         self.store = LocalArtifactStore(self.stack.artifacts)
 
     async def approve(
-        self, adapter: str, kind: str, *, tokenizer_from: Path | None = None, commit: bool = True
+        self,
+        adapter: str,
+        kind: str,
+        *,
+        tokenizer_from: Path | None = None,
+        commit: bool = True,
+        environment: str = ENV,
     ) -> Approved:
-        """The kit's `kind` adapter stored, registered, validated, evaluated and approved
-        (the events left to the caller to commit when not `commit`)."""
+        """The kit's `kind` adapter stored, registered, validated, evaluated and approved for
+        `environment` (the events left to the caller to commit when not `commit`)."""
         files = []
         for path, entry in kit_files(self.tiny.adapter(kind)):
             self.store.put_stream(io.BytesIO(path.read_bytes()), max_bytes=1 << 26)
@@ -120,14 +126,19 @@ class Rollouts:
             tokenizer_hash=tokenizer_hash(tokenizer_from or self.tiny.base),
             chat_template_hash=chat_template_hash(self.tiny.base),
             quantization_profile="bf16",
-            target_environments=(ENV,),
+            target_environments=(environment,),
             submitter="trainer-alice",
             trained_event_id=str(uuid.uuid4()),
             source_uri=f"file:///incoming/{adapter}",
         )
         digest = self.store.put_manifest(manifest)
         approved = lifecycle(
-            RevisionApproved, adapter, revision, ENV, manifest_digest=digest, approvers=[APPROVER]
+            RevisionApproved,
+            adapter,
+            revision,
+            environment,
+            manifest_digest=digest,
+            approvers=[APPROVER],
         )
         events = [
             lifecycle(
@@ -141,7 +152,7 @@ class Rollouts:
                 submitter="trainer-alice",
             ),
             lifecycle(RevisionValidated, adapter, revision),
-            lifecycle(RevisionEvaluated, adapter, revision, ENV),
+            lifecycle(RevisionEvaluated, adapter, revision, environment),
             approved,
         ]
         if commit:

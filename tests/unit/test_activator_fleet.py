@@ -358,3 +358,15 @@ async def test_a_canary_share_needs_every_replica_to_take_the_routing() -> None:
         await fleet_of(routed, stock).check_routing("prod", 10)
 
     assert stopped.value.evidence == {"stopped_by": "routing", "takes_no_routing": "http://r2"}
+
+
+async def test_a_replica_that_refuses_to_show_its_base_stops_the_rollout_and_says_why() -> None:
+    keyed = stock_vllm("http://r1")
+
+    async def refuse() -> BaseCard | None:
+        raise TargetError("http://r1", "GET /v1/models answered 401: ... API key", retryable=False)
+
+    keyed.base = refuse  # type: ignore[method-assign]
+    with pytest.raises(RolloutStopped, match=r"cannot show its base: .*API key"):
+        await fleet_of(keyed).prepare("prod", SPEC, [(manifest(), "/store")])
+    assert keyed.load_calls == 0
