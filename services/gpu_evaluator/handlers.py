@@ -9,7 +9,7 @@ import structlog
 
 from services.gpu_evaluator.backends import backend_errors
 from services.gpu_evaluator.deps import EvaluatorDeps
-from services.gpu_evaluator.evaluation import EvaluationRun, Plan, run_evaluation, target_metrics
+from services.gpu_evaluator.evaluation import EvaluationRun, Plan, run_evaluation, run_metrics
 from services.gpu_evaluator.gates import decide_gate
 from services.gpu_evaluator.load import ProfileError, load_profile
 from services.gpu_evaluator.ports import (
@@ -120,7 +120,9 @@ async def evaluate_in(
             baseline=baseline,
             findings=[finding],
         )
-    plan = Plan(suite=suite, candidate=candidate, baseline=baseline, load=profile)
+    plan = Plan(
+        suite=suite, candidate=candidate, baseline=baseline, load=profile, slots=spec.max_loras
+    )
     # OOM, a missing file, weights that do not load: the revision's verdict. Anything else
     # (BackendUnavailable, a bug of ours) propagates to the dispatcher's retries and
     # dead-letter topic, and the revision stays `validated`, evaluable again.
@@ -151,13 +153,8 @@ async def judge(
     deps: EvaluatorDeps,
 ) -> Verdict:
     """Metrics, gates and the stored report make the verdict."""
-    suite, stats = plan.suite, (run.load.stats if run.load else None)
-    candidate = target_metrics(suite, run.candidate, run.base, stats(0) if stats else None)
-    baseline = (
-        target_metrics(suite, run.baseline, run.base, stats(1) if stats else None)
-        if run.baseline
-        else None
-    )
+    suite = plan.suite
+    candidate, baseline = run_metrics(suite, run)
     decision = decide_gate(candidate, baseline, suite.gates)
     report = build_report(
         manifest=manifest,

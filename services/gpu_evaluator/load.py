@@ -5,6 +5,11 @@ arrivals with periodic bursts, a log-normal prompt length, the number of request
 together at most (`concurrency`), and bounds in count and time. Candidate and baseline
 requests alternate in one stream, so both see the same pressure; each request's latency
 runs from its arrival to the end of the batch that answered it, queueing included.
+
+A profile with `tenants` replays a second time with other tenants' adapters in the stream
+(`tenants.py`): the same arrivals, a `tenant_share` of them sent to the others. A batch
+holds at most the environment's `max_loras` distinct adapters, as vLLM schedules them; the
+rest wait for a later batch.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import yaml
 
 from services.gpu_evaluator.ports import EvaluationBackend, Message, Prompt, Target
+from services.gpu_evaluator.tenants import TenantsError, parse_tenants
 
 
 class ProfileError(ValueError):
@@ -42,6 +48,8 @@ class LoadProfile:
     prompt_words_max: int = 32
     max_new_tokens: int = 16
     seed: int = 0
+    tenants: str = ""  # other tenants' adapters: "" none, N, `slots`, `slots+N` (tenants.py)
+    tenant_share: float = 0.5  # share of arrivals sent to other tenants under pressure
     digest: str = ""
     source: str = ""
 
@@ -78,6 +86,12 @@ def parse_profile(data: bytes, *, source: str) -> LoadProfile:
         raise ProfileError(f"{source}: concurrency, requests and max_seconds must be positive")
     if profile.rate_per_s <= 0 and profile.burst_size <= 0:
         raise ProfileError(f"{source}: no arrivals (rate_per_s and burst_size are both 0)")
+    try:
+        parse_tenants(profile.tenants)
+    except TenantsError as exc:
+        raise ProfileError(f"{source}: {exc}") from exc
+    if not 0 < profile.tenant_share < 1:
+        raise ProfileError(f"{source}: tenant_share must be between 0 and 1, both excluded")
     return profile
 
 
@@ -95,8 +109,10 @@ class Arrival:
     target: int  # index into the replay's targets
 
 
-def schedule(profile: LoadProfile, targets: int) -> list[Arrival]:
-    """The seeded arrivals: Poisson plus bursts, capped in count and time."""
+def schedule(profile: LoadProfile, targets: int, *, tenants: int = 0) -> list[Arrival]:
+    """The seeded arrivals: Poisson plus bursts, capped in count and time. With `tenants`,
+    the same arrivals, each sent with probability `tenant_share` to one of the tenants
+    (targets `targets`, `targets + 1`, ...), the others alternating between our targets."""
     rng = random.Random(profile.seed)
     times: list[float] = []
     t = 0.0
@@ -114,7 +130,7 @@ def schedule(profile: LoadProfile, targets: int) -> list[Arrival]:
         times += [0.0] * profile.burst_size
     times = sorted(times)[: profile.requests]
     mu = math.log(max(1, profile.prompt_words_median))
-    return [
+    arrivals = [
         Arrival(
             at_s=at,
             words=min(
@@ -125,6 +141,19 @@ def schedule(profile: LoadProfile, targets: int) -> list[Arrival]:
         )
         for i, at in enumerate(times)
     ]
+    if tenants <= 0:
+        return arrivals
+    # A stream of its own, so that pressure changes whose requests they are, never when
+    # they arrive or how long they are.
+    pick, ours = random.Random(f"{profile.seed}/tenants"), 0
+    pressed = []
+    for arrival in arrivals:
+        if pick.random() < profile.tenant_share:
+            target = targets + pick.randrange(tenants)
+        else:
+            target, ours = ours % targets, ours + 1
+        pressed.append(Arrival(arrival.at_s, arrival.words, target))
+    return pressed
 
 
 def load_prompts(arrivals: Sequence[Arrival], seeds: Sequence[Prompt], seed: int) -> list[Prompt]:
@@ -189,23 +218,30 @@ def replay(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
+    slots: int | None = None,
 ) -> LoadResult:
-    """Send each arrival when it is due, up to `concurrency` at once; stop at the bounds."""
+    """Send each arrival when it is due, up to `concurrency` at once and at most `slots`
+    distinct adapters in one batch; stop at the bounds."""
     start = clock()
     served: list[Served] = []
-    next_up, batches = 0, 0
-    while next_up < len(arrivals):
+    pending: list[int] = []  # arrived, not yet answered, in arrival order
+    arrived, batches = 0, 0
+    wanted = [targets[a.target] for a in arrivals]
+    while arrived < len(arrivals) or pending:
         now = clock() - start
         if now >= profile.max_seconds or (stop is not None and stop.is_set()):
             break
-        due = [i for i in range(next_up, len(arrivals)) if arrivals[i].at_s <= now]
-        if not due:
-            sleep(min(arrivals[next_up].at_s - now, profile.max_seconds - now))
+        while arrived < len(arrivals) and arrivals[arrived].at_s <= now:
+            pending.append(arrived)
+            arrived += 1
+        if not pending:
+            sleep(min(arrivals[arrived].at_s - now, profile.max_seconds - now))
             continue
-        batch = due[: profile.concurrency]
+        batch = next_batch(pending, wanted, profile, slots)
+        pending = [i for i in pending if i not in batch]
         outputs = backend.generate(
             [prompts[i] for i in batch],
-            [targets[arrivals[i].target] for i in batch],
+            [wanted[i] for i in batch],
             max_new_tokens=profile.max_new_tokens,
         )
         done = clock() - start
@@ -219,13 +255,31 @@ def replay(
                     out.completion_tokens,
                 )
             )
-        next_up = batch[-1] + 1
     return LoadResult(
         served=tuple(served),
-        unserved=len(arrivals) - next_up,
+        unserved=len(arrivals) - len(served),
         batches=batches,
         duration_s=clock() - start,
     )
+
+
+def next_batch(
+    pending: Sequence[int], targets: Sequence[Target], profile: LoadProfile, slots: int | None
+) -> list[int]:
+    """The earliest pending requests, up to `concurrency`, skipping any whose adapter would
+    be one more than `slots` in the batch (the base model takes no slot)."""
+    batch: list[int] = []
+    adapters: set[str] = set()
+    for i in pending:
+        if len(batch) == profile.concurrency:
+            break
+        target = targets[i]
+        if target is not None and target.revision not in adapters:
+            if slots is not None and len(adapters) >= slots:
+                continue
+            adapters.add(target.revision)
+        batch.append(i)
+    return batch
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.catalogue import EnvironmentSpec
 
@@ -91,6 +92,50 @@ class EvaluationBackend(Protocol):
         references: Sequence[str],
         adapter: Target | Sequence[Target],
     ) -> list[LogLikelihood]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterCounts:
+    """What a backend's adapter slots did since it was built: loads by revision, and
+    evictions (an adapter unloaded to make room for another: a swap)."""
+
+    loads: Mapping[str, int] = field(default_factory=dict)
+    evictions: int = 0
+
+    def since(self, earlier: AdapterCounts) -> AdapterCounts:
+        return AdapterCounts(
+            loads={
+                k: n - earlier.loads.get(k, 0)
+                for k, n in self.loads.items()
+                if n != earlier.loads.get(k, 0)
+            },
+            evictions=self.evictions - earlier.evictions,
+        )
+
+    def of(self, target: AdapterRef) -> int:
+        return self.loads.get(target.revision, 0)
+
+    @property
+    def total_loads(self) -> int:
+        return sum(self.loads.values())
+
+
+@runtime_checkable
+class AdapterSlots(Protocol):
+    """A backend whose resident adapters are bounded, counted and evictable (the
+    transformers backend, the vLLM engine): what a cold-load figure and multi-tenant
+    pressure need. A backend without it still evaluates; those figures are then absent."""
+
+    def adapter_counts(self) -> AdapterCounts: ...
+
+    def evict(self, target: AdapterRef) -> bool:
+        """Unload `target` if resident (not counted as an eviction); whether it was."""
+        ...
+
+    def bounded_slots(self, slots: int) -> AbstractContextManager[int]:
+        """At most `slots` adapters resident while inside (the environment's `max_loras`);
+        yields the bound in force, which an engine built with its own may keep."""
+        ...
 
 
 class BackendProvider(Protocol):

@@ -2,6 +2,11 @@
 
 Stored content-addressed in the artifact store; its digest goes into the lifecycle
 event, so an approver signs exactly the evidence they read.
+
+`performance` says how every performance figure was taken: each row of `figures` names the
+figure, the target, the condition (warm, under pressure, cold load) and the backend, device
+and dtype that produced it; `warmup` what answered before any latency was measured and
+each adapter's cold load; `pressure` the other tenants, slots, loads and swaps.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from services.gpu_evaluator.evaluation import EvaluationRun, Plan, TargetRun, score
 from services.gpu_evaluator.gates import GateDecision
 from services.gpu_evaluator.load import LoadResult
+from services.gpu_evaluator.pressure import PressureRun
+from services.gpu_evaluator.warmup import Warmup
 from shared.artifacts import ArtifactStore
 from shared.manifest import Manifest
 
@@ -61,6 +68,110 @@ def build_report(
         "findings": [asdict(f) for f in decision.findings],
         "items": _items(plan, run),
         "load": _load(run.load) if run.load else None,
+        "performance": performance_section(run, metrics, backend),
+    }
+
+
+# Each performance figure, in the order an approver reads them.
+FIGURES = (
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "tokens_per_s",
+    "cold_load_ms",
+    "latency_p50_ms_under_pressure",
+    "latency_p95_ms_under_pressure",
+    "tokens_per_s_under_pressure",
+)
+
+
+def provenance(backend: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend, device and dtype that produced a figure, as the backend describes itself."""
+    return {
+        "backend": backend.get("name", backend.get("backend")),
+        "device": backend.get("device"),
+        "device_name": backend.get("device_name"),
+        "dtype": backend.get("dtype"),
+    }
+
+
+def performance_section(
+    run: EvaluationRun,
+    metrics: Mapping[str, Mapping[str, float] | None],
+    backend: Mapping[str, Any],
+) -> dict[str, Any]:
+    where = provenance(backend)
+    conditions = {
+        "cold_load_ms": "adapter unloaded first: loading it and answering one suite prompt",
+    }
+    warm = "warm, under the load profile" if run.load else "warm, the suite's own calls"
+    conditions |= dict.fromkeys(("latency_p50_ms", "latency_p95_ms", "tokens_per_s"), warm)
+    if run.pressure is not None:
+        pressed = (
+            f"under pressure: {run.pressure.tenants} other tenants' adapters, "
+            f"{run.pressure.slots} slots"
+        )
+        conditions |= {name: pressed for name in FIGURES if name.endswith("_under_pressure")}
+    figures = [
+        {
+            "figure": name,
+            "target": role,
+            "condition": conditions.get(name, ""),
+            "value": _number(values[name]),
+            **where,
+        }
+        for name in FIGURES
+        for role, values in metrics.items()
+        if values is not None and name in values
+    ]
+    return {
+        "measured_on": where,
+        "warmup": _warmup(run.warmup) if run.warmup else None,
+        "figures": figures,
+        "pressure": _pressure(run.pressure) if run.pressure else None,
+    }
+
+
+def _warmup(warmup: Warmup) -> dict[str, Any]:
+    return {
+        "targets": list(warmup.targets),
+        "calls": warmup.calls,
+        "seconds": round(warmup.seconds, 3),
+        "cold_loads": [
+            {
+                "target": c.target,
+                "cold_ms": _number(c.cold_s * 1000) if c.cold_s is not None else None,
+                "warm_ms": _number(c.warm_s * 1000),
+                "loads": c.loads,
+            }
+            for c in warmup.cold_loads
+        ],
+    }
+
+
+def _pressure(pressure: PressureRun) -> dict[str, Any]:
+    load = pressure.load
+    ours = {0: "candidate", 1: "baseline"}
+    return {
+        "slots": pressure.slots,
+        "tenants": pressure.tenants,
+        "tenant_share": pressure.tenant_share,
+        "stand_ins": "the candidate's own weights, each tensor's elements rotated: its "
+        "shape, rank, dtype and size under another name",
+        "counted": pressure.counted,
+        "adapter_loads": pressure.loads,
+        "swaps": pressure.swaps,
+        "candidate_loads": pressure.candidate_loads,
+        "duration_s": round(load.duration_s, 3),
+        "batches": load.batches,
+        "unserved": load.unserved,
+        "requests": {
+            "candidate": sum(1 for s in load.served if s.target == 0),
+            "baseline": sum(1 for s in load.served if s.target == 1),
+            "tenants": sum(1 for s in load.served if s.target not in ours),
+        },
+        "by_target": {
+            name: asdict(stats) if (stats := load.stats(i)) else None for i, name in ours.items()
+        },
     }
 
 

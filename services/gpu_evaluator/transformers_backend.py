@@ -4,6 +4,11 @@ The base loads once; each revision's adapter loads once under a name derived fro
 content digest (`rev_<hex>`), so a changed adapter can never be served from a stale
 same-name entry. Prompts of different adapters share a batch (PEFT's `adapter_names`),
 as co-resident adapters do on a serving engine. Greedy, left-padded, in batches.
+
+Resident adapters are bounded (`max_loaded_adapters`, or the environment's `max_loras` inside
+`bounded_slots`): beyond the bound the least recently used is deleted from the PeftModel,
+and every load and eviction is counted (`adapter_counts`), so the evaluator can report cold
+loads and swaps under multi-tenant pressure.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -20,6 +25,7 @@ from typing import Any
 
 from services.gpu_evaluator.backends import adapter_loading
 from services.gpu_evaluator.ports import (
+    AdapterCounts,
     AdapterRef,
     Generation,
     LogLikelihood,
@@ -62,6 +68,9 @@ class TransformersBackend:
         self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.batch_size = batch_size
         self.max_loaded_adapters = max(2, max_loaded_adapters)
+        self._slots = self.max_loaded_adapters  # the bound in force (see bounded_slots)
+        self._loads: Counter[str] = Counter()  # by revision
+        self._evictions = 0
         self._lock = threading.RLock()  # one model, one active adapter set: one call at a time
         self._tokenizer = AutoTokenizer.from_pretrained(base_folder, local_files_only=True)
         if self._tokenizer.pad_token_id is None:
@@ -80,9 +89,11 @@ class TransformersBackend:
         return model.to(self.device).eval()
 
     def describe(self) -> dict[str, Any]:
+        cuda = self.device.startswith("cuda")
         return {
             "name": self.name,
             "device": self.device,
+            "device_name": self._torch.cuda.get_device_name(self.device) if cuda else "cpu",
             "dtype": str(self.dtype).removeprefix("torch."),
             "batch_size": self.batch_size,
             "quantization": "none (the CPU backend runs the unquantized base)",
@@ -91,6 +102,30 @@ class TransformersBackend:
 
     def loaded_adapters(self) -> list[str]:
         return list(self._loaded)
+
+    def adapter_counts(self) -> AdapterCounts:
+        with self._lock:
+            return AdapterCounts(loads=dict(self._loads), evictions=self._evictions)
+
+    def evict(self, target: AdapterRef) -> bool:
+        name = "rev_" + target.digest_hex
+        with self._lock:
+            if name not in self._loaded:
+                return False
+            self._delete(name)
+            return True
+
+    @contextmanager
+    def bounded_slots(self, slots: int) -> Iterator[int]:
+        """The environment's `max_loras` as the bound while inside; the next call evicts
+        down to it. The configured bound comes back on leaving."""
+        with self._lock:
+            before, self._slots = self._slots, max(1, slots)
+        try:
+            yield self._slots
+        finally:
+            with self._lock:
+                self._slots = before
 
     def generate(
         self,
@@ -203,24 +238,46 @@ class TransformersBackend:
         return results
 
     def _model(self) -> Any:
-        return self._peft if self._peft is not None else self._base
+        # With every adapter deleted, PEFT's generate would still look up the active one's
+        # config; the base (its LoRA layers empty) answers alone.
+        return self._peft if self._peft is not None and self._loaded else self._base
 
     def _adapter_kwargs(self, names: list[str]) -> dict[str, Any]:
-        return {"adapter_names": names} if self._peft is not None else {}
+        return {"adapter_names": names} if self._peft is not None and self._loaded else {}
+
+    def _delete(self, name: str) -> None:
+        with library_warnings_silenced():
+            self._peft.delete_adapter(name)
+        del self._loaded[name]
+        self._keep_an_active_adapter()
+
+    def _keep_an_active_adapter(self) -> None:
+        """PEFT's generate reads the active adapter's config even for a mixed batch, and a
+        deletion can leave none active, or name the deleted one: make a resident one active."""
+        if not self._loaded:
+            return
+        active = self._peft.active_adapter
+        names = [active] if isinstance(active, str) else list(active or ())
+        if not names or any(n not in self._peft.peft_config for n in names):
+            self._peft.set_adapter(next(iter(self._loaded)), inference_mode=True)
 
     def _activate(self, targets: Sequence[Target]) -> list[str]:
         """Each target's adapter name, loading what is not resident and evicting the least
-        recently used beyond `max_loaded_adapters` (never one this call needs)."""
+        recently used beyond the slots in force (never one this call needs)."""
+        needed = {"rev_" + t.digest_hex for t in targets if t is not None}
+        # Room first, as a serving engine swaps before it loads: the peak stays at the bound.
+        self._evict_beyond(self._slots - len(needed - set(self._loaded)), needed)
         names = [BASE if t is None else self._ensure_loaded(t) for t in targets]
-        needed = set(names)
-        while len(self._loaded) > self.max_loaded_adapters:
+        self._evict_beyond(self._slots, needed)
+        return names
+
+    def _evict_beyond(self, room: int, needed: set[str]) -> None:
+        while len(self._loaded) > max(0, room):
             victim = next((n for n in self._loaded if n not in needed), None)
             if victim is None:
-                break
-            with library_warnings_silenced():
-                self._peft.delete_adapter(victim)
-            del self._loaded[victim]
-        return names
+                return
+            self._delete(victim)
+            self._evictions += 1
 
     def _ensure_loaded(self, ref: AdapterRef) -> str:
         name = "rev_" + ref.digest_hex
@@ -250,4 +307,6 @@ class TransformersBackend:
                     raise
         self._peft.eval()
         self._loaded[name] = ref.path
+        self._loads[ref.revision] += 1
+        self._keep_an_active_adapter()
         return name

@@ -7,18 +7,28 @@ quantization)`, `SamplingParams(temperature, max_tokens, prompt_logprobs)`,
 lora_request=[...])`) and imported lazily: nothing here needs vllm until an engine is built.
 Adapters are named `<adapter>@<revision digest>` with one integer id per digest for the
 process's life, so vLLM never serves a changed adapter from a stale same-name cache.
+
+Slots are the engine's own (`max_loras`, and vLLM's CPU cache of as many): vLLM swaps
+adapters itself. The backend counts loads and evictions by comparing the engine's resident
+LoRA ids (`LLMEngine.list_loras()`) before and after each call, and evicts with
+`LLMEngine.remove_lora(id)` for a cold-load measurement; an adapter loaded and evicted
+within one call is not seen, so under pressure the counts are a lower bound.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from services.gpu_evaluator.ports import (
+    AdapterCounts,
+    AdapterRef,
     BackendConfigError,
     Generation,
     LogLikelihood,
@@ -92,8 +102,30 @@ def build_vllm_backend(
         llm,
         sampling_params=SamplingParams,
         lora_request=LoRARequest,
-        details={**options, "vllm": metadata.version("vllm"), "environment": environment.name},
+        details={
+            **options,
+            **engine_device(llm, options["dtype"]),
+            "vllm": metadata.version("vllm"),
+            "environment": environment.name,
+        },
     )
+
+
+def engine_device(llm: Any, asked_dtype: str) -> dict[str, str]:
+    """Where the engine runs and the dtype it resolved (`auto` becomes the model's)."""
+    config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+    dtype = getattr(config, "dtype", None)
+    try:
+        import torch
+
+        name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "unknown"
+    except ImportError:  # vllm pins its own torch; without it there is no name to give
+        name = "unknown"
+    return {
+        "device": "cuda",
+        "device_name": name,
+        "dtype": str(dtype).removeprefix("torch.") if dtype is not None else asked_dtype,
+    }
 
 
 class VllmBackend:
@@ -113,10 +145,52 @@ class VllmBackend:
         self._details = details or {}
         self._tokenizer = llm.get_tokenizer()
         self._ids: dict[str, int] = {}  # digest-qualified name -> lora_int_id, never reused
+        self._revisions: dict[int, str] = {}  # lora_int_id -> revision
         self._lock = threading.Lock()  # LLM.generate is not re-entrant
+        engine = getattr(llm, "llm_engine", None)
+        self._list_loras: Callable[[], set[int]] | None = getattr(engine, "list_loras", None)
+        self._remove_lora: Callable[[int], bool] | None = getattr(engine, "remove_lora", None)
+        self._loads: Counter[str] = Counter()
+        self._evictions = 0
+        self.slots = int(self._details.get("max_loras", 1))
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self._details}
+        counted = "engine list_loras" if self._list_loras else "unavailable"
+        return {"name": self.name, **self._details, "adapter_counts": counted}
+
+    def adapter_counts(self) -> AdapterCounts:
+        with self._lock:
+            return AdapterCounts(loads=dict(self._loads), evictions=self._evictions)
+
+    def evict(self, target: AdapterRef) -> bool:
+        lora_id = self._ids.get(f"{target.adapter}@{target.revision}")
+        if lora_id is None or self._remove_lora is None:
+            return False
+        with self._lock:
+            return bool(self._remove_lora(lora_id))
+
+    @contextmanager
+    def bounded_slots(self, slots: int) -> Iterator[int]:
+        """The engine was built with the environment's `max_loras` (the provider keys
+        engines by it): that bound is in force whatever is asked."""
+        yield self.slots
+
+    def _engine_generate(
+        self, inputs: list[dict[str, list[int]]], params: Any, targets: Sequence[Target]
+    ) -> tuple[Any, float]:
+        """One `LLM.generate` under the lock and its wall time, with the engine's resident
+        LoRA ids compared around it (outside the timed span)."""
+        with self._lock:
+            loras = [self.lora(t) for t in targets]
+            before = set(self._list_loras()) if self._list_loras else set()
+            started = time.perf_counter()
+            outputs = self._llm.generate(inputs, params, lora_request=loras, use_tqdm=False)
+            elapsed = time.perf_counter() - started
+            if self._list_loras:
+                after = set(self._list_loras())
+                self._loads.update(self._revisions.get(i, str(i)) for i in after - before)
+                self._evictions += len(before - after)
+            return outputs, elapsed
 
     def close(self) -> None:
         """Drop the engine so a successor can take the GPU memory."""
@@ -134,6 +208,7 @@ class VllmBackend:
         name = f"{target.adapter}@{target.revision}"
         if name not in self._ids:
             self._ids[name] = len(self._ids) + 1  # ids start at 1; 0 means "no adapter"
+            self._revisions[self._ids[name]] = target.revision
         return self._lora_request(name, self._ids[name], str(target.path))
 
     def _tokens(self, prompt: Prompt) -> list[int]:
@@ -151,12 +226,7 @@ class VllmBackend:
         targets = per_prompt(adapter, len(prompts))
         inputs = [{"prompt_token_ids": self._tokens(p)} for p in prompts]
         params = self._sampling_params(temperature=0.0, max_tokens=max_new_tokens)
-        with self._lock:
-            started = time.perf_counter()
-            outputs = self._llm.generate(
-                inputs, params, lora_request=[self.lora(t) for t in targets], use_tqdm=False
-            )
-            elapsed = time.perf_counter() - started
+        outputs, elapsed = self._engine_generate(inputs, params, targets)
         return [
             Generation(
                 text=out.outputs[0].text,
@@ -183,13 +253,9 @@ class VllmBackend:
         # One generated token is the least vLLM computes; the prompt's own log-probs are the
         # point: entry p holds the log-prob of token p given every token before it.
         params = self._sampling_params(temperature=0.0, max_tokens=1, prompt_logprobs=1)
-        with self._lock:
-            outputs = self._llm.generate(
-                [{"prompt_token_ids": ids} for ids, _ in rows],
-                params,
-                lora_request=[self.lora(t) for t in targets],
-                use_tqdm=False,
-            )
+        outputs, _ = self._engine_generate(
+            [{"prompt_token_ids": ids} for ids, _ in rows], params, targets
+        )
         results = []
         for (ids, cut), out in zip(rows, outputs, strict=True):
             scores = [float(out.prompt_logprobs[p][ids[p]].logprob) for p in range(cut, len(ids))]

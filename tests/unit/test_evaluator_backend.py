@@ -1,20 +1,29 @@
 """The transformers backend on the tiny kit's real base and real PEFT adapters (CPU).
 
-One backend per test session, as one per evaluator process: the base loads once.
+One backend per test session, as one per evaluator process: the base loads once. Timings
+are only ever compared within one run, never with a wall-clock threshold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from services.gpu_evaluator.evaluation import Plan, run_evaluation, run_suite, target_metrics
+from services.gpu_evaluator.evaluation import (
+    Plan,
+    run_evaluation,
+    run_metrics,
+    run_suite,
+    target_metrics,
+)
 from services.gpu_evaluator.gates import decide_gate
-from services.gpu_evaluator.load import load_profile
+from services.gpu_evaluator.load import LoadProfile, load_profile, parse_profile
 from services.gpu_evaluator.ports import AdapterRef, user_prompt
+from services.gpu_evaluator.report import performance_section
 from services.gpu_evaluator.scoring import quality_metrics
 from services.gpu_evaluator.suites import Suite, load_suite, parse_suite
 from services.gpu_evaluator.transformers_backend import TransformersBackend
@@ -181,3 +190,90 @@ def test_the_structured_suite_passes_json_answers_and_catches_broken_json(
     assert verdicts["json"].passed, verdicts["json"].findings
     assert "schema_validity" in verdicts["badjson"].failed_metrics
     assert "structured_output_invalid" in {f.code for f in verdicts["badjson"].findings}
+
+
+def multi_tenant(**changes: object) -> LoadProfile:
+    path = SUITES / "load" / "multi-tenant.yaml"
+    profile = parse_profile(path.read_bytes(), source=path.name)
+    return dataclasses.replace(profile, **changes)  # type: ignore[arg-type]
+
+
+def test_with_more_tenants_than_slots_adapters_swap_and_the_candidates_latency_moves(
+    backend: TransformersBackend, tiny: Kit, capitals: Suite
+) -> None:
+    good, shuffled = ref(tiny, "good"), ref(tiny, "shuffled")
+    plan = Plan(
+        suite=capitals,
+        candidate=good,
+        baseline=shuffled,
+        load=multi_tenant(requests=32, max_seconds=3),  # tenants: slots+2
+        slots=3,
+    )
+    run = run_evaluation(backend, plan)
+    pressure = run.pressure
+    assert pressure is not None and pressure.counted
+    assert (pressure.slots, pressure.tenants) == (3, 3)  # one free slot, two beyond
+    assert pressure.swaps > 0 and pressure.loads >= pressure.swaps
+    candidate, baseline = run_metrics(capitals, run)
+    assert baseline is not None
+    # The same arrivals in the same run: warm beside the baseline alone, then beside other
+    # tenants' adapters in three slots (mixed-adapter batches, swaps): slower.
+    for figures in (candidate, baseline):
+        assert figures["latency_p50_ms_under_pressure"] > figures["latency_p50_ms"]
+        assert figures["tokens_per_s_under_pressure"] < figures["tokens_per_s"]
+    assert run.warmup is not None
+    assert [(c.target, c.loads) for c in run.warmup.cold_loads] == [
+        ("candidate", 1),
+        ("baseline", 1),
+    ]
+    assert "cold_load_ms" in candidate and "cold_load_ms" in baseline
+    section = performance_section(
+        run, {"candidate": candidate, "baseline": baseline}, backend.describe()
+    )
+    assert section["pressure"]["swaps"] == pressure.swaps
+    assert {(f["backend"], f["device"], f["dtype"]) for f in section["figures"]} == {
+        ("transformers", "cpu", "float32")
+    }
+    assert {f["figure"] for f in section["figures"]} >= {
+        "latency_p95_ms",
+        "cold_load_ms",
+        "latency_p95_ms_under_pressure",
+    }
+    # The stand-ins leave with the evaluation; the configured bound is back.
+    kit_adapters = ("good", "shuffled", "noop", "json", "badjson")
+    assert set(backend.loaded_adapters()) <= {
+        "rev_" + ref(tiny, k).digest_hex for k in kit_adapters
+    }
+    assert backend.max_loaded_adapters == 4
+
+
+def test_tenants_that_fit_the_slots_are_never_swapped_on_the_peft_model(
+    backend: TransformersBackend, tiny: Kit, capitals: Suite
+) -> None:
+    plan = Plan(
+        suite=capitals,
+        candidate=ref(tiny, "good"),
+        baseline=ref(tiny, "shuffled"),
+        load=multi_tenant(tenants="slots", requests=12, max_seconds=2),
+        slots=4,
+    )
+    pressure = run_evaluation(backend, plan).pressure
+    assert pressure is not None and pressure.tenants == 2
+    assert (pressure.loads, pressure.swaps) == (0, 0)
+
+
+def test_with_every_adapter_evicted_the_base_answers_and_the_next_adapter_loads(
+    backend: TransformersBackend, tiny: Kit
+) -> None:
+    for kind in ("good", "shuffled"):
+        backend.generate([user_prompt("hi")], ref(tiny, kind), max_new_tokens=1)
+    for name in backend.loaded_adapters():
+        assert backend.evict(AdapterRef("any", "sha256:" + name.removeprefix("rev_"), tiny.base))
+    assert backend.loaded_adapters() == []
+    question = [user_prompt("what is the capital of peru?")]
+    [base] = backend.generate(question, None, max_new_tokens=4)
+    assert base.text != "lima"
+    before = backend.adapter_counts()
+    [answer] = backend.generate(question, ref(tiny, "good"), max_new_tokens=4)
+    assert answer.text == "lima"
+    assert backend.adapter_counts().since(before).of(ref(tiny, "good")) == 1
