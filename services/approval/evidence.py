@@ -4,7 +4,8 @@ output by output, and the serving revision beside the candidate.
 
 The gated metrics come from the RevisionEvaluated event itself (the report's `gates` when
 the event has none); the report's other metrics (`report.py`) are shown beside them,
-ungated.
+ungated, and its `performance` says which backend, device and dtype produced each
+performance figure, after what warm-up, under what pressure.
 
 A revision that failed evaluation has no row in the read model; its evidence comes from its
 RevisionEvaluationFailed in the registry (the cause, the gates and their findings) and the
@@ -26,6 +27,7 @@ from services.approval.report import (
     EvidenceUnreadable,
     compare_outputs,
     finite,
+    measurement,
     read_report,
     report_gates,
     suite_gates,
@@ -226,6 +228,7 @@ async def gather(
         data_scope=scopes[1],
         findings=_findings(submission.findings if submission else ()),
         metrics=[*gated, *ungated_metrics(report, [m.name for m in gated])],
+        measurement=measurement(report),
         changed_outputs=changed,
         unchanged_outputs=unchanged,
         evidence_problems=problems,

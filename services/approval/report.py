@@ -5,8 +5,10 @@ the artifact store under the event's `report_digest` (`sha256:` and the hex SHA-
 bytes). From it this module reads `items` (each with `id`, `prompt` as chat turns, and
 `candidate`, `baseline`, `base` objects holding the `output` text), `metrics`
 (`{"candidate": {...}, "baseline": {...}}`), `gates` (the verdicts, for an event that
-carried none) and `suite.gates` (each gate's settings, which say a metric's better
-direction). Anything malformed is skipped, never an error page.
+carried none), `suite.gates` (each gate's settings, which say a metric's better
+direction) and `performance` (each performance figure's backend, device, dtype and
+condition, the warm-up, the multi-tenant pressure). Anything malformed is skipped, never
+an error page.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any, Literal
 
 from services.approval.ports import Metric
 from services.approval.verdicts import better_direction, verdict_of
-from services.approval.views import MetricComparison, OutputComparison
+from services.approval.views import (
+    FigureView,
+    MeasurementView,
+    MetricComparison,
+    OutputComparison,
+    PressureView,
+)
 from shared.artifacts import ArtifactStore, StoreError
 
 
@@ -77,6 +85,85 @@ def ungated_metrics(report: Mapping[str, Any], gated: Sequence[str]) -> list[Met
             )
         )
     return rows
+
+
+def measurement(report: Mapping[str, Any]) -> MeasurementView | None:
+    """The report's `performance`: each figure, candidate beside baseline, with the backend,
+    device and dtype that produced it; None for a report that does not say."""
+    performance = report.get("performance")
+    if not isinstance(performance, Mapping):
+        return None
+    where = _mapping(performance.get("measured_on"))
+    warmup = _mapping(performance.get("warmup"))
+    # (figure, condition, backend, device, dtype) -> {"candidate": value, "baseline": value}
+    values: dict[tuple[str | None, ...], dict[str, float | None]] = {}
+    for row in performance.get("figures") or []:
+        if not isinstance(row, Mapping) or row.get("target") not in ("candidate", "baseline"):
+            continue
+        key = (
+            _words(row.get("figure")),
+            _words(row.get("condition")),
+            _words(row.get("backend")),
+            _device(row),
+            _words(row.get("dtype")),
+        )
+        if key[0] is not None:
+            values.setdefault(key, {})[str(row["target"])] = finite(row.get("value"))
+    calls = warmup.get("calls")
+    return MeasurementView(
+        backend=_words(where.get("backend")),
+        device=_device(where),
+        dtype=_words(where.get("dtype")),
+        warmed_up=[t for t in warmup.get("targets") or [] if isinstance(t, str)],
+        warmup_calls=calls if isinstance(calls, int) else None,
+        figures=[
+            FigureView(
+                figure=str(figure),
+                condition=condition or "",
+                candidate=pair.get("candidate"),
+                baseline=pair.get("baseline"),
+                backend=backend,
+                device=device,
+                dtype=dtype,
+            )
+            for (figure, condition, backend, device, dtype), pair in values.items()
+        ],
+        pressure=_pressure(_mapping(performance.get("pressure"))),
+    )
+
+
+def _pressure(pressure: Mapping[str, Any]) -> PressureView | None:
+    share = finite(pressure.get("tenant_share"))
+    counts = [
+        v
+        for k in ("tenants", "slots", "adapter_loads", "swaps", "candidate_loads")
+        if isinstance(v := pressure.get(k), int) and not isinstance(v, bool)
+    ]
+    if share is None or len(counts) != 5:
+        return None
+    tenants, slots, loads, swaps, candidate_loads = counts
+    return PressureView(
+        tenants=tenants,
+        slots=slots,
+        tenant_share=share,
+        counted=pressure.get("counted") is True,
+        adapter_loads=loads,
+        swaps=swaps,
+        candidate_loads=candidate_loads,
+    )
+
+
+def _device(where: Mapping[str, Any]) -> str | None:
+    device, name = _words(where.get("device")), _words(where.get("device_name"))
+    return f"{device} ({name})" if device and name and name != device else device
+
+
+def _words(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def compare_outputs(report: Mapping[str, Any]) -> tuple[list[OutputComparison], int]:

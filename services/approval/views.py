@@ -156,6 +156,44 @@ class ServingView(BaseModel):
     problems: list[str] = Field(description="what of it could not be read, said plainly")
 
 
+class FigureView(BaseModel):
+    """One performance figure, candidate beside baseline, and what produced it."""
+
+    figure: str = Field(examples=["latency_p95_ms"])
+    condition: str = Field(description="warm, under pressure, or a cold load, in words")
+    candidate: float | None
+    baseline: float | None
+    backend: str | None = Field(description="the evaluator's backend: transformers or vllm")
+    device: str | None = Field(examples=["cuda (NVIDIA H200)", "cpu"])
+    dtype: str | None = Field(examples=["bfloat16"])
+
+
+class PressureView(BaseModel):
+    """Other tenants' adapters replayed beside the candidate's and the baseline's."""
+
+    tenants: int = Field(description="other tenants' adapters (stand-ins of the candidate's shape)")
+    slots: int = Field(description="adapters resident at most: the environment's max_loras")
+    tenant_share: float = Field(description="share of the requests sent to other tenants")
+    counted: bool = Field(description="whether the backend counted its adapter loads")
+    adapter_loads: int
+    swaps: int = Field(description="adapters evicted to make room during the replay")
+    candidate_loads: int = Field(description="times the candidate itself was loaded again")
+
+
+class MeasurementView(BaseModel):
+    """How the evaluation's performance figures were taken (the report's `performance`)."""
+
+    backend: str | None
+    device: str | None
+    dtype: str | None
+    warmed_up: list[str] = Field(
+        description="what answered before any latency was measured, in order"
+    )
+    warmup_calls: int | None
+    figures: list[FigureView]
+    pressure: PressureView | None = Field(description="null: no multi-tenant pressure")
+
+
 class Evidence(BaseModel):
     adapter: str
     revision: str
@@ -188,6 +226,11 @@ class Evidence(BaseModel):
     data_scope: dict[str, Any]
     findings: list[FindingView]
     metrics: list[MetricComparison]
+    measurement: MeasurementView | None = Field(
+        default=None,
+        description="which backend, device and dtype produced each performance figure, the "
+        "warm-up, and any multi-tenant pressure; null: the report does not say",
+    )
     changed_outputs: list[OutputComparison]
     unchanged_outputs: int
     evidence_problems: list[str] = Field(

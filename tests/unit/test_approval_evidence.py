@@ -18,6 +18,7 @@ from services.approval.ports import Metric
 from services.approval.report import (
     EvidenceUnreadable,
     compare_outputs,
+    measurement,
     read_report,
     report_gates,
     ungated_metrics,
@@ -163,3 +164,106 @@ def test_tokens_are_random_prefixed_and_stored_only_as_their_sha256() -> None:
     assert first != second and first.startswith("apt_") and len(first) > 40
     assert hash_token(first) == hashlib.sha256(first.encode()).hexdigest()
     assert hash_token("\udcff") != hash_token("")  # odd bytes in a header still hash
+
+
+def evaluator_report_performance() -> dict[str, Any]:
+    """`performance` as the evaluator writes it, from its own code: candidate and baseline
+    warmed up, cold loads timed, then pressure from three tenants in three slots."""
+    from services.gpu_evaluator.evaluation import EvaluationRun, TargetRun, measured_figures
+    from services.gpu_evaluator.load import LoadResult, Served
+    from services.gpu_evaluator.pressure import PressureRun
+    from services.gpu_evaluator.report import performance_section
+    from services.gpu_evaluator.warmup import ColdLoad, Warmup
+
+    def served(*latencies: tuple[int, float]) -> LoadResult:
+        return LoadResult(
+            served=tuple(Served(t, s, 5, 2) for t, s in latencies),
+            unserved=0,
+            batches=len(latencies),
+            duration_s=1.0,
+        )
+
+    run = EvaluationRun(
+        base=TargetRun(),
+        candidate=TargetRun(),
+        baseline=TargetRun(),
+        load=served((0, 0.02), (1, 0.03)),
+        duration_s=5.0,
+        warmup=Warmup(
+            calls=9,
+            seconds=1.5,
+            targets=("base", "stand-in", "candidate", "baseline", "mixed"),
+            cold_loads=(ColdLoad("candidate", 0.16, 0.02, 1), ColdLoad("baseline", 0.12, 0.03, 1)),
+        ),
+        pressure=PressureRun(
+            slots=3,
+            tenants=3,
+            tenant_share=0.5,
+            load=served((0, 0.4), (1, 0.5), (2, 0.6)),
+            counted=True,
+            loads=7,
+            swaps=6,
+            candidate_loads=1,
+        ),
+    )
+    metrics = {
+        role: {"latency_p95_ms": 20.0 + i, **measured_figures(run, i)}
+        for i, role in enumerate(("candidate", "baseline"))
+    }
+    described = {
+        "name": "vllm",
+        "device": "cuda",
+        "device_name": "NVIDIA H200",
+        "dtype": "bfloat16",
+    }
+    section: dict[str, Any] = json.loads(json.dumps(performance_section(run, metrics, described)))
+    return section
+
+
+def test_the_page_reads_which_backend_device_and_dtype_produced_each_figure() -> None:
+    measured = measurement({"performance": evaluator_report_performance()})
+    assert measured is not None
+    assert (measured.backend, measured.device, measured.dtype) == (
+        "vllm",
+        "cuda (NVIDIA H200)",
+        "bfloat16",
+    )
+    assert measured.warmed_up == ["base", "stand-in", "candidate", "baseline", "mixed"]
+    rows = {f.figure: f for f in measured.figures}
+    assert list(rows) == [
+        "latency_p95_ms",
+        "cold_load_ms",
+        "latency_p50_ms_under_pressure",
+        "latency_p95_ms_under_pressure",
+        "tokens_per_s_under_pressure",
+    ]
+    assert {(f.backend, f.device, f.dtype) for f in measured.figures} == {
+        ("vllm", "cuda (NVIDIA H200)", "bfloat16")
+    }
+    assert (rows["cold_load_ms"].candidate, rows["cold_load_ms"].baseline) == (160.0, 120.0)
+    assert rows["latency_p50_ms_under_pressure"].candidate == pytest.approx(400.0)
+    assert "3 other tenants' adapters, 3 slots" in rows["latency_p95_ms_under_pressure"].condition
+    assert rows["latency_p95_ms"].condition == "warm, under the load profile"
+    assert measured.pressure is not None
+    assert (measured.pressure.swaps, measured.pressure.candidate_loads) == (6, 1)
+
+
+@pytest.mark.parametrize(
+    "performance",
+    [
+        {"figures": "oops", "pressure": {"tenants": "3"}, "warmup": []},
+        {"figures": [{"figure": "x", "target": "tenant-1", "value": 1}, "row", {"target": 1}]},
+        {"measured_on": None, "figures": [{"target": "candidate", "value": 1}]},
+    ],
+)
+def test_a_malformed_performance_section_is_read_as_far_as_it_goes(
+    performance: dict[str, Any],
+) -> None:
+    measured = measurement({"performance": performance})
+    assert measured is not None
+    assert (measured.figures, measured.pressure, measured.warmed_up) == ([], None, [])
+
+
+def test_a_report_that_does_not_say_how_it_measured_has_no_measurement() -> None:
+    assert measurement({"metrics": {"candidate": {"latency_p95_ms": 3.0}}}) is None
+    assert measurement({"performance": None}) is None

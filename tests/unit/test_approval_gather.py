@@ -129,6 +129,13 @@ async def test_the_serving_revision_stands_beside_the_candidate(world: World) ->
         {
             "items": [],
             "metrics": {"candidate": {"tokens_per_s": 40.0}, "baseline": {"tokens_per_s": 44.0}},
+            "performance": {
+                "measured_on": {"backend": "transformers", "device": "cpu", "dtype": "float32"},
+                "figures": [
+                    {"figure": "tokens_per_s", "target": t, "value": v, "backend": "transformers"}
+                    for t, v in (("candidate", 40.0), ("baseline", 44.0))
+                ],
+            },
         }
     )
     await world.deliver(
@@ -163,6 +170,9 @@ async def test_the_serving_revision_stands_beside_the_candidate(world: World) ->
         "mean_loglik": (Verdict.PASSED, True),
         "tokens_per_s": (Verdict.NOT_GATED, True),
     }
+    assert found.measurement is not None and found.measurement.device == "cpu"
+    [figure] = found.measurement.figures
+    assert (figure.candidate, figure.baseline, figure.backend) == (40.0, 44.0, "transformers")
 
 
 async def test_a_failed_evaluation_is_gathered_read_only_with_its_failed_gates(
@@ -196,6 +206,7 @@ async def test_a_failed_evaluation_is_gathered_read_only_with_its_failed_gates(
         "gates failed: accuracy",
     )
     assert found.report_digest is None and found.evidence_problems == []
+    assert found.measurement is None  # no report: nothing says how anything was measured
     assert [(m.name, m.verdict) for m in found.metrics] == [("accuracy", Verdict.FAILED)]
     assert [f.code for f in found.evaluation_findings] == ["metric_below_threshold"]
     assert found.serving is not None and found.serving.submitter == "trainer-zoe"

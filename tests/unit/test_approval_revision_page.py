@@ -16,9 +16,12 @@ from services.approval.views import (
     BallotView,
     Evidence,
     FieldDiff,
+    FigureView,
     FindingView,
+    MeasurementView,
     MetricComparison,
     OutputComparison,
+    PressureView,
     ServingView,
 )
 from shared.registry.principals import Principal, Role
@@ -222,3 +225,99 @@ def test_a_failed_evaluation_is_read_only_and_shows_its_failed_gates() -> None:
     assert 'id="evaluation-failed"' in html and "gates failed: accuracy" in html
     assert '<tr class="failed">' in html and "accuracy 0.50 below the floor 0.70" in html
     assert DECISION_FORM not in html and WITHDRAW_FORM not in html
+
+
+def _measurement(**changes: Any) -> MeasurementView:
+    values: dict[str, Any] = {
+        "backend": "vllm",
+        "device": "cuda (NVIDIA H200)",
+        "dtype": "bfloat16",
+        "warmed_up": ["base", "stand-in", "candidate", "baseline", "mixed"],
+        "warmup_calls": 9,
+        "figures": [
+            FigureView(
+                figure="latency_p95_ms_under_pressure",
+                condition=f"under pressure {SCRIPT}",
+                candidate=612.0,
+                baseline=598.0,
+                backend="vllm",
+                device="cuda (NVIDIA H200)",
+                dtype="bfloat16",
+            ),
+            FigureView(
+                figure="cold_load_ms",
+                condition="adapter unloaded first",
+                candidate=160.0,
+                baseline=None,
+                backend="vllm",
+                device="cuda (NVIDIA H200)",
+                dtype="bfloat16",
+            ),
+        ],
+        "pressure": PressureView(
+            tenants=3,
+            slots=4,
+            tenant_share=0.5,
+            counted=True,
+            adapter_loads=7,
+            swaps=6,
+            candidate_loads=1,
+        ),
+    }
+    return MeasurementView(**(values | changes))
+
+
+def _figures(html: str) -> list[list[str]]:
+    start = html.index('id="performance-figures"')
+    table = html[start : html.index("</table>", start)]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        if "<td" in row
+    ]
+
+
+def test_an_approver_sees_which_backend_device_and_dtype_produced_each_figure() -> None:
+    html = _render(_evidence(measurement=_measurement()))
+    assert "<script" not in html
+    on = re.search(r'<p id="measured-on">(.*?)</p>', html, re.S)
+    assert on is not None
+    said = re.sub(r"<[^>]+>", "", on[1])
+    assert "On the vllm backend, device cuda (NVIDIA H200), dtype bfloat16." in said
+    assert "Warmed up before any latency was measured: base, stand-in, candidate" in said
+    assert _figures(html) == [
+        [
+            "latency_p95_ms_under_pressure",
+            "under pressure &lt;script&gt;alert(1)&lt;/script&gt;",
+            "598",
+            "612",
+            "vllm",
+            "cuda (NVIDIA H200)",
+            "bfloat16",
+        ],
+        [
+            "cold_load_ms",
+            "adapter unloaded first",
+            "no baseline",
+            "160",
+            "vllm",
+            "cuda (NVIDIA H200)",
+            "bfloat16",
+        ],
+    ]
+    pressure = re.search(r'<p id="pressure">(.*?)</p>', html, re.S)
+    assert pressure is not None
+    assert "3 other tenants' adapters" in pressure[1] and "50% of the requests" in pressure[1]
+    assert "at most 4 adapters resident: 7 adapter loads, 6 swaps" in pressure[1]
+
+
+def test_a_report_that_does_not_say_how_it_measured_is_flagged() -> None:
+    metric = MetricComparison(
+        name="latency_p95_ms", candidate=12.0, baseline=10.0, delta=2.0, threshold="", passed=True
+    )
+    html = _render(_evidence(metrics=[metric]))
+    assert 'id="measured-unknown"' in html and 'id="performance-figures"' not in html
+    quiet = _render(_evidence(measurement=_measurement(pressure=None, warmed_up=[])))
+    assert 'id="measured-unknown"' not in quiet
+    assert 'id="pressure"' not in quiet
+    assert "Nothing was warmed up first" in quiet

@@ -5,6 +5,7 @@ the answers. The real engine runs only in `infra/gpu_check.py`, on a GPU."""
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,8 +13,19 @@ from typing import Any
 
 import pytest
 
-from services.gpu_evaluator.ports import AdapterRef, BackendConfigError, render, user_prompt
-from services.gpu_evaluator.vllm_backend import VllmBackend, build_vllm_backend, engine_options
+from services.gpu_evaluator.ports import (
+    AdapterRef,
+    AdapterSlots,
+    BackendConfigError,
+    render,
+    user_prompt,
+)
+from services.gpu_evaluator.vllm_backend import (
+    VllmBackend,
+    build_vllm_backend,
+    engine_device,
+    engine_options,
+)
 from shared.catalogue import EnvironmentSpec
 
 ENV = EnvironmentSpec(
@@ -190,3 +202,105 @@ def test_without_vllm_installed_the_backend_says_what_to_install(
     monkeypatch.setitem(sys.modules, "vllm", None)  # importing it now raises ImportError
     with pytest.raises(BackendConfigError, match="`gpu` extra"):
         build_vllm_backend(tmp_path, ENV)
+
+
+class Engine:
+    """`LLM.llm_engine` as far as the backend reads it: the LoRA ids resident in vLLM's
+    cache (`max_cpu_loras`, by default `max_loras`, least recently used evicted first),
+    `remove_lora(id)`, and the model config's resolved dtype."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.resident: OrderedDict[int, None] = OrderedDict()
+        self.removed: list[int] = []
+        self.model_config = type("ModelConfig", (), {"dtype": "torch.bfloat16"})()
+
+    def use(self, loras: Sequence[Lora | None]) -> None:
+        for lora in loras:
+            if lora is None:
+                continue
+            self.resident.pop(lora.lora_int_id, None)
+            self.resident[lora.lora_int_id] = None
+            while len(self.resident) > self.slots:
+                self.resident.popitem(last=False)
+
+    def list_loras(self) -> set[int]:
+        return set(self.resident)
+
+    def remove_lora(self, lora_id: int) -> bool:
+        self.removed.append(lora_id)
+        if lora_id not in self.resident:
+            return False
+        del self.resident[lora_id]
+        return True
+
+
+class FleetWithSlots(FakeFleet):
+    def __init__(self, slots: int) -> None:
+        super().__init__()
+        self.llm_engine = Engine(slots)
+
+    def generate(
+        self,
+        prompts: list[dict[str, list[int]]],
+        params: dict[str, Any],
+        *,
+        lora_request: Sequence[Lora | None],
+        use_tqdm: bool,
+    ) -> list[Output]:
+        self.llm_engine.use(lora_request)
+        return super().generate(prompts, params, lora_request=lora_request, use_tqdm=use_tqdm)
+
+
+def slotted(slots: int) -> tuple[VllmBackend, FleetWithSlots]:
+    fleet = FleetWithSlots(slots)
+    backend = VllmBackend(
+        fleet, sampling_params=sampling_params, lora_request=Lora, details={"max_loras": slots}
+    )
+    return backend, fleet
+
+
+TENANT = AdapterRef("other", "sha256:" + "e" * 64, Path("/store/other/e"))
+
+
+def test_loads_and_swaps_are_read_from_the_engines_resident_loras() -> None:
+    backend, _ = slotted(2)
+    assert isinstance(backend, AdapterSlots)
+    prompt = [user_prompt("hi")] * 2
+    backend.generate(prompt, [CANDIDATE, BASELINE], max_new_tokens=1)
+    counts = backend.adapter_counts()
+    assert (counts.total_loads, counts.evictions) == (2, 0)
+    backend.generate(prompt[:1], TENANT, max_new_tokens=1)  # one more than the slots
+    backend.generate(prompt[:1], CANDIDATE, max_new_tokens=1)  # evicted: loaded again
+    counts = backend.adapter_counts()
+    assert counts.evictions == 2
+    assert (counts.of(CANDIDATE), counts.of(BASELINE), counts.of(TENANT)) == (2, 1, 1)
+
+
+def test_a_cold_load_removes_the_lora_from_the_engine_by_its_id() -> None:
+    backend, fleet = slotted(2)
+    assert backend.evict(CANDIDATE) is False  # never sent: no id to remove
+    backend.generate([user_prompt("hi")], CANDIDATE, max_new_tokens=1)
+    assert backend.evict(CANDIDATE) is True
+    assert fleet.llm_engine.removed == [1] and fleet.llm_engine.list_loras() == set()
+    before = backend.adapter_counts()
+    backend.generate([user_prompt("hi")], CANDIDATE, max_new_tokens=1)
+    assert backend.adapter_counts().since(before).of(CANDIDATE) == 1  # cold again
+
+
+def test_the_engines_slots_are_its_own_max_loras_whatever_is_asked() -> None:
+    backend, _ = slotted(3)
+    with backend.bounded_slots(8) as slots:
+        assert slots == 3
+
+
+def test_an_engine_without_a_lora_listing_counts_nothing_and_says_so(backend: VllmBackend) -> None:
+    backend.generate([user_prompt("hi")], CANDIDATE, max_new_tokens=1)
+    assert backend.adapter_counts().total_loads == 0
+    assert backend.describe()["adapter_counts"] == "unavailable"
+
+
+def test_the_engine_reports_its_device_and_the_dtype_it_resolved() -> None:
+    described = engine_device(FleetWithSlots(2), "auto")
+    assert (described["device"], described["dtype"]) == ("cuda", "bfloat16")
+    assert engine_device(FakeFleet(), "float16")["dtype"] == "float16"  # nothing resolved
