@@ -24,7 +24,8 @@ help:
 	@echo "make infra-up   start Kafka (BROKERS=1|3) and PostgreSQL and leave them running"
 	@echo "make infra-down stop them; leaves no java or postgres process of ours"
 	@echo "make bench      every benchmark -> benchmarks/results.json and RESULTS.md"
-	@echo "make gpu-check  the evaluator's vLLM path on an NVIDIA GPU (never needed by CI)"
+	@echo "make gpu-check  the evaluator on an NVIDIA GPU: transformers, and vLLM if installed"
+	@echo "                (never needed by CI; fails saying 'nothing ran' without a GPU)"
 
 # Installs are locked: uv.lock pins every package (direct and transitive) for every extra.
 # `uv sync --locked` refuses a lock that no longer matches pyproject.toml, and installs
@@ -79,8 +80,11 @@ bench: setup
 	BROKERS=$(BROKERS) infra/up.sh
 	$(PY) -m benchmarks.run_all
 
+# Exits non-zero with one line saying "nothing ran" where no CUDA device is visible;
+# GPU_CHECK_ARGS=--require-vllm fails too when vllm is not installed
+# (services/gpu_evaluator/README.md, "GPU check").
 gpu-check: $(VENV)/.stamp
-	$(PY) infra/gpu_check.py
+	@$(PY) infra/gpu_check.py $(GPU_CHECK_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check shared services adapterctl tests infra benchmarks
