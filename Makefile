@@ -4,12 +4,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 BROKERS ?= 1
-# Markers CI runs: everything except the GPU path (needs an NVIDIA GPU) and the
-# compose profile (needs a Docker engine).
-MARKERS ?= not gpu and not docker
+# Markers CI runs: everything except the GPU path (needs an NVIDIA GPU), the compose profile
+# (needs a Docker engine) and the vLLM conformance suite (its own environment: make conformance).
+MARKERS ?= not gpu and not docker and not conformance
 PYTEST_ARGS ?=
 
-.PHONY: lock setup test test-unit demo stack-up stack-down stack-status lint infra-up infra-down infra-status topics clean help gpu-check bench
+.PHONY: lock setup test test-unit conformance demo stack-up stack-down stack-status lint infra-up infra-down infra-status topics clean help gpu-check bench
 
 help:
 	@echo "make setup      venv with the locked Python deps + Kafka jars + PostgreSQL binaries"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench      every benchmark -> benchmarks/results.json and RESULTS.md"
 	@echo "make gpu-check  the evaluator on an NVIDIA GPU: transformers, and vLLM if installed"
 	@echo "                (never needed by CI; fails saying 'nothing ran' without a GPU)"
+	@echo "make conformance our activator against vLLM's own HTTP layer (own venv, no GPU)"
 
 # Installs are locked: uv.lock pins every package (direct and transitive) for every extra.
 # `uv sync --locked` refuses a lock that no longer matches pyproject.toml, and installs
@@ -85,6 +86,18 @@ bench: setup
 # (services/gpu_evaluator/README.md, "GPU check").
 gpu-check: $(VENV)/.stamp
 	@$(PY) infra/gpu_check.py $(GPU_CHECK_ARGS)
+
+# The activator's vLLM client against vLLM's own HTTP layer over a stub engine (README:
+# "Conformance against vLLM"). Its own environment, synced from the same lock with the gpu
+# extra (vllm at the locked version; its torch is the main venv's, hardlinked from uv's cache).
+CONFORMANCE_VENV := var/conformance/venv
+
+$(CONFORMANCE_VENV)/.stamp: pyproject.toml uv.lock | $(VENV)/.stamp
+	UV_PROJECT_ENVIRONMENT=$(CONFORMANCE_VENV) $(UV) sync --locked --extra gpu --extra dev --python $(PYTHON)
+	@sha256sum pyproject.toml uv.lock > $@
+
+conformance: $(CONFORMANCE_VENV)/.stamp
+	$(CONFORMANCE_VENV)/bin/python -m pytest -m conformance tests/conformance $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check shared services adapterctl tests infra benchmarks
