@@ -29,11 +29,13 @@ def contract_problems(wanted: ServingContract, found: ServingContract, where: st
 
 
 def _names_model(card: BaseCard, model_id: str) -> bool:
-    """The card's served name is the model id, or its root is the model's folder (a plain
-    path, or the Hugging Face cache's `models--org--name`)."""
-    root = card.root.rstrip("/") + "/"
-    hub_cache = "models--" + model_id.replace("/", "--")
-    return card.id == model_id or f"/{model_id}/" in root or hub_cache in root
+    """A served name (`--served-model-name`: the id differs from the root) must be the model
+    id; without one, the root must be the model's folder or hub id (a plain path, or the
+    Hugging Face cache's `models--org--name`)."""
+    if card.id != card.root:
+        return card.id == model_id
+    root = "/" + card.root.strip("/") + "/"
+    return f"/{model_id}/" in root or "models--" + model_id.replace("/", "--") in root
 
 
 def _names_revision(card: BaseCard, revision: str) -> bool:

@@ -44,14 +44,16 @@ class StockStack:
 
 def start_stock_replica(stack: Stack, tiny: Kit, environment: str, folder: Path) -> str:
     port = free_port()
+    settings = {
+        "REFERENCE_BASE_FOLDER": str(folder),
+        "REFERENCE_BASE_ID": tiny.model_ids["main"],
+        "REFERENCE_BASE_REVISION": tiny.revisions["main"],
+        "REFERENCE_STOCK_VLLM": "1",
+    }
     stack.processes[f"stock-{environment}"] = stack.command(
         f"stock-{environment}",
         ("-m", "services.reference_server", "--port", str(port)),
-        REFERENCE_BASE_FOLDER=str(folder),
-        REFERENCE_BASE_ID=tiny.model_ids["main"],
-        REFERENCE_BASE_REVISION=tiny.revisions["main"],
-        REFERENCE_STOCK_VLLM="1",
-        **REPLICAS[environment],
+        **{**settings, **REPLICAS[environment]},
     ).start()
     return f"http://127.0.0.1:{port}"
 

@@ -26,7 +26,12 @@ HUB = "/root/.cache/huggingface/hub/models--meta-llama--Llama-3.1-8B/snapshots"
 CASES = [
     ("served name and a folder per revision", BaseCard(SPEC.base_model_id, f"/m/x/{HEX}"), [], []),
     ("the hub cache's snapshot folder", BaseCard(f"{HUB}/{HEX}", f"{HUB}/{HEX}"), [], []),
-    ("the digest with its prefix", BaseCard("b", f"/m/meta-llama/Llama-3.1-8B/{REVISION}"), [], []),
+    ("the digest with its prefix", BaseCard(f"/m/meta-llama/Llama-3.1-8B/{REVISION}",
+                                            f"/m/meta-llama/Llama-3.1-8B/{REVISION}"), [], []),
+    ("a hub id: no revision to see", BaseCard(SPEC.base_model_id, SPEC.base_model_id), [],
+     ["does not name the base revision"]),
+    ("another served name over our folder", BaseCard("qwen", f"/m/meta-llama/Llama-3.1-8B/{HEX}"),
+     ["not the environment's base"], []),
     ("another model", BaseCard("qwen", f"/m/qwen/{HEX}"), ["not the environment's base"], []),
     ("a revision named by prefix only", BaseCard(SPEC.base_model_id, f"/m/{HEX[:12]}"), [],
      ["does not name the base revision"]),
