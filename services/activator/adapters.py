@@ -56,6 +56,9 @@ def _route_absent(response: httpx.Response) -> bool:
         return False
 
 
+STALE_CONNECTION = (httpx.ReadError, httpx.RemoteProtocolError)
+
+
 class VllmTarget:
     """One replica. `POST /v1/load_lora_adapter` and friends are vLLM's runtime LoRA API
     (`VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`); `GET /info` and `POST /v1/routing` exist on
@@ -72,9 +75,17 @@ class VllmTarget:
         key = self._api_key()  # read per call: a rotated key file takes effect at once
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            response = await self._client.request(
-                method, self.url + path, headers=headers, **kwargs
-            )
+            try:
+                response = await self._client.request(
+                    method, self.url + path, headers=headers, **kwargs
+                )
+            except STALE_CONNECTION:
+                # uvicorn closes the connection after vLLM answers through an exception
+                # handler; the pooled connection is dead before the next request reaches
+                # the replica. Every call here is idempotent, so one fresh try is safe.
+                response = await self._client.request(
+                    method, self.url + path, headers=headers, **kwargs
+                )
         except httpx.TransportError as exc:
             raise TargetError(
                 self.url, f"{method} {path}: {exc!r}", retryable=True, unreachable=True

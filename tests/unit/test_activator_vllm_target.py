@@ -69,6 +69,44 @@ async def test_an_unreachable_replica_is_a_retryable_error() -> None:
     assert failed.value.retryable and failed.value.url == "http://vllm:8000"
 
 
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        lambda r: httpx.ReadError("connection closed", request=r),
+        lambda r: httpx.RemoteProtocolError("server disconnected", request=r),
+    ],
+)
+async def test_a_pooled_connection_the_replica_closed_is_tried_once_more(
+    dropped: Callable[[httpx.Request], Exception],
+) -> None:
+    # vLLM answers some refusals through an exception handler, after which uvicorn
+    # closes the connection; the next request on the pooled connection fails on read.
+    tries: list[str] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        tries.append(request.url.path)
+        if len(tries) == 1:
+            raise dropped(request)
+        return httpx.Response(200, text="Success")
+
+    await target(route).load("chat@1", "/store")
+
+    assert tries == ["/v1/load_lora_adapter", "/v1/load_lora_adapter"]
+
+
+async def test_a_connection_dropped_twice_is_an_unreachable_replica() -> None:
+    tries: list[str] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        tries.append(request.url.path)
+        raise httpx.ReadError("connection closed", request=request)
+
+    with pytest.raises(TargetError) as failed:
+        await target(route).load("chat@1", "/store")
+
+    assert len(tries) == 2 and failed.value.retryable and failed.value.unreachable
+
+
 async def test_models_lists_every_served_name_with_its_root() -> None:
     def route(request: httpx.Request) -> httpx.Response:
         data = [
