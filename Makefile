@@ -36,14 +36,18 @@ UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 EXTRAS := --extra dev --extra eval --extra archive-s3
 
-$(VENV)/.stamp: pyproject.toml uv.lock
+$(VENV)/.uv: Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(UV) --version 2>/dev/null | grep -q " $(UV_VERSION) " || $(PY) -m pip install -q "uv==$(UV_VERSION)"
+	@touch $@
+
+$(VENV)/.stamp: pyproject.toml uv.lock | $(VENV)/.uv
 	$(UV) sync --locked $(EXTRAS) --python $(PY)
 	@sha256sum pyproject.toml uv.lock > $@
 
-# Re-resolve after editing pyproject.toml; `make lock ARGS="--upgrade-package torch"` moves one package.
-lock: $(VENV)/.stamp
+# Re-resolve after editing pyproject.toml; `make lock ARGS="--upgrade-package torch"` moves one
+# package. It needs only uv, not a synced environment (which a stale lock would refuse).
+lock: | $(VENV)/.uv
 	$(UV) lock --python $(PY) $(ARGS)
 
 setup: $(VENV)/.stamp
