@@ -99,6 +99,7 @@ def run_env_set(args: argparse.Namespace, source: Source) -> int:
             canary_steps=tuple(int(s) for s in args.canary_steps.split(",") if s),
             max_model_len=args.max_model_len,
             allow_unproven_replica_base=args.allow_unproven_replica_base,
+            gateways=tuple(url.rstrip("/") for url in args.gateway),
         )
         await catalogue.put_environment(spec)
         return spec
@@ -241,6 +242,15 @@ def register(groups: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve on replicas whose /v1/models cannot prove the base revision (a folder not "
         "named after it); one that names another base is still refused (default: refuse)",
+    )
+    put.add_argument(
+        "--gateway",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a gateway in front of the replicas (services/gateway), repeatable: it takes the "
+        "routing document, so canaries work on stock vLLM replicas (default: none; replicas "
+        "must split traffic themselves)",
     )
     put.set_defaults(run=run_env_set)
     lst = env_cmds.add_parser(

@@ -56,3 +56,6 @@ class EnvironmentSpec:
     # its base card names this base at this revision (and this context length, when set).
     max_model_len: int = 0  # 0: not checked
     allow_unproven_replica_base: bool = False  # True: serve on replicas that cannot say
+    # Gateways in front of the replicas (services/gateway): they take the routing document
+    # and split traffic, so a canary share on stock vLLM replicas is applied by them.
+    gateways: tuple[str, ...] = ()

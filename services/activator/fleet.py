@@ -30,6 +30,7 @@ from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
 from shared.contract import ServingContract
 from shared.manifest import Manifest
+from shared.registry.port import Catalogue
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -67,13 +68,18 @@ class Fleet:
         retry: Backoff = LOAD_BACKOFF,
         routing_dir: Path | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        catalogue: Catalogue | None = None,
+        make_gateway: Callable[[str, str], ServingTarget] | None = None,
     ) -> None:
         self.store = store
         self.make_target = make_target
+        self.catalogue = catalogue
+        self.make_gateway = make_gateway or make_target
         self.retry = retry
         self.routing_dir = routing_dir
         self.sleep = sleep
         self._targets: dict[tuple[str, str], ServingTarget] = {}
+        self._gateways: dict[tuple[str, str], ServingTarget] = {}
 
     async def targets(self, environment: str) -> list[ServingTarget]:
         """The environment's replicas; `make_target(url, environment)` makes each once (its
@@ -83,6 +89,16 @@ class Fleet:
             if (url, environment) not in self._targets:
                 self._targets[url, environment] = self.make_target(url, environment)
         return [self._targets[u, environment] for u in urls]
+
+    async def gateways(self, environment: str) -> list[ServingTarget]:
+        """The gateways the catalogue puts in front of the environment's replicas; each is
+        driven through its routing endpoints only (`make_gateway(url, environment)`)."""
+        spec = await self.catalogue.environment(environment) if self.catalogue else None
+        urls = spec.gateways if spec else ()
+        for url in urls:
+            if (url, environment) not in self._gateways:
+                self._gateways[url, environment] = self.make_gateway(url, environment)
+        return [self._gateways[u, environment] for u in urls]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         def note(state: RetryCallState) -> None:
@@ -146,14 +162,24 @@ class Fleet:
         return contradicted + unproven
 
     async def check_routing(self, environment: str, percent: int) -> None:
-        """RolloutStopped unless every replica splits traffic by the routing it is handed:
-        a canary share nobody applies must never be recorded as applied."""
-        targets = await self.targets(environment)
+        """RolloutStopped unless traffic is split by the routing the activator hands out:
+        by the environment's gateways when it has any (every one must take routing), else
+        by every replica. A canary share nobody applies must never be recorded as applied."""
+        gateways = await self.gateways(environment)
+        targets = gateways or await self.targets(environment)
         answers = await asyncio.gather(
             *(self._retrying(t.routes_traffic) for t in targets), return_exceptions=True
         )
         raise_if_unreachable([a for a in answers if isinstance(a, BaseException)])
         refusing = [t.url for t, a in zip(targets, answers, strict=True) if a is not True]
+        if gateways and refusing:
+            urls = ", ".join(refusing)
+            raise RolloutStopped(
+                f"the gateways of {environment} would not send {percent}% of traffic to the "
+                f"canary: {urls} take no routing (GET /v1/routing answered 404; is it a "
+                "gateway, or a replica listed as one?)",
+                {"stopped_by": "routing", "takes_no_routing": urls},
+            )
         if refusing or not targets:
             urls = ", ".join(refusing) or "(no replicas)"
             raise RolloutStopped(
@@ -252,7 +278,7 @@ class Fleet:
             environment, pointers, generation=generation, generated_at=datetime.now(UTC)
         )
         if targets is None:
-            targets = await self.targets(environment)
+            targets = [*await self.targets(environment), *await self.gateways(environment)]
 
         async def push(target: ServingTarget) -> None:
             try:

@@ -93,6 +93,10 @@ def run(env: Mapping[str, str] | None = None) -> None:
                     settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
                 ),
                 routing_dir=settings.routing_dir,
+                catalogue=catalogue,
+                make_gateway=lambda url, environment: VllmTarget(
+                    url, client, api_key=key_file(settings.gateway_keys_dir, environment)
+                ),
             ),
             serving_path=serving_paths(artifacts, settings.serving_artifact_root),
             roles_of=roles_in(kernel.pool),

@@ -59,6 +59,12 @@ class ActivatorSettings(EnvSettings):
         description="a folder of ENVIRONMENT.key files (mode 600): the API key its replicas "
         "were started with (vLLM --api-key); empty: none sent",
     )
+    gateway_keys_dir: Annotated[Path | None, OrNone] = Field(
+        default=None,
+        validation_alias="ACTIVATOR_GATEWAY_KEYS_DIR",
+        description="a folder of ENVIRONMENT.key files (mode 600): the admin key the "
+        "environment's gateways take routing with (GATEWAY_ADMIN_KEY_FILE); empty: none sent",
+    )
     serving_artifact_root: str = Field(
         default="",
         validation_alias="ACTIVATOR_SERVING_ARTIFACT_ROOT",

@@ -26,6 +26,7 @@ def _environment_from_json(spec: dict[str, Any]) -> EnvironmentSpec:
             **spec,
             "supported_target_modules": tuple(spec["supported_target_modules"]),
             "canary_steps": tuple(spec["canary_steps"]),
+            "gateways": tuple(spec.get("gateways", ())),
         }
     )
 

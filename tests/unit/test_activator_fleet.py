@@ -127,8 +127,23 @@ class FakeStore:
         return self._pointers, 7
 
 
-def fleet_of(*replicas: FakeReplica, pointers: Any = None, routing: Path | None = None) -> Fleet:
+class FakeCatalogue:
+    def __init__(self, spec: EnvironmentSpec) -> None:
+        self.spec = spec
+
+    async def environment(self, name: str) -> EnvironmentSpec | None:
+        return self.spec if name == self.spec.name else None
+
+
+def fleet_of(
+    *replicas: FakeReplica,
+    pointers: Any = None,
+    routing: Path | None = None,
+    gateways: tuple[FakeReplica, ...] = (),
+) -> Fleet:
     by_url = {r.url: r for r in replicas}
+    gateway_by_url = {g.url: g for g in gateways}
+    spec = dataclasses.replace(SPEC, gateways=tuple(gateway_by_url))
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -140,6 +155,8 @@ def fleet_of(*replicas: FakeReplica, pointers: Any = None, routing: Path | None 
         retry=Backoff(attempts=4, first_delay_s=0.5, max_delay_s=1.0),
         routing_dir=routing,
         sleep=sleep,
+        catalogue=FakeCatalogue(spec),  # type: ignore[arg-type]
+        make_gateway=lambda url, environment: gateway_by_url[url],
     )
     fleet.slept = slept  # type: ignore[attr-defined]
     return fleet
@@ -358,6 +375,33 @@ async def test_a_canary_share_needs_every_replica_to_take_the_routing() -> None:
         await fleet_of(routed, stock).check_routing("prod", 10)
 
     assert stopped.value.evidence == {"stopped_by": "routing", "takes_no_routing": "http://r2"}
+
+
+async def test_a_gateway_in_front_of_stock_replicas_takes_the_canary_share() -> None:
+    stock, gateway = stock_vllm("http://r1"), FakeReplica("http://gw")
+
+    with pytest.raises(RolloutStopped, match="take no routing"):
+        await fleet_of(stock).check_routing("prod", 20)
+    await fleet_of(stock, gateways=(gateway,)).check_routing("prod", 20)  # no RolloutStopped
+
+
+async def test_a_gateway_that_takes_no_routing_stops_the_canary_and_names_it() -> None:
+    routed, gateway = FakeReplica("http://r1"), stock_vllm("http://gw")
+
+    with pytest.raises(RolloutStopped, match="gateways of prod") as stopped:
+        await fleet_of(routed, gateways=(gateway,)).check_routing("prod", 20)
+
+    assert stopped.value.evidence == {"stopped_by": "routing", "takes_no_routing": "http://gw"}
+
+
+async def test_routing_is_pushed_to_the_replicas_and_the_gateways() -> None:
+    replica, gateway = FakeReplica("http://r1"), FakeReplica("http://gw")
+    pointers = {"chat": EnvironmentPointer(active="sha256:" + "1" * 64)}
+
+    document = await fleet_of(replica, pointers=pointers, gateways=(gateway,)).publish("prod")
+
+    assert replica.routing == gateway.routing == document
+    assert gateway.load_calls == 0
 
 
 async def test_a_replica_that_refuses_to_show_its_base_stops_the_rollout_and_says_why() -> None:
