@@ -13,6 +13,7 @@ from adapterctl.settings import CtlSettings
 from services.activator.settings import ActivatorSettings
 from services.approval.settings import ApprovalSettings
 from services.archiver.settings import ArchiverSettings
+from services.gateway.settings import GatewaySettings
 from services.gpu_evaluator.settings import EvaluatorSettings
 from services.ingest.settings import IngestSettings
 from services.reference_server.settings import ServerSettings
@@ -32,6 +33,7 @@ PROCESSES: list[tuple[str, type[EnvModel]]] = [
     ("activator", ActivatorSettings),
     ("archiver", ArchiverSettings),
     ("reference_server", ServerSettings),
+    ("gateway", GatewaySettings),
     ("adapterctl", CtlSettings),
 ]
 

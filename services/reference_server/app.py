@@ -18,10 +18,10 @@ from pydantic import BaseModel
 
 from services.reference_server.engine import Engine, LoadRefused
 from services.reference_server.faults import Faults
-from services.reference_server.routing import RoutingTable, choose
 from services.reference_server.settings import ServerSettings
 from services.reference_server.telemetry import Telemetry
 from shared.hf_folder import chat_template_hash, tokenizer_hash
+from shared.routing import RoutingTable, choose
 
 
 class LoadBody(BaseModel):

@@ -1,0 +1,49 @@
+"""The gateway's composition root: settings to a running state and app."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from services.gateway.app import create_app
+from services.gateway.forwarding import ReplicaPool
+from services.gateway.keys import ClientKeys, read_private
+from services.gateway.settings import GatewaySettings
+from services.gateway.state import GatewayState
+from shared.logs import configure_logging
+from shared.settings import exit_on_bad_settings
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0].strip() if text.strip() else ""
+
+
+def build(settings: GatewaySettings) -> GatewayState:
+    """The state a gateway runs on; reads its key files (refusing any others may read)."""
+    timeout = httpx.Timeout(settings.replica_timeout_s, connect=5.0)
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    client = httpx.AsyncClient(timeout=timeout, limits=limits)
+    return GatewayState(
+        settings=settings,
+        keys=ClientKeys(settings.client_keys_file),
+        pool=ReplicaPool(settings.replicas, client),
+        admin_key=_first_line(read_private(f)) if (f := settings.admin_key_file) else None,
+        replica_key=_first_line(read_private(f)) if (f := settings.replica_key_file) else None,
+    )
+
+
+def app_from(env: Mapping[str, str] | None = None) -> FastAPI:
+    with exit_on_bad_settings("gateway"):
+        settings = GatewaySettings.from_env(env)
+    return create_app(build(settings))
+
+
+def run(env: Mapping[str, str] | None = None) -> None:
+    configure_logging("gateway")
+    with exit_on_bad_settings("gateway"):
+        settings = GatewaySettings.from_env(env)
+    app = create_app(build(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
