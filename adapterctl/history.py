@@ -27,6 +27,8 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RevisionValidated,
+    RolloutFailed,
+    RolloutStalled,
     WeightsDeleted,
 )
 from shared.verdicts import finding_to_json
@@ -86,7 +88,22 @@ DETAILS: dict[type, Callable[[Any], str]] = {
     ManifestArchived: lambda e: f"to {e.archive_uri}",
     WeightsDeleted: lambda e: f"{e.file_count} files, {e.bytes_freed} bytes freed",
     RevisionQuarantined: lambda e: f"detected by {e.detected_by}: {_findings(e.findings)}",
+    RolloutFailed: lambda e: f"rollout failed ({e.action}): {e.reason}",
+    RolloutStalled: lambda e: (
+        f"rollout stalled for {waited(e.waited_s)} ({e.action}): replicas "
+        f"{', '.join(e.unreachable) or '(unnamed)'} unreachable"
+    ),
 }
+
+
+def waited(seconds: int) -> str:
+    """`45 s`, `5 min`, `2 h 5 min`: how long a rollout has waited, as a person reads it."""
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
 
 
 def _analysis(event: Any) -> str:

@@ -28,6 +28,8 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RevisionValidated,
+    RolloutFailed,
+    RolloutStalled,
     WeightsDeleted,
 )
 from shared.kafka.auth import Kafka, endpoint
@@ -98,6 +100,9 @@ class AdapterStory:
             self.commit(self.event(RevisionDenied, revision, environment))
             return False
         self.commit(self.event(RevisionApproved, revision, environment))
+        if len(self.revisions) % 4 == 3:  # a replica stayed down, then refused the load
+            self.commit(self.event(RolloutStalled, revision, environment))
+            self.commit(self.event(RolloutFailed, revision, environment))
         active = self.pointers.get(environment, EnvironmentPointer()).active
         if active is None:
             self.commit(

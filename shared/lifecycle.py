@@ -30,6 +30,8 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RevisionValidated,
+    RolloutFailed,
+    RolloutStalled,
     WeightsDeleted,
 )
 
@@ -50,6 +52,8 @@ LifecycleEvent: TypeAlias = (
     | ManifestArchived
     | WeightsDeleted
     | RevisionQuarantined
+    | RolloutFailed
+    | RolloutStalled
 )
 
 
@@ -103,8 +107,18 @@ TRANSITIONS: Mapping[tuple[State | None, type], State] = MappingProxyType(
         (State.ACTIVE, RevisionSuperseded): State.SUPERSEDED,
         (State.ACTIVE, RevisionRolledBack): State.ROLLED_BACK,
         (State.SUPERSEDED, RevisionActivated): State.ACTIVE,  # it was the rollback target
+        # Observations (ADR 0025): a rollout that failed or stalls is recorded on the log
+        # and leaves the track where it was, from every state a rollout can start in
+        # (a rollback restores a superseded revision).
+        **{
+            (state, observation): state
+            for observation in (RolloutFailed, RolloutStalled)
+            for state in (State.APPROVED, State.CANARY, State.ACTIVE, State.SUPERSEDED)
+        },
     }
 )
+# The events above that record a fact and move no track (their rows are self-loops).
+OBSERVATIONS: frozenset[type] = frozenset({RolloutFailed, RolloutStalled})
 
 REVISION_EVENTS: frozenset[type] = frozenset(
     {

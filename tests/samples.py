@@ -36,6 +36,8 @@ from shared.events import (
     RevisionSuperseded,
     RevisionValidated,
     RollbackRevision,
+    RolloutFailed,
+    RolloutStalled,
     TrainingRecipe,
     WeightsDeleted,
 )
@@ -234,6 +236,23 @@ _BUILDERS: dict[type, Callable[[], Any]] = {
         restored_revision=PREVIOUS_REVISION,
         reason="error rate above 1% during canary",
         evidence={"error_rate": "0.0134", "window": "PT5M"},
+    ),
+    RolloutFailed: lambda: RolloutFailed(
+        envelope=envelope("rollout_failed"),
+        action="approved",
+        reason="replica http://127.0.0.1:8401 refused to load the revision: HTTP 500",
+        evidence={"replica": "http://127.0.0.1:8401", "status": "500"},
+        cause_id=event_id(ADAPTER, REVISION, "cause", "rollout_failed"),
+    ),
+    RolloutStalled: lambda: RolloutStalled(
+        envelope=envelope("rollout_stalled"),
+        action="promote",
+        reason="replicas http://127.0.0.1:8402 unreachable: connection refused",
+        unreachable=["http://127.0.0.1:8402"],
+        stalled_since=MOMENT,
+        waited_s=300,
+        evidence={"error": "connection refused"},
+        cause_id=event_id(ADAPTER, REVISION, "cause", "rollout_stalled"),
     ),
     RevisionExpired: lambda: RevisionExpired(
         envelope=envelope("expired", environment=""),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from services.activator.fleet import Fleet
 from services.activator.ports import ActivatorStore
+from services.activator.stalls import Stalls
 from shared.artifacts import ArtifactStore
 from shared.decisions import Keys
 from shared.manifest import Manifest
@@ -33,6 +34,7 @@ class ActivatorDeps:
     decision_keys: Callable[[], Keys]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    stalls: Stalls = field(default_factory=Stalls)  # rollouts waiting on replicas (ADR 0025)
 
     def lock(self, adapter: str, environment: str) -> asyncio.Lock:
         return self.locks.setdefault((adapter, environment), asyncio.Lock())

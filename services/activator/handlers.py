@@ -9,7 +9,8 @@ import structlog
 
 from services.activator.analysis import AnalysisPolicy
 from services.activator.deps import ActivatorDeps
-from services.activator.fleet import RolloutStopped
+from services.activator.fleet import ReplicasUnreachable, RolloutStopped
+from services.activator.observations import note_unreachable, record_on_log
 from services.activator.plans import (
     Outcome,
     Plan,
@@ -40,6 +41,8 @@ from shared.events import (
     RevisionRolledBack,
     RevisionSuperseded,
     RollbackRevision,
+    RolloutFailed,
+    RolloutStalled,
 )
 from shared.flow import ServiceFlow, Topic
 from shared.kafka.dispatch import Handler, PermanentError
@@ -57,6 +60,7 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
     evidence: Mapping[str, str] = {}
     try:
         await execute(deps, request, decide)
+        deps.stalls.ended(request.cause_id, request.adapter, request.environment, failed=False)
         return None
     except Waiting as exc:
         outcome, reason = Outcome.WAITING, str(exc)
@@ -66,7 +70,22 @@ async def attempt(deps: ActivatorDeps, request: Request, decide: Decide) -> str 
         outcome, reason, evidence = Outcome.FAILED, str(exc), exc.evidence
     except InvalidTransition as exc:  # the registry's verdict on a plan made on stale state
         outcome, reason = Outcome.REFUSED, str(exc)
+    except ReplicasUnreachable as exc:  # waited out by the dispatcher, but never silently
+        await note_unreachable(deps, request, exc)
+        raise
     bound.warning("rollout_" + outcome, action=request.action, reason=reason)
+    if outcome is Outcome.FAILED:  # on the log before the outcome row: a retry repeats it
+        await record_on_log(
+            deps,
+            request,
+            RolloutFailed,
+            action=request.action,
+            reason=reason,
+            evidence=dict(evidence),
+            cause_id=request.cause_id,
+        )
+    failed = outcome is Outcome.FAILED
+    deps.stalls.ended(request.cause_id, request.adapter, request.environment, failed=failed)
     await deps.store.record_outcome(
         cause_id=request.cause_id,
         adapter=request.adapter,
@@ -304,6 +323,8 @@ FLOW = ServiceFlow(
         RevisionActivated,
         RevisionRolledBack,
         RevisionQuarantined,
+        RolloutFailed,
+        RolloutStalled,
     ),
     inputs=(
         "canary analysis on a timer",

@@ -18,6 +18,7 @@ from services.activator.fleet import Fleet, ReplicasUnreachable
 from services.activator.handlers import FLOW, handlers
 from services.activator.migrations import MIGRATIONS
 from services.activator.settings import ActivatorSettings
+from services.activator.stalls import Stalls
 from services.activator.store import PostgresActivatorStore
 from services.activator.web import Issue, add_write_api, make_app
 from shared.artifacts import LocalArtifactStore
@@ -102,6 +103,9 @@ def run(env: Mapping[str, str] | None = None) -> None:
             roles_of=roles_in(kernel.pool),
             persons_of=persons_in(kernel.pool),
             decision_keys=key_reader(kernel.settings.decision_public_keys),
+            stalls=Stalls(
+                settings.stall_after_s, kernel.metrics.registry if kernel.metrics else None
+            ),
         )
         runner = None
         if settings.http_port:

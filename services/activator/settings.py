@@ -65,6 +65,12 @@ class ActivatorSettings(EnvSettings):
         description="a folder of ENVIRONMENT.key files (mode 600): the admin key the "
         "environment's gateways take routing with (GATEWAY_ADMIN_KEY_FILE); empty: none sent",
     )
+    stall_after_s: PositiveFloat = Field(
+        default=300.0,
+        validation_alias="ACTIVATOR_STALL_AFTER_S",
+        description="seconds a rollout waits on unreachable replicas before a RolloutStalled "
+        "is recorded (it keeps waiting)",
+    )
     serving_artifact_root: str = Field(
         default="",
         validation_alias="ACTIVATOR_SERVING_ARTIFACT_ROOT",

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
+from services.reference_server.bodies import error_response
 from services.reference_server.engine import Engine, LoadRefused
 from services.reference_server.faults import Faults
+from services.reference_server.protocol import ParameterRefused
+from services.reference_server.serving import Resolve, Unservable, serving_routes
 from services.reference_server.settings import ServerSettings
 from services.reference_server.telemetry import Telemetry
 from shared.hf_folder import chat_template_hash, tokenizer_hash
@@ -33,18 +35,6 @@ class UnloadBody(BaseModel):
     lora_name: str
 
 
-class CompletionBody(BaseModel):
-    model: str
-    prompt: str | list[str]
-    max_tokens: int = 16
-
-
-class ChatBody(BaseModel):
-    model: str
-    messages: list[dict[str, str]]
-    max_tokens: int = 16
-
-
 @dataclass
 class ServerState:
     settings: ServerSettings
@@ -54,22 +44,20 @@ class ServerState:
     faults: Faults = field(default_factory=Faults)
 
 
-def _error(status: int, message: str, kind: str = "BadRequestError") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
-
-
 def create_app(state: ServerState) -> FastAPI:
     """The server; `settings` can narrow it to what stock vLLM offers (no `/info`, no
     routing), without its runtime LoRA routes, or behind an API key, as vLLM can be."""
     settings = state.settings
     app = FastAPI(title="reference LoRA server", docs_url=None, redoc_url=None)
-    routers = [_meta_routes, _serving_routes, _admin_routes]
-    if not settings.stock_vllm:
-        routers += [_info_routes, _routing_routes]
+    routers = [_meta_routes, _admin_routes]
+    if not settings.stock_vllm:  # vLLM 0.22 has no `GET /v1/models/{id}` either
+        routers += [_info_routes, _routing_routes, _model_route]
     if settings.runtime_lora_updating:
         routers.append(_lora_routes)
     for routes in routers:
         app.include_router(routes(state))
+    app.include_router(serving_routes(state, _resolver(state)))
+    app.add_exception_handler(RequestValidationError, _refuse_invalid)  # type: ignore[arg-type]
     if settings.api_key:
         _require_key(app, settings.api_key)
     return app
@@ -111,32 +99,73 @@ def _info_routes(state: ServerState) -> APIRouter:
 def _meta_routes(state: ServerState) -> APIRouter:
     """Health, models and metrics."""
     router = APIRouter()
-    settings, engine = state.settings, state.engine
 
     @router.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    config = settings.base_folder / "config.json"
-    length = (
-        json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
-    )
-
     @router.get("/v1/models")
     async def models() -> dict[str, Any]:
-        base = {"id": settings.base_model_id, "object": "model", "root": str(settings.base_folder)}
-        data = [{**base, "max_model_len": length}]
-        data += [
-            {"id": name, "object": "model", "root": path, "parent": settings.base_model_id}
-            for name, path in sorted(engine.loaded().items())
-        ]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": _cards(state)}
 
     @router.get("/metrics")
     async def metrics() -> Response:
         return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
     return router
+
+
+def _model_route(state: ServerState) -> APIRouter:
+    """One model's card, as OpenAI's `GET /v1/models/{id}` gives it."""
+    router = APIRouter()
+
+    @router.get("/v1/models/{model:path}", response_model=None)
+    async def model_card(model: str) -> Response:
+        found = [card for card in _cards(state) if card["id"] == model]
+        if not found:
+            return error_response(404, _missing(model), "NotFoundError", "model")
+        return JSONResponse(found[0])
+
+    return router
+
+
+def _cards(state: ServerState) -> list[dict[str, Any]]:
+    """vLLM's model cards: the base first, then every loaded LoRA with the base as parent."""
+    settings, engine = state.settings, state.engine
+    now = int(time.time())
+    permission = {
+        "id": f"modelperm-{uuid.uuid4().hex}",
+        "object": "model_permission",
+        "created": now,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": False,  # refused here: the engine gives no log probabilities
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+    models: list[tuple[str, str, str | None, int | None]] = [
+        (settings.base_model_id, str(settings.base_folder), None, engine.max_model_len)
+    ]
+    models += [
+        (n, path, settings.base_model_id, None) for n, path in sorted(engine.loaded().items())
+    ]
+    return [
+        {
+            "id": model,
+            "object": "model",
+            "created": now,
+            "owned_by": "vllm",
+            "root": root,
+            "parent": parent,
+            "max_model_len": length,
+            "permission": [permission],
+        }
+        for model, root, parent, length in models
+    ]
 
 
 def _lora_routes(state: ServerState) -> APIRouter:
@@ -146,9 +175,14 @@ def _lora_routes(state: ServerState) -> APIRouter:
 
     @router.post("/v1/load_lora_adapter", response_model=None)
     async def load_lora(body: LoadBody) -> Response:
+        if not body.lora_name or not body.lora_path:  # vLLM's words and type
+            message = "Both 'lora_name' and 'lora_path' must be provided."
+            return error_response(400, message, "InvalidUserInput")
         fault = state.faults.load_fault(body.lora_name)
         if fault == "error":
-            return _error(500, f"injected load fault for {body.lora_name}", "InternalServerError")
+            return error_response(
+                500, f"injected load fault for {body.lora_name}", "InternalServerError"
+            )
         if fault == "silent":
             return PlainTextResponse(
                 f"Success: LoRA adapter '{body.lora_name}' added successfully."
@@ -156,7 +190,7 @@ def _lora_routes(state: ServerState) -> APIRouter:
         try:
             await asyncio.to_thread(engine.load, body.lora_name, body.lora_path)
         except LoadRefused as exc:
-            return _error(
+            return error_response(
                 exc.status, str(exc), "NotFoundError" if exc.status == 404 else "BadRequestError"
             )
         state.telemetry.loaded.set(len(engine.loaded()))
@@ -164,8 +198,11 @@ def _lora_routes(state: ServerState) -> APIRouter:
 
     @router.post("/v1/unload_lora_adapter", response_model=None)
     async def unload_lora(body: UnloadBody) -> Response:
+        if not body.lora_name:
+            message = "'lora_name' needs to be provided to unload a LoRA adapter."
+            return error_response(400, message, "InvalidUserInput")
         if not await asyncio.to_thread(engine.unload, body.lora_name):
-            return _error(
+            return error_response(
                 404, f"The lora adapter '{body.lora_name}' cannot be found.", "NotFoundError"
             )
         state.telemetry.loaded.set(len(engine.loaded()))
@@ -204,83 +241,45 @@ def _routing_routes(state: ServerState) -> APIRouter:
     return router
 
 
-def _serving_routes(state: ServerState) -> APIRouter:
-    """Completions and chat completions, for the base or a loaded or routed LoRA."""
-    router = APIRouter()
-    settings, engine = state.settings, state.engine
+def _resolver(state: ServerState) -> Resolve:
+    """The LoRA that answers a model name: the base (None), a loaded LoRA by its own name,
+    or, for a logical adapter name, the revision the pushed routing picks."""
 
-    async def serve(
-        request: Request, model: str, run: Callable[[str | None], Awaitable[dict[str, Any]]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        lora: str | None = None
-        if model != settings.base_model_id:
-            if model in engine.loaded():
-                lora = model
-            elif model in state.routing.routes:
-                lora = choose(
-                    state.routing.routes[model], request_id, request.headers.get("x-tenant")
-                )
-                if lora is None or lora not in engine.loaded():
-                    state.telemetry.unrouted.labels(model).inc()
-                    return _error(
-                        503, f"no loaded revision serves {model!r} here", "ServiceUnavailable"
-                    )
-            else:
-                return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
-        started = time.perf_counter()
-        failed = True
-        try:
-            if lora is not None and (delay := state.faults.delay_s(lora)):
-                await asyncio.sleep(delay)
-            if lora is not None and state.faults.request_fails(lora):
-                return _error(500, f"injected fault for {lora}", "InternalServerError")
-            body = await run(lora)
-            failed = False
-        except Exception as exc:  # answered as a 500 and counted against the revision
-            return _error(500, f"generation failed: {exc!r}", "InternalServerError")
-        finally:
-            seconds = time.perf_counter() - started
-            if lora is None:
-                state.telemetry.observe_base(settings.base_model_id, seconds, failed=failed)
-            else:
-                state.telemetry.observe_lora(lora, seconds, failed=failed)
-        served = lora or settings.base_model_id
-        headers = {"x-served-model": served, "x-request-id": request_id}
-        return JSONResponse({**body, "id": request_id, "model": served}, headers=headers)
+    def resolve(model: str | None, request_id: str, tenant: str | None) -> str | None:
+        if model is None or model == state.settings.base_model_id:
+            return None
+        if model in state.engine.loaded():
+            return model
+        route = state.routing.routes.get(model)
+        if route is None:
+            raise Unservable(404, _missing(model), "NotFoundError", "model")
+        lora = choose(route, request_id, tenant)
+        if lora is None or lora not in state.engine.loaded():
+            state.telemetry.unrouted.labels(model).inc()
+            raise Unservable(503, f"no loaded revision serves {model!r} here", "ServiceUnavailable")
+        return lora
 
-    @router.post("/v1/completions", response_model=None)
-    async def completions(body: CompletionBody, request: Request) -> Response:
-        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    return resolve
 
-        async def run(lora: str | None) -> dict[str, Any]:
-            texts = await asyncio.to_thread(
-                engine.generate, lora, prompts, max_new_tokens=body.max_tokens
-            )
-            choices = [
-                {"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)
-            ]
-            return {"object": "text_completion", "choices": choices}
 
-        return await serve(request, body.model, run)
+def _missing(model: str) -> str:
+    return f"The model `{model}` does not exist."
 
-    @router.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatBody, request: Request) -> Response:
-        prompt = engine.render_chat(body.messages)
 
-        async def run(lora: str | None) -> dict[str, Any]:
-            texts = await asyncio.to_thread(
-                engine.generate, lora, [prompt], max_new_tokens=body.max_tokens
-            )
-            message = {"role": "assistant", "content": texts[0]}
-            return {
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            }
-
-        return await serve(request, body.model, run)
-
-    return router
+async def _refuse_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """vLLM's answer to a body that does not validate: a 400 naming the parameter."""
+    errors = exc.errors()
+    refused = [
+        e["ctx"]["error"]
+        for e in errors
+        if isinstance(e.get("ctx", {}).get("error"), ParameterRefused)
+    ]
+    if refused:
+        return error_response(400, str(refused[0]), "Bad Request", refused[0].parameter)
+    found = [(".".join(map(str, e["loc"][1:])), e["msg"]) for e in errors]
+    message = "; ".join(f"{where}: {what}" if where else what for where, what in found)
+    param = next((str(e["loc"][1]) for e in errors if len(e["loc"]) > 1), None)
+    return error_response(400, message, "Bad Request", param)
 
 
 def _admin_routes(state: ServerState) -> APIRouter:
@@ -291,17 +290,21 @@ def _admin_routes(state: ServerState) -> APIRouter:
     @router.get("/admin/faults", response_model=None)
     async def get_faults() -> Response:
         if not settings.faults_enabled:
-            return _error(404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError")
+            return error_response(
+                404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError"
+            )
         return JSONResponse(state.faults.to_json())
 
     @router.post("/admin/faults", response_model=None)
     async def put_faults(body: dict[str, Any]) -> Response:
         if not settings.faults_enabled:
-            return _error(404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError")
+            return error_response(
+                404, "fault injection is off (REFERENCE_FAULTS_ENABLED)", "NotFoundError"
+            )
         try:
             state.faults = Faults.from_json(body)
         except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         return JSONResponse(state.faults.to_json())
 
     return router

@@ -12,10 +12,12 @@ refused at load time.
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,45 @@ class LoadRefused(Exception):
         self.status = status
 
 
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How tokens are chosen: greedy without a temperature (or at 0), else drawn."""
+
+    max_new_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        if not self.temperature:
+            return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": True,
+            "temperature": self.temperature,
+            "top_p": 1.0 if self.top_p is None else self.top_p,
+            "top_k": 0,  # off, as in vLLM: only temperature and top_p shape the draw
+        }
+
+
+class _Emitter:
+    """A `generate` streamer handing on each new token id (its first call is the prompt)."""
+
+    def __init__(self, emit: Callable[[int], None]) -> None:
+        self._emit = emit
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self._emit(int(token))
+
+    def end(self) -> None:
+        return None
+
+
 class Engine:
     def __init__(self, base_folder: Path, *, threads: int = 1, max_resident: int = 32) -> None:
         import torch
@@ -44,6 +85,9 @@ class Engine:
         self._paths: dict[str, str] = {}  # every loaded lora name -> its folder
         self._next = 0
         self._lock = threading.Lock()
+        config = json.loads((base_folder / "config.json").read_text())
+        length = config.get("max_position_embeddings")
+        self.max_model_len: int | None = length if isinstance(length, int) else None
 
     def loaded(self) -> Mapping[str, str]:
         return dict(self._paths)
@@ -94,8 +138,6 @@ class Engine:
 
     def generate(self, lora: str | None, texts: Sequence[str], *, max_new_tokens: int) -> list[str]:
         """Greedy continuations of raw `texts` by the base, or with the named LoRA."""
-        import torch
-
         with self._lock:
             batch = self.tokenizer(
                 list(texts),
@@ -104,29 +146,68 @@ class Engine:
                 padding_side="left",
                 return_tensors="pt",
             )
-            model: Any = self._model
-            if lora is not None:
-                if lora not in self._paths:
-                    raise KeyError(lora)
-                self._peft.set_adapter(self._make_resident(lora, self._paths[lora]))
-                model = self._peft
-            with torch.no_grad():
-                if lora is None and self._peft is not None:
-                    with self._peft.disable_adapter():
-                        out = self._peft.generate(**batch, **self._options(max_new_tokens))
-                else:
-                    out = model.generate(**batch, **self._options(max_new_tokens))
+            out = self._generate(lora, batch, Sampling(max_new_tokens=max_new_tokens))
             new = out[:, batch["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             return [text.strip() for text in decoded]
 
-    def _options(self, max_new_tokens: int) -> dict[str, Any]:
-        return {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
+    def stream(
+        self,
+        lora: str | None,
+        prompt: str,
+        sampling: Sampling,
+        emit: Callable[[int], None],
+        halt: threading.Event,
+    ) -> None:
+        """One continuation of `prompt`, each token id handed to `emit` as soon as the model
+        produces it; setting `halt` ends generation after the token being made."""
+        import torch
+
+        def halted(input_ids: Any, scores: Any, **_: Any) -> Any:
+            return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool)
+
+        with self._lock:
+            batch = self.tokenizer([prompt], add_special_tokens=False, return_tensors="pt")
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)  # under the lock: no other request draws
+            self._generate(lora, batch, sampling, streamer=_Emitter(emit), halted=halted)
+
+    def _generate(
+        self, lora: str | None, batch: Any, sampling: Sampling, *, halted: Any = None, **extra: Any
+    ) -> Any:
+        """The model's output for `batch`, by the base or the LoRA. Call with the lock held."""
+        import torch
+        from transformers import StoppingCriteriaList
+
+        options = {
+            **sampling.options(),
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
+            **extra,
         }
+        if halted is not None:
+            options["stopping_criteria"] = StoppingCriteriaList([halted])
+        with torch.no_grad():
+            if lora is not None:
+                if lora not in self._paths:
+                    raise KeyError(lora)
+                self._peft.set_adapter(self._make_resident(lora, self._paths[lora]))
+                return self._peft.generate(**batch, **options)
+            if self._peft is not None:
+                with self._peft.disable_adapter():
+                    return self._peft.generate(**batch, **options)
+            return self._model.generate(**batch, **options)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(tokens), skip_special_tokens=True))
+
+    @property
+    def eos_token_id(self) -> int | None:
+        token = self.tokenizer.eos_token_id
+        return int(token) if token is not None else None
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
         text = self.tokenizer.apply_chat_template(

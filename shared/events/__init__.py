@@ -40,6 +40,8 @@ from shared.events.revision import (
     RevisionRolledBack,
     RevisionSuperseded,
     RevisionValidated,
+    RolloutFailed,
+    RolloutStalled,
     WeightsDeleted,
 )
 from shared.events.trained import AdapterTrained, DataScope, TrainingRecipe
@@ -68,6 +70,8 @@ LIFECYCLE_EVENTS: tuple[type[Event], ...] = (
     ManifestArchived,
     WeightsDeleted,
     RevisionQuarantined,
+    RolloutFailed,
+    RolloutStalled,
 )
 COMMANDS: tuple[type[Event], ...] = (
     PromoteRevision,
@@ -113,6 +117,8 @@ __all__ = [
     "RevisionSuperseded",
     "RevisionValidated",
     "RollbackRevision",
+    "RolloutFailed",
+    "RolloutStalled",
     "SetCanaryAnalysis",
     "SetReplicas",
     "SetRetentionPolicy",

@@ -1,4 +1,5 @@
-"""Lifecycle facts on `adapters.lifecycle.v1`: one class per state transition.
+"""Lifecycle facts on `adapters.lifecycle.v1`: one class per state transition, and the
+rollout observations that record a fact without moving a track.
 
 Only the registry's outbox relay publishes these; each carries an `Envelope`.
 """
@@ -6,6 +7,7 @@ Only the registry's outbox relay publishes these; each carries an `Envelope`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 
 from shared.events.common import BaseModelRef, Envelope, Finding, MetricResult
@@ -197,3 +199,34 @@ class RevisionQuarantined:
     detected_by: str  # evaluator, activator, scrubber or archiver
     manifest_digest: str
     findings: list[Finding]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolloutFailed:
+    """A rollout that cannot complete: the replicas cannot serve the revision, no traffic
+    moved. A fact on the log; the environment track stays where it was."""
+
+    SCHEMA: ClassVar[str] = f"{_NS}.RolloutFailed"
+
+    envelope: Envelope
+    action: str
+    reason: str
+    evidence: dict[str, str] = field(default_factory=dict)
+    cause_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolloutStalled:
+    """A rollout still waiting on replicas that give no answer, past the stall threshold;
+    it is retried until they answer. A fact on the log; the track stays where it was."""
+
+    SCHEMA: ClassVar[str] = f"{_NS}.RolloutStalled"
+
+    envelope: Envelope
+    action: str
+    reason: str
+    unreachable: list[str] = field(default_factory=list)
+    stalled_since: datetime
+    waited_s: int
+    evidence: dict[str, str] = field(default_factory=dict)
+    cause_id: str

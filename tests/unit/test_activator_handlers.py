@@ -30,6 +30,7 @@ from shared.events import (
     RevisionActivated,
     RevisionApproved,
     RevisionSuperseded,
+    RolloutFailed,
 )
 from shared.kafka.dispatch import PermanentError
 from shared.pointers import EnvironmentPointer
@@ -49,6 +50,11 @@ def header(actor: Actor = OPERATOR) -> CommandHeader:
         issued_at=datetime.now(UTC),
         correlation_id="correlation",
     )
+
+
+def only_failure(events: list[Any]) -> bool:
+    """True when a rollout committed nothing but its RolloutFailed (ADR 0025)."""
+    return [type(e) for e in events] == [RolloutFailed] and bool(events[0].reason)
 
 
 class Rollout:
@@ -391,7 +397,7 @@ async def test_a_replica_that_fails_a_load_stops_the_rollout_before_anything_is_
     command = PromoteRevision(header=header(), revision=approved.envelope.revision)
     with pytest.raises(PermanentError, match="did not load on every replica"):
         await rollout.handle[PromoteRevision](command)
-    assert await rollout.since_mark() == []
+    assert only_failure(await rollout.since_mark())  # no move, only the fact
     assert await rollout.pointer() == EnvironmentPointer(active=stable)
     outcome = await rollout.world.store.outcome(command.header.command_id)
     assert outcome is not None and outcome["outcome"] is Outcome.FAILED
@@ -409,7 +415,7 @@ async def test_a_replica_that_answers_a_load_without_loading_stops_the_rollout(
     command = PromoteRevision(header=header(), revision=approved.envelope.revision)
     with pytest.raises(PermanentError, match="not listed"):
         await rollout.handle[PromoteRevision](command)
-    assert await rollout.since_mark() == []
+    assert only_failure(await rollout.since_mark())  # no move, only the fact
     outcome = await rollout.world.store.outcome(command.header.command_id)
     assert outcome is not None and outcome["evidence"]["stopped_by"] == "verify"
 
@@ -465,7 +471,7 @@ async def test_a_canary_on_replicas_that_take_no_routing_is_stopped_before_the_l
     command = PromoteRevision(header=header(), revision=approved.envelope.revision)
     with pytest.raises(PermanentError, match="take no routing"):
         await rollout.handle[PromoteRevision](command)
-    assert await rollout.since_mark() == []
+    assert only_failure(await rollout.since_mark())  # no move, only the fact
     assert await rollout.pointer() == EnvironmentPointer(active=stable)
     outcome = await rollout.world.store.outcome(command.header.command_id)
     assert outcome is not None and outcome["evidence"]["stopped_by"] == "routing"
@@ -484,6 +490,6 @@ async def test_a_revision_listed_but_not_served_stops_the_rollout(rollout: Rollo
     command = PromoteRevision(header=header(), revision=approved.envelope.revision)
     with pytest.raises(PermanentError, match="listed but not served"):
         await rollout.handle[PromoteRevision](command)
-    assert await rollout.since_mark() == []
+    assert only_failure(await rollout.since_mark())  # no move, only the fact
     outcome = await rollout.world.store.outcome(command.header.command_id)
     assert outcome is not None and outcome["evidence"]["missing_on"] == "http://replica-1"

@@ -76,6 +76,8 @@ def test_the_events_nobody_reacts_to_are_facts_for_auditors_alone() -> None:
         "RevisionRolledBack",
         "ManifestArchived",
         "WeightsDeleted",
+        "RolloutFailed",
+        "RolloutStalled",
     }
 
 

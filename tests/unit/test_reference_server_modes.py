@@ -41,7 +41,7 @@ def test_stock_mode_has_no_info_and_no_routing_but_a_base_card(stock: TestClient
     assert stock.get("/info").json() == {"detail": "Not Found"}
     assert stock.post("/v1/routing", json={"generation": 1}).status_code == 404
     [card] = stock.get("/v1/models").json()["data"]
-    assert "parent" not in card and card["max_model_len"] == 64
+    assert card["parent"] is None and card["max_model_len"] == 64
 
 
 def test_without_runtime_updating_the_lora_routes_are_absent(engine: Engine, tiny: Kit) -> None:

@@ -138,6 +138,11 @@ final class Lifecycle {
                 return b.equals("canary") || b.equals("active") ? "rolled_back" : null;
             case "RevisionSuperseded":
                 return b.equals("active") ? "superseded" : null;
+            case "RolloutFailed":
+            case "RolloutStalled":
+                // §7: observations; legal where a rollout can start, and they move nothing.
+                return b.equals("approved") || b.equals("canary") || b.equals("active")
+                    || b.equals("superseded") ? b : null;
             default:
                 return null;
         }
