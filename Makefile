@@ -52,6 +52,7 @@ lock: | $(VENV)/.uv
 
 setup: $(VENV)/.stamp
 	infra/kafka/fetch.sh
+	infra/prometheus/fetch.sh
 	verifiers/java/build.sh
 	@command -v /usr/lib/postgresql/15/bin/initdb >/dev/null || infra/postgres/install.sh
 	@# The approval page's browser test drives Debian's chromium, never a downloaded browser.

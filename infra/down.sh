@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Stop the local Kafka cluster and PostgreSQL, then prove that no process of ours is
-# left. Exits 0 when nothing ran; non-zero only if something could not be stopped.
+# Stop the local Kafka cluster, PostgreSQL and Prometheus, then prove that no process of
+# ours is left. Exits 0 when nothing ran; non-zero only if something could not be stopped.
 set -euo pipefail
 # shellcheck source=kafka/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/kafka/common.sh"
 # shellcheck source=postgres/common.sh
 source "$REPO/infra/postgres/common.sh"
+# shellcheck source=prometheus/common.sh
+source "$REPO/infra/prometheus/common.sh"
 
 # One up/down at a time (say, parallel test workers each calling up.sh).
 mkdir -p "$VAR_DIR"
@@ -14,14 +16,16 @@ flock 9
 
 our_pids() {
   all_kafka_pids
+  all_prometheus_pids
   if base=$(recorded_base); then all_pg_pids "$base"; fi
 }
 
 mapfile -t before < <(our_pids)
 rc=0
-# Try both even if the first fails, so one stuck service does not keep the other up.
+# Try each even if one fails, so one stuck service does not keep the others up.
 "$REPO/infra/kafka/stop.sh" || rc=1
 "$REPO/infra/postgres/stop.sh" || rc=1
+"$REPO/infra/prometheus/stop.sh" || rc=1
 rm -f "$VAR_DIR/infra.env"
 
 left=()

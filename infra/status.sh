@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/kafka/common.sh"
 # shellcheck source=postgres/common.sh
 source "$REPO/infra/postgres/common.sh"
+# shellcheck source=prometheus/common.sh
+source "$REPO/infra/prometheus/common.sh"
 
 ok=1
 if [[ -f $LAYOUT_FILE ]]; then
@@ -35,6 +37,15 @@ if base=$(recorded_base); then
   fi
 else
   printf 'postgres    no cluster yet\n'
+  ok=0
+fi
+
+if pid=$(prometheus_pid); then
+  state="running (pid $pid)"
+  port_open "$PROMETHEUS_PORT" || state+=", port $PROMETHEUS_PORT not accepting yet"
+  printf 'prometheus  127.0.0.1:%s  %s\n' "$PROMETHEUS_PORT" "$state"
+else
+  printf 'prometheus  stopped\n'
   ok=0
 fi
 

@@ -1,5 +1,6 @@
-"""The analysis timer's work: judge every running canary on fresh metrics, act on the
-verdict, and keep every replica loaded and routed as the registry says."""
+"""The analysis timer's work: judge every running canary on fresh metrics (from the fleet's
+metrics source: replicas, a gateway or Prometheus), act on the verdict, and keep every
+replica loaded and routed as the registry says."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ from shared.registry.store import UNAVAILABLE
 log = structlog.get_logger(__name__)
 
 # What a round waits out (ADR 0008): the registry restarting, a replica that does not
-# answer, a writer that moved the revision first. Anything else is a bug: it crashes the
+# answer (or a metrics source that does not: MetricsUnavailable is a TargetError), a
+# writer that moved the revision first. Anything else is a bug: it crashes the
 # service, and its supervisor restarts it.
 OUTAGES: tuple[type[Exception], ...] = (
     *UNAVAILABLE,
@@ -157,7 +159,10 @@ async def judge_step(
         await begin_canary_step(deps, adapter, environment, canary, pointer.canary_percent)
         return None
     now = deps.clock()
-    scraped = await deps.fleet.scrape(environment)
+    # The source itself, not `fleet.scrape`: one that cannot be read (a gateway or a
+    # Prometheus server away: MetricsUnavailable, an outage) holds the step with its last
+    # evidence, rather than noting zero samples as if nothing had been served.
+    scraped = await deps.fleet.metrics.snapshot(environment)
     before = snapshot_from_json(step.baseline)
     counted = window(scraped, before)
     rebased = rebase(scraped, before)

@@ -23,8 +23,16 @@ import structlog
 from tenacity import RetryCallState
 
 from services.activator.compat import base_problems, contract_problems
-from services.activator.metrics import Counters, parse_metrics
-from services.activator.ports import ActivatorStore, BaseCard, ServingTarget, TargetError
+from services.activator.metrics import Counters
+from services.activator.metrics_sources import ReplicaMetrics
+from services.activator.ports import (
+    ActivatorStore,
+    BaseCard,
+    MetricsSource,
+    MetricsUnavailable,
+    ServingTarget,
+    TargetError,
+)
 from services.activator.routing import lora_name, routing_document, served_names
 from shared.backoff import Backoff
 from shared.catalogue import EnvironmentSpec
@@ -70,8 +78,10 @@ class Fleet:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         catalogue: Catalogue | None = None,
         make_gateway: Callable[[str, str], ServingTarget] | None = None,
+        metrics: MetricsSource | None = None,
     ) -> None:
         self.store = store
+        self.metrics: MetricsSource = metrics or ReplicaMetrics(self.targets)
         self.make_target = make_target
         self.catalogue = catalogue
         self.make_gateway = make_gateway or make_target
@@ -314,13 +324,11 @@ class Fleet:
                 log.warning("prune_failed", url=target.url, error=str(exc))
 
     async def scrape(self, environment: str) -> dict[str, dict[str, Counters]]:
-        """Each reachable replica's per-lora counters; an unreachable one is left out."""
-        targets = await self.targets(environment)
-        texts = await asyncio.gather(*(t.metrics() for t in targets), return_exceptions=True)
-        scraped = {}
-        for target, text in zip(targets, texts, strict=True):
-            if isinstance(text, BaseException):
-                log.warning("scrape_failed", url=target.url, error=str(text))
-            else:
-                scraped[target.url] = parse_metrics(text)
-        return scraped
+        """The metrics source's per-lora counters by origin (by default each reachable
+        replica's; an unreachable one is left out). A source that cannot be read at all
+        gives none, logged: a step's baseline then begins at its next read (`rebase`)."""
+        try:
+            return await self.metrics.snapshot(environment)
+        except MetricsUnavailable as exc:
+            log.warning("metrics_unavailable", url=exc.url, error=str(exc))
+            return {}

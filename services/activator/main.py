@@ -16,8 +16,10 @@ from services.activator.canary import tick
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet, ReplicasUnreachable
 from services.activator.handlers import FLOW, handlers
+from services.activator.metrics_sources import GatewayMetrics, PrometheusMetrics
 from services.activator.migrations import MIGRATIONS
-from services.activator.settings import ActivatorSettings
+from services.activator.ports import MetricsSource
+from services.activator.settings import ActivatorSettings, MetricsSourceKind
 from services.activator.stalls import Stalls
 from services.activator.store import PostgresActivatorStore
 from services.activator.web import Issue, add_write_api, make_app
@@ -47,6 +49,17 @@ def serving_paths(artifacts: LocalArtifactStore, serving_root: str) -> Callable[
         return str(Path(serving_root) / folder.relative_to(local_root))
 
     return path_for
+
+
+def metrics_source(settings: ActivatorSettings, client: httpx.AsyncClient) -> MetricsSource | None:
+    """The source canary analysis reads; None: the fleet's replicas (its default)."""
+    match settings.metrics_source:
+        case MetricsSourceKind.gateway:
+            return GatewayMetrics(settings.gateway_metrics_url, client)
+        case MetricsSourceKind.prometheus:
+            return PrometheusMetrics(settings.prometheus_url, client)
+        case MetricsSourceKind.replicas:
+            return None
 
 
 def command_issuer(kernel: Kernel) -> Issue:
@@ -98,6 +111,7 @@ def run(env: Mapping[str, str] | None = None) -> None:
                 make_gateway=lambda url, environment: VllmTarget(
                     url, client, api_key=key_file(settings.gateway_keys_dir, environment)
                 ),
+                metrics=metrics_source(settings, client),
             ),
             serving_path=serving_paths(artifacts, settings.serving_artifact_root),
             roles_of=roles_in(kernel.pool),
@@ -122,7 +136,11 @@ def run(env: Mapping[str, str] | None = None) -> None:
 
         kernel.app.on_before_shutdown.connect(stop, weak=False)
         start_timer(kernel.app, deps, settings.analysis_interval_s)
-        log.info("activator_ready", analysis_interval_s=settings.analysis_interval_s)
+        log.info(
+            "activator_ready",
+            analysis_interval_s=settings.analysis_interval_s,
+            metrics_source=settings.metrics_source.value,
+        )
         return handlers(deps)
 
     run_service(FLOW, build, env=env, outages=(ReplicasUnreachable,))

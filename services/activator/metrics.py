@@ -1,13 +1,16 @@
-"""Serving metrics as the analysis reads them: per-revision counters scraped from replicas.
+"""Serving metrics as the analysis reads them: per-revision counters, by origin.
 
-Replicas export Prometheus text (`lora_requests_total`, `lora_request_errors_total` and the
-`lora_request_duration_seconds` histogram, labelled by `lora`). Counters are cumulative, so
-a canary step is judged on the difference to the scrape taken when the step began, per
-replica. A replica missing from that baseline (unreachable when the step began, or added
-since) counts nothing until its first scrape, which `rebase` makes its baseline: its
-cumulative counters hold what it served before the step. A lora missing from a replica that
-is in the baseline counts from zero (its counter was born since), and so does a counter
-that went down (the replica restarted).
+Our replicas export Prometheus text (`lora_requests_total`, `lora_request_errors_total` and
+the `lora_request_duration_seconds` histogram, labelled by `lora`); the gateway exports the
+Gateway API Inference Extension's names (`inference_model_request_total`, ..., labelled by
+`target_model_name`), which a Prometheus server then holds. An origin is whatever keeps one
+set of cumulative counters: a replica, a gateway, a gateway instance as Prometheus sees it
+(`metrics_sources.py` reads them). Counters are cumulative, so a canary step is judged on
+the difference to the snapshot taken when the step began, per origin. An origin missing
+from that baseline (unreachable when the step began, or added since) counts nothing until
+its first snapshot, which `rebase` makes its baseline: its cumulative counters hold what it
+served before the step. A lora missing from an origin that is in the baseline counts from
+zero (its counter was born since), and so does a counter that went down (a restart).
 """
 
 from __future__ import annotations
@@ -21,9 +24,29 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.activator.analysis import Observation
 
-REQUESTS = "lora_requests_total"
-ERRORS = "lora_request_errors_total"
-BUCKETS = "lora_request_duration_seconds_bucket"
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The series one exporter keeps a revision's counters in, and the label naming it."""
+
+    requests: str
+    errors: str
+    buckets: str
+    label: str
+
+
+REPLICA = Names(
+    "lora_requests_total",
+    "lora_request_errors_total",
+    "lora_request_duration_seconds_bucket",
+    "lora",
+)
+GATEWAY = Names(
+    "inference_model_request_total",
+    "inference_model_request_error_total",
+    "inference_model_request_duration_seconds_bucket",
+    "target_model_name",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +59,34 @@ class Counters:
 Snapshot = Mapping[str, Counters]  # by lora name
 
 
-def parse_metrics(text: str) -> dict[str, Counters]:
-    """Each lora's counters from one replica's `/metrics` text."""
+def parse_metrics(text: str, names: Names = REPLICA) -> dict[str, Counters]:
+    """Each lora's counters from one exporter's `/metrics` text (a replica's, by default),
+    summed over every other label (a gateway's `model_name`, `error_code`)."""
     requests: dict[str, float] = {}
     errors: dict[str, float] = {}
     buckets: dict[str, dict[float, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            lora = sample.labels.get("lora")
+            lora = sample.labels.get(names.label)
             if lora is None:
                 continue
-            if sample.name == REQUESTS:
+            if sample.name == names.requests:
                 requests[lora] = requests.get(lora, 0.0) + sample.value
-            elif sample.name == ERRORS:
+            elif sample.name == names.errors:
                 errors[lora] = errors.get(lora, 0.0) + sample.value
-            elif sample.name == BUCKETS:
+            elif sample.name == names.buckets:
                 le = float(sample.labels["le"])
                 per = buckets.setdefault(lora, {})
                 per[le] = per.get(le, 0.0) + sample.value
+    return counters_of(requests, errors, buckets)
+
+
+def counters_of(
+    requests: Mapping[str, float],
+    errors: Mapping[str, float],
+    buckets: Mapping[str, Mapping[float, float]],
+) -> dict[str, Counters]:
+    """Counters per lora from its request and error totals and its (le -> count) buckets."""
     return {
         lora: Counters(
             requests=requests.get(lora, 0.0),

@@ -1,5 +1,6 @@
-"""What the activator drives and keeps: serving targets (vLLM replicas, or the reference
-server), and its own tables (`store.PostgresActivatorStore`; in memory for tests,
+"""What the activator drives, reads and keeps: serving targets (vLLM replicas, or the
+reference server), the metrics canary analysis reads (`metrics_sources.py`), and its own
+tables (`store.PostgresActivatorStore`; in memory for tests,
 `tests.fakes.activator.InMemoryActivatorStore`)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.activator.metrics import Counters
 from services.activator.plans import Outcome, RequestAction
 from shared.contract import ServingContract
 from shared.pointers import EnvironmentPointer
@@ -25,6 +27,24 @@ class TargetError(Exception):
         self.url = url
         self.retryable = retryable or unreachable
         self.unreachable = unreachable
+
+
+class MetricsUnavailable(TargetError):
+    """A metrics source (a gateway, a Prometheus server) gave no counters: no answer
+    (`unreachable`), an error answer, or one it could not read. The canary step holds."""
+
+    def __init__(self, url: str, message: str, *, unreachable: bool) -> None:
+        super().__init__(url, message, retryable=True, unreachable=unreachable)
+
+
+class MetricsSource(Protocol):
+    """Where canary analysis reads per-revision counters: the replicas, a gateway, or a
+    Prometheus server."""
+
+    async def snapshot(self, environment: str) -> dict[str, dict[str, Counters]]:
+        """The environment's cumulative counters by origin (a replica, a gateway instance),
+        then by lora name. MetricsUnavailable when the source cannot be read at all."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

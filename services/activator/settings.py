@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import (
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationInfo,
+    field_validator,
+)
 
 from shared.settings import Count, EnvSettings, OrNone, Port
+
+
+class MetricsSourceKind(StrEnum):
+    replicas = "replicas"
+    gateway = "gateway"
+    prometheus = "prometheus"
+
+
+def _by_environment(value: object) -> object:
+    """`URL` (every environment) or `ENV=URL,ENV=URL` as {environment or `*`: URL}."""
+    if not isinstance(value, str):
+        return value
+    urls: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        environment, sep, url = entry.partition("=")
+        if sep and "://" not in environment:
+            urls[environment.strip()] = url.strip()
+        else:
+            urls["*"] = entry
+    return urls
 
 
 class ActivatorSettings(EnvSettings):
@@ -76,3 +104,34 @@ class ActivatorSettings(EnvSettings):
         validation_alias="ACTIVATOR_SERVING_ARTIFACT_ROOT",
         description="the artifact root as replicas mount it; empty: the same path",
     )
+    metrics_source: MetricsSourceKind = Field(
+        default=MetricsSourceKind.replicas,
+        validation_alias="ACTIVATOR_METRICS_SOURCE",
+        description="where canary analysis reads per-revision counters: replicas (each "
+        "replica's lora_* series), gateway (its inference_model_* series) or prometheus",
+    )
+    prometheus_url: str = Field(
+        default="",
+        validate_default=True,
+        validation_alias="ACTIVATOR_PROMETHEUS_URL",
+        description="the Prometheus server canary analysis queries (source prometheus); it "
+        "must scrape the gateways with an `environment` target label",
+    )
+    gateway_metrics_url: Annotated[dict[str, str], BeforeValidator(_by_environment)] = Field(
+        default_factory=dict,
+        validate_default=True,
+        validation_alias="ACTIVATOR_GATEWAY_METRICS_URL",
+        description="each environment's gateway /metrics (source gateway): a URL for every "
+        "environment, or ENV=URL,ENV=URL",
+    )
+
+    @field_validator("prometheus_url", "gateway_metrics_url")
+    @classmethod
+    def _given_for_its_source(cls, value: object, info: ValidationInfo) -> object:
+        """The chosen source's address is required: analysis never runs on no metrics."""
+        wanted = {"prometheus_url": "prometheus", "gateway_metrics_url": "gateway"}
+        if not value and info.data.get("metrics_source") == wanted[str(info.field_name)]:
+            raise ValueError(
+                f"required when ACTIVATOR_METRICS_SOURCE={wanted[str(info.field_name)]}"
+            )
+        return value

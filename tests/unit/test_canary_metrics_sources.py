@@ -1,0 +1,364 @@
+"""Canary analysis reads a metrics source: replicas (the default), a gateway's `/metrics` or a
+Prometheus server's HTTP API. Each gives the same per-origin counters the analysis diffs; a
+gateway or Prometheus that cannot be read raises `MetricsUnavailable`, and the step holds."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from services.activator.canary import tick
+from services.activator.metrics import (
+    GATEWAY,
+    REPLICA,
+    Counters,
+    parse_metrics,
+    snapshot_from_json,
+    snapshot_to_json,
+)
+from services.activator.metrics_sources import (
+    GatewayMetrics,
+    PrometheusMetrics,
+    parse_vector,
+    prometheus_queries,
+    snapshot_of_vectors,
+)
+from services.activator.ports import MetricsUnavailable
+from services.activator.routing import lora_name
+from shared.events import CanaryExpanded
+from tests.unit.test_activator_handlers import ADAPTER, ENV, Rollout
+
+GATEWAY_URL = "http://gateway:8600/metrics"
+PROMETHEUS_URL = "http://prometheus:9090"
+
+
+def gateway_text(*served: tuple[str, str, float, int | None]) -> str:
+    """What a gateway exports after forwarding `served` (model, target, seconds, error code),
+    under the names and labels the gateway exports."""
+    registry = CollectorRegistry()
+    labels = ("model_name", "target_model_name")
+    requests = Counter("inference_model_request_total", "", labels, registry=registry)
+    errors = Counter(
+        "inference_model_request_error_total", "", (*labels, "error_code"), registry=registry
+    )
+    duration = Histogram(
+        "inference_model_request_duration_seconds",
+        "",
+        labels,
+        buckets=(0.05, 0.5, 5.0),
+        registry=registry,
+    )
+    for model, target, seconds, code in served:
+        requests.labels(model, target).inc()
+        duration.labels(model, target).observe(seconds)
+        if code is not None:
+            errors.labels(model, target, str(code)).inc()
+    return generate_latest(registry).decode()
+
+
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        ([], {}),
+        (
+            [("a", "a@1", 0.01, None), ("a", "a@1", 1.0, 503), ("a", "a@2", 0.01, None)],
+            {
+                "a@1": Counters(2, 1, ((0.05, 1), (0.5, 1), (5.0, 2), (math.inf, 2))),
+                "a@2": Counters(1, 0, ((0.05, 1), (0.5, 1), (5.0, 1), (math.inf, 1))),
+            },
+        ),
+        (  # errors of every code and transport failures add up per target
+            [("a", "a@1", 0.01, 500), ("a", "a@1", 0.01, 502), ("b", "b@1", 9.0, None)],
+            {
+                "a@1": Counters(2, 2, ((0.05, 2), (0.5, 2), (5.0, 2), (math.inf, 2))),
+                "b@1": Counters(1, 0, ((0.05, 0), (0.5, 0), (5.0, 0), (math.inf, 1))),
+            },
+        ),
+    ],
+)
+def test_a_gateway_export_parses_into_counters_per_target_model(
+    served: list[tuple[str, str, float, int | None]], expected: dict[str, Counters]
+) -> None:
+    assert parse_metrics(gateway_text(*served), GATEWAY) == expected
+
+
+def test_the_replica_names_read_nothing_of_a_gateway_export_nor_the_gateway_names_a_replicas() -> (
+    None
+):
+    text = gateway_text(("a", "a@1", 0.01, None))
+    assert parse_metrics(text, REPLICA) == {}
+    assert parse_metrics('lora_requests_total{lora="a@1",adapter="a"} 3\n', GATEWAY) == {}
+
+
+@pytest.mark.parametrize(
+    ("environment", "label", "expected"),
+    [
+        (
+            "staging",
+            "environment",
+            {
+                "requests": "sum by (instance, target_model_name) "
+                '(inference_model_request_total{environment="staging"})',
+                "errors": "sum by (instance, target_model_name) "
+                '(inference_model_request_error_total{environment="staging"})',
+                "buckets": "sum by (instance, target_model_name, le) "
+                '(inference_model_request_duration_seconds_bucket{environment="staging"})',
+            },
+        ),
+        (  # quotes and backslashes cannot break out of the label matcher
+            'pro"d\\x',
+            "env",
+            {
+                "requests": "sum by (instance, target_model_name) "
+                '(inference_model_request_total{env="pro\\"d\\\\x"})',
+                "errors": "sum by (instance, target_model_name) "
+                '(inference_model_request_error_total{env="pro\\"d\\\\x"})',
+                "buckets": "sum by (instance, target_model_name, le) "
+                '(inference_model_request_duration_seconds_bucket{env="pro\\"d\\\\x"})',
+            },
+        ),
+    ],
+)
+def test_the_prometheus_queries_select_the_environment_and_keep_instances_apart(
+    environment: str, label: str, expected: dict[str, str]
+) -> None:
+    assert prometheus_queries(environment, GATEWAY, label) == expected
+
+
+def vector(*samples: tuple[dict[str, str], str]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": m, "value": [1700000000.0, v]} for m, v in samples],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"status": "error", "errorType": "bad_data", "error": "parse error"}, "parse error"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": []}}, "not a vector"),
+        ({"status": "success", "data": {"resultType": "vector", "result": [{}]}}, "unreadable"),
+        ([], "query failed"),
+    ],
+)
+def test_an_error_answer_or_an_unreadable_one_is_unavailable_not_empty(
+    body: Any, message: str
+) -> None:
+    with pytest.raises(MetricsUnavailable, match=message) as raised:
+        parse_vector(body, PROMETHEUS_URL)
+    assert not raised.value.unreachable and raised.value.retryable
+
+
+def test_the_query_answers_make_one_origin_per_scraped_instance() -> None:
+    target = {"target_model_name": "a@1"}
+    vectors = {
+        "requests": parse_vector(
+            vector(({**target, "instance": "g1:1"}, "10"), ({**target, "instance": "g2:1"}, "4")),
+            PROMETHEUS_URL,
+        ),
+        "errors": parse_vector(vector(({**target, "instance": "g1:1"}, "2")), PROMETHEUS_URL),
+        "buckets": parse_vector(
+            vector(
+                ({**target, "instance": "g1:1", "le": "0.5"}, "7"),
+                ({**target, "instance": "g1:1", "le": "+Inf"}, "10"),
+            ),
+            PROMETHEUS_URL,
+        ),
+    }
+
+    assert snapshot_of_vectors(PROMETHEUS_URL, vectors) == {
+        f"{PROMETHEUS_URL}#g1:1": {"a@1": Counters(10, 2, ((0.5, 7), (math.inf, 10)))},
+        f"{PROMETHEUS_URL}#g2:1": {"a@1": Counters(4, 0, ())},
+    }
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client_of(handler: Handler) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+async def test_a_gateway_source_reads_the_environments_gateway() -> None:
+    text = gateway_text(("a", "a@1", 0.01, None))
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, text=text)
+
+    source = GatewayMetrics({"prod": GATEWAY_URL, "*": "http://other/metrics"}, client_of(answer))
+
+    assert await source.snapshot("prod") == {GATEWAY_URL: parse_metrics(text, GATEWAY)}
+    assert asked == [GATEWAY_URL]
+
+
+@pytest.mark.parametrize(
+    ("handler", "unreachable"),
+    [
+        (refused, True),
+        (lambda _: httpx.Response(503, text="restarting"), True),
+        (lambda _: httpx.Response(404, text="no such path"), False),
+    ],
+)
+async def test_a_gateway_that_cannot_be_read_makes_the_source_raise(
+    handler: Handler, unreachable: bool
+) -> None:
+    source = GatewayMetrics({"*": GATEWAY_URL}, client_of(handler))
+    with pytest.raises(MetricsUnavailable) as raised:
+        await source.snapshot("prod")
+    assert raised.value.unreachable is unreachable
+
+
+async def test_a_gateway_source_without_a_gateway_for_the_environment_raises() -> None:
+    source = GatewayMetrics({"staging": GATEWAY_URL}, client_of(refused))
+    with pytest.raises(MetricsUnavailable, match="no gateway metrics URL for environment 'prod'"):
+        await source.snapshot("prod")
+
+
+async def test_a_prometheus_source_asks_three_instant_queries_at_one_instant() -> None:
+    asked: list[dict[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append(params)
+        samples = {
+            "requests": vector(({"instance": "g:1", "target_model_name": "a@1"}, "5")),
+            "errors": vector(),
+            "buckets": vector(({"instance": "g:1", "target_model_name": "a@1", "le": "+Inf"}, "5")),
+        }
+        kind = next(k for k, q in prometheus_queries("prod").items() if q == params["query"])
+        return httpx.Response(200, json=samples[kind])
+
+    source = PrometheusMetrics(PROMETHEUS_URL + "/", client_of(answer))
+
+    assert await source.snapshot("prod") == {
+        f"{PROMETHEUS_URL}#g:1": {"a@1": Counters(5, 0, ((math.inf, 5),))}
+    }
+    assert sorted(p["query"] for p in asked) == sorted(prometheus_queries("prod").values())
+    assert len({p["time"] for p in asked}) == 1
+
+
+@pytest.mark.parametrize(
+    ("handler", "unreachable"),
+    [
+        (refused, True),
+        (lambda _: httpx.Response(503, text="Service Unavailable"), True),
+        (
+            lambda _: httpx.Response(
+                400, json={"status": "error", "errorType": "bad_data", "error": "parse error"}
+            ),
+            False,
+        ),
+        (lambda _: httpx.Response(200, text="<html>not the API</html>"), False),
+    ],
+)
+async def test_a_prometheus_that_is_down_or_answers_an_error_makes_the_source_raise(
+    handler: Handler, unreachable: bool
+) -> None:
+    source = PrometheusMetrics(PROMETHEUS_URL, client_of(handler))
+    with pytest.raises(MetricsUnavailable) as raised:
+        await source.snapshot("prod")
+    assert raised.value.unreachable is unreachable
+
+
+class SettableSource:
+    """A gateway-like source whose counters the test sets; `away` makes it unreadable."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, Counters] = {}
+        self.away = False
+        self.read = 0
+
+    def serve(self, lora: str, requests: int, errors: int = 0) -> None:
+        c = self.counters.get(lora, Counters())
+        total = c.requests + requests
+        self.counters[lora] = Counters(total, c.errors + errors, ((0.1, total), (math.inf, total)))
+
+    async def snapshot(self, environment: str) -> dict[str, dict[str, Counters]]:
+        self.read += 1
+        if self.away:
+            raise MetricsUnavailable(GATEWAY_URL, "connection refused", unreachable=True)
+        return {GATEWAY_URL: dict(self.counters)}
+
+
+QUICK = {"min_samples": 20, "step_interval_s": 0}
+
+
+async def read_from_source(
+    tmp_path: Path, *, away_at_start: bool = False
+) -> tuple[Rollout, SettableSource, str]:
+    """A rollout whose analysis reads a settable source, an active revision and a canary
+    (its step begun while the source was away when `away_at_start`)."""
+    rollout = Rollout(tmp_path, analysis=QUICK)
+    source = SettableSource()
+    rollout.world.deps.fleet.metrics = source
+    await rollout.active(b"one")
+    source.away = away_at_start
+    canary = await rollout.canary(b"two")
+    source.away = False
+    return rollout, source, canary
+
+
+async def test_a_canary_expands_on_a_gateway_sources_counters_not_the_replicas(
+    tmp_path: Path,
+) -> None:
+    rollout, source, canary = await read_from_source(tmp_path)
+
+    source.serve(lora_name(ADAPTER, canary), 25)
+    await tick(rollout.world.deps)
+
+    [expanded] = await rollout.since_mark()
+    assert isinstance(expanded, CanaryExpanded)
+    assert source.read >= 2  # the step's baseline, then its judging
+
+
+async def test_a_gateway_source_that_is_away_holds_the_step_with_no_verdict(
+    tmp_path: Path,
+) -> None:
+    rollout, source, canary = await read_from_source(tmp_path)
+    source.serve(lora_name(ADAPTER, canary), 25, errors=25)  # would roll back if read
+    source.away = True
+
+    await tick(rollout.world.deps)
+    await tick(rollout.world.deps)
+
+    assert await rollout.since_mark() == []
+    assert (await rollout.pointer()).canary == canary
+    [row] = await rollout.world.store.canary_rows(ADAPTER, ENV)
+    assert row["last_decision"]["decision"] == "hold"
+
+
+async def test_a_step_begun_while_the_source_was_away_counts_from_its_first_read(
+    tmp_path: Path,
+) -> None:
+    rollout, source, canary = await read_from_source(tmp_path, away_at_start=True)
+    source.serve(lora_name(ADAPTER, canary), 400)  # served before the step's first read
+
+    await tick(rollout.world.deps)  # the first read becomes the baseline
+    source.serve(lora_name(ADAPTER, canary), 1)
+    await tick(rollout.world.deps)
+
+    assert await rollout.since_mark() == []
+    [row] = await rollout.world.store.canary_rows(ADAPTER, ENV)
+    assert row["last_decision"]["reason"] == "waiting for samples: 1 of 20"
+
+
+def test_the_counters_of_a_snapshot_survive_the_steps_json_baseline() -> None:
+    snapshot = {f"{PROMETHEUS_URL}#g:1": {"a@1": Counters(3, 1, ((0.5, 2), (math.inf, 3)))}}
+    stored = json.loads(json.dumps(snapshot_to_json(snapshot)))
+    assert snapshot_from_json(stored) == snapshot
