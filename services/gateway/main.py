@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from services.gateway.app import create_app
 from services.gateway.forwarding import ReplicaPool
@@ -33,12 +32,6 @@ def build(settings: GatewaySettings) -> GatewayState:
         admin_key=_first_line(read_private(f)) if (f := settings.admin_key_file) else None,
         replica_key=_first_line(read_private(f)) if (f := settings.replica_key_file) else None,
     )
-
-
-def app_from(env: Mapping[str, str] | None = None) -> FastAPI:
-    with exit_on_bad_settings("gateway"):
-        settings = GatewaySettings.from_env(env)
-    return create_app(build(settings))
 
 
 def run(env: Mapping[str, str] | None = None) -> None:
