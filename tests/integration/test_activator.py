@@ -12,7 +12,7 @@ import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,8 +247,9 @@ class Rollouts:
             thread.join(timeout=30)
 
 
-def start_replica(stack: Stack, tiny: Kit, name: str) -> str:
-    port = free_port()
+def start_replica(stack: Stack, tiny: Kit, name: str, port: int | None = None) -> str:
+    """A reference replica (faults enabled) as `name`; on `port` to start one again."""
+    port = port or free_port()
     stack.processes[name] = stack.command(
         name,
         ("-m", "services.reference_server", "--port", str(port)),
@@ -273,8 +274,15 @@ def wait_healthy(stack: Stack, urls: Sequence[str], timeout_s: float = 120) -> N
 async def rollouts_stack(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Rollouts]:
+    async with rollouts_on(infra, tmp_path_factory.mktemp("activator")) as rollouts:
+        yield rollouts
+
+
+@asynccontextmanager
+async def rollouts_on(infra: Infra, root: Path, **activator: str) -> AsyncIterator[Rollouts]:
+    """A stack with two replicas and an activator (`activator`: more of its settings)."""
     tiny = kit()
-    stack = Stack(infra, tmp_path_factory.mktemp("activator"))
+    stack = Stack(infra, root)
     await stack.create()
     base_id, base_revision = stack.register_kit_base(tiny)
     stack.adapterctl(
@@ -294,6 +302,7 @@ async def rollouts_stack(
         ACTIVATOR_ROUTING_DIR=str(stack.root / "routing"),
         ACTIVATOR_LOAD_ATTEMPTS="3",
         ACTIVATOR_LOAD_BACKOFF_S="0.1",
+        **activator,
     )
     # The activator's own settings, set through its API as the stack's admin once it answers,
     # so the rollouts below find the replicas and the settings in place.
