@@ -21,10 +21,14 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from services.activator.canary import tick
 from services.activator.metrics import GATEWAY, Counters, parse_metrics, window
 from services.activator.metrics_sources import PrometheusMetrics
 from services.activator.ports import MetricsUnavailable
+from services.activator.routing import lora_name
+from shared.events import CanaryExpanded, RevisionRolledBack
 from tests.conftest import INFRA_ENV, REPO, _read_env_file
+from tests.unit.test_activator_handlers import ADAPTER, Rollout
 
 START = REPO / "infra" / "prometheus" / "start.sh"
 STOP = REPO / "infra" / "prometheus" / "stop.sh"
@@ -227,3 +231,53 @@ async def test_a_prometheus_that_is_down_makes_the_source_raise_unreachable(
             await source.snapshot("nowhere")
     assert raised.value.unreachable
     assert url in raised.value.url
+
+
+class UnderLabel:
+    """The Prometheus source, asked for this test's own `environment` label whatever the
+    environment is called (the shared server may hold other tests' series)."""
+
+    def __init__(self, source: PrometheusMetrics, label: str) -> None:
+        self.source, self.label = source, label
+
+    async def snapshot(self, environment: str) -> dict[str, dict[str, Counters]]:
+        return await self.source.snapshot(self.label)
+
+
+async def test_a_canary_judged_from_prometheus_expands_then_rolls_back_on_its_errors(
+    prometheus: Prometheus,
+    exporter: Exporter,
+    scrape: Callable[[str, int], None],
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    label = unique("prod")
+    rollout = Rollout(tmp_path, analysis={"min_samples": 20, "step_interval_s": 0})
+    async with httpx.AsyncClient(timeout=5) as client:
+        source = UnderLabel(PrometheusMetrics(prometheus.url, client), label)
+        rollout.world.deps.fleet.metrics = source
+        stable = lora_name(ADAPTER, await rollout.active(b"one"))
+        exporter.serve(stable, 30)
+        scrape(label, exporter.port)
+        origin = f"{prometheus.url}#127.0.0.1:{exporter.port}"
+
+        def seen() -> Awaitable[Any]:
+            return source.snapshot(label)
+
+        await eventually(seen, {origin: exporter.counters()})  # scraped before the step
+        revision = await rollout.canary(b"two")  # its step's baseline: from Prometheus
+        canary = lora_name(ADAPTER, revision)
+        exporter.serve(canary, 25)
+        assert await eventually(seen, {origin: exporter.counters()}) == {
+            origin: exporter.counters()
+        }
+        await tick(rollout.world.deps)
+        [expanded] = await rollout.since_mark()
+        assert isinstance(expanded, CanaryExpanded)
+
+        exporter.serve(canary, 25, errors=25)  # the next step: every request fails
+        await eventually(seen, {origin: exporter.counters()})
+        await tick(rollout.world.deps)
+        events = await rollout.since_mark()
+        assert any(isinstance(e, RevisionRolledBack) for e in events), events
+        assert (await rollout.pointer()).canary is None
