@@ -19,7 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from services.reference_server.app import ServerState, create_app
-from services.reference_server.engine import Engine, Sampling
+from services.reference_server.engine import Engine
 from services.reference_server.faults import Faults
 from services.reference_server.settings import ServerSettings
 from shared.modelkit.cache import Kit, kit
@@ -37,14 +37,8 @@ class GatedEngine(Engine):
     gate: threading.Event | None = None
     opened_in_time = False
 
-    def stream(
-        self,
-        lora: str | None,
-        prompt: str,
-        sampling: Sampling,
-        emit: Callable[[int], None],
-        halt: threading.Event,
-    ) -> None:
+    def stream(self, lora: str | None, prompt: str, *rest: Any) -> None:
+        sampling, emit, halt = rest
         gate, made = self.gate, 0
 
         def emit_then_wait(token: int) -> None:
@@ -107,16 +101,11 @@ def chat(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], An
 
 
 def streamed_chat(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], list[Any]]:
+    messages = params.pop("messages", STORY)
     chunks = list(
-        client.chat.completions.create(
-            model=base, messages=params.pop("messages", STORY), stream=True, **params
-        )
+        client.chat.completions.create(model=base, messages=messages, stream=True, **params)
     )
-    texts: dict[int, str] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
-    return [texts[i] for i in sorted(texts)], chunks
+    return joined(chunks, lambda choice: choice.delta.content or ""), chunks
 
 
 def complete(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], Any]:
@@ -131,11 +120,16 @@ def streamed_completion(
 ) -> tuple[list[str], list[Any]]:
     prompt = params.pop("prompt", "The capital")
     chunks = list(client.completions.create(model=base, prompt=prompt, stream=True, **params))
+    return joined(chunks, lambda choice: choice.text), chunks
+
+
+def joined(chunks: list[Any], text_of: Callable[[Any], str]) -> list[str]:
+    """Each choice's text, its chunks' pieces put together in order."""
     texts: dict[int, str] = {}
     for chunk in chunks:
         for choice in chunk.choices:
-            texts[choice.index] = texts.get(choice.index, "") + choice.text
-    return [texts[i] for i in sorted(texts)], chunks
+            texts[choice.index] = texts.get(choice.index, "") + text_of(choice)
+    return [texts[i] for i in sorted(texts)]
 
 
 SAME_ANSWERS = [
@@ -147,31 +141,25 @@ SAME_ANSWERS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("whole", "streamed", "kind"),
+    [
+        pytest.param(chat, streamed_chat, "chat.completion.chunk", id="chat"),
+        pytest.param(complete, streamed_completion, "text_completion", id="text"),
+    ],
+)
 @pytest.mark.parametrize("params", SAME_ANSWERS)
-def test_streamed_chat_chunks_add_up_to_the_whole_answer(
-    client: openai.OpenAI, base: str, params: dict[str, Any]
+def test_streamed_chunks_add_up_to_the_whole_answer(
+    client: openai.OpenAI, base: str, whole: Any, streamed: Any, kind: str, params: dict[str, Any]
 ) -> None:
-    whole, answer = chat(client, base, **params)
-    pieces, chunks = streamed_chat(client, base, **params)
+    texts, answer = whole(client, base, **params)
+    pieces, chunks = streamed(client, base, **params)
 
-    assert pieces == whole and all(whole)
-    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    assert pieces == texts and all(texts)
+    assert {c.object for c in chunks} == {kind}
     assert [c.finish_reason for c in answer.choices] == [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
-
-
-@pytest.mark.parametrize("params", SAME_ANSWERS)
-def test_streamed_completion_chunks_add_up_to_the_whole_answer(
-    client: openai.OpenAI, base: str, params: dict[str, Any]
-) -> None:
-    whole, _ = complete(client, base, **params)
-    pieces, chunks = streamed_completion(client, base, **params)
-
-    assert pieces == whole and all(whole)
-    assert len([c for c in chunks if c.choices and c.choices[0].text]) > len(
-        whole
-    )  # token by token
 
 
 def test_a_streamed_token_reaches_the_client_while_the_engine_still_generates(
