@@ -11,15 +11,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.errors import openai_error
-from services.gateway.forwarding import NoReplica, Upstream
+from services.gateway.forwarding import NoReplica, ReplicaBroken, Upstream
 from services.gateway.gie import inference_models, to_yaml
-from services.gateway.keys import admits_bearer, bearer
+from services.gateway.keys import ClientKeys, admits_bearer, bearer
 from services.gateway.resolution import Outcome, resolve
 from services.gateway.rewrite import EventSplitter, renamed, renamed_event
 from services.gateway.state import GatewayState
@@ -27,7 +28,7 @@ from services.gateway.telemetry import UNREACHABLE
 from shared.routing import RoutingDocumentError
 
 log = structlog.get_logger("gateway")
-OPEN_PATHS = ("/v1/routing",)  # read by anyone; a push is checked against the admin key
+OPEN = ("/v1/routing",)  # read by anyone; a push is checked against the admin key
 
 
 def create_app(state: GatewayState) -> FastAPI:
@@ -35,18 +36,27 @@ def create_app(state: GatewayState) -> FastAPI:
     for routes in (_serving_routes, _model_routes, _routing_routes, _meta_routes):
         app.include_router(routes(state))
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        guarded = path.startswith("/v1") and not path.startswith(OPEN_PATHS)
-        if guarded and not state.keys.admits(bearer(request.headers.get("authorization", ""))):
-            return openai_error(
+    app.add_middleware(ClientAuth, keys=state.keys)
+    return app
+
+
+class ClientAuth:
+    """Every `/v1` route but the routing's wants a listed client key (a plain ASGI
+    middleware: it adds nothing to a streamed answer's path)."""
+
+    def __init__(self, app: ASGIApp, keys: ClientKeys) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        guarded = scope["type"] == "http" and path.startswith("/v1") and not path.startswith(OPEN)
+        if guarded and not self.keys.admits(bearer(Headers(scope=scope).get("authorization", ""))):
+            refused = openai_error(
                 401, "Incorrect or missing API key.", "invalid_request_error", "invalid_api_key"
             )
-        response: Response = await call_next(request)
-        return response
-
-    return app
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _serving_routes(state: GatewayState) -> APIRouter:
@@ -97,19 +107,19 @@ async def forward(state: GatewayState, request: Request, path: str) -> Response:
         telemetry.duration.labels(model, target).observe(time.perf_counter() - started)
         log.warning("forward_failed", model=model, target=target, reason=exc.message)
         return openai_error(exc.status, exc.message, "server_error", "replica_unavailable")
-    status = upstream.response.status_code
+    status = upstream.status
     if status >= 500:
         telemetry.fail(model, target, status)
     answer_headers = {"x-served-model": target, "x-request-id": request_id}
-    media = upstream.response.headers.get("content-type", "application/json")
+    media = upstream.media_type
     if media.startswith("text/event-stream"):
         relay = _relay(state, upstream, model, target, started)
         return StreamingResponse(relay, status, answer_headers, media_type=media)
     try:
-        content = await upstream.response.aread()
-    except httpx.TransportError as exc:
+        content = await upstream.read()
+    except ReplicaBroken as exc:
         telemetry.fail(model, target, UNREACHABLE)
-        return openai_error(502, f"replica failed: {exc!r}", "server_error", "replica_unavailable")
+        return openai_error(502, str(exc), "server_error", "replica_unavailable")
     finally:
         await upstream.close()
         telemetry.duration.labels(model, target).observe(time.perf_counter() - started)
@@ -124,7 +134,7 @@ async def _relay(
     """The replica's events as they come, each renamed: nothing waits for the next."""
     telemetry, splitter, first = state.telemetry, EventSplitter(), True
     try:
-        async for chunk in upstream.response.aiter_bytes():
+        async for chunk in upstream.chunks():
             for event in splitter.feed(chunk):
                 if first:
                     telemetry.first_token.labels(model, target).observe(
@@ -136,7 +146,7 @@ async def _relay(
                 yield event + b"\n\n"
         if rest := splitter.rest():
             yield rest
-    except httpx.TransportError as exc:  # the status is sent: the stream just ends
+    except ReplicaBroken as exc:  # the status is sent: the stream just ends
         telemetry.fail(model, target, UNREACHABLE)
         log.warning("stream_broken", model=model, target=target, reason=repr(exc))
     finally:

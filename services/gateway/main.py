@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
 import uvicorn
 
 from services.gateway.app import create_app
@@ -22,13 +21,10 @@ def _first_line(text: str) -> str:
 
 def build(settings: GatewaySettings) -> GatewayState:
     """The state a gateway runs on; reads its key files (refusing any others may read)."""
-    timeout = httpx.Timeout(settings.replica_timeout_s, connect=5.0)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    client = httpx.AsyncClient(timeout=timeout, limits=limits)
     return GatewayState(
         settings=settings,
         keys=ClientKeys(settings.client_keys_file),
-        pool=ReplicaPool(settings.replicas, client),
+        pool=ReplicaPool(settings.replicas, timeout_s=settings.replica_timeout_s),
         admin_key=_first_line(read_private(f)) if (f := settings.admin_key_file) else None,
         replica_key=_first_line(read_private(f)) if (f := settings.replica_key_file) else None,
     )

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 
 from services.gateway.forwarding import ReplicaPool
@@ -72,11 +72,9 @@ class GatewayState:
         if not url:
             return
         try:
-            response = await self.pool.client.get(url, timeout=10.0)
-            response.raise_for_status()
-            document = response.json()
+            document = await self.pool.get_json(url)
             self.apply(document if isinstance(document, dict) else None)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("routing_pull_failed", url=url, reason=repr(exc))
 
     async def _poll(self) -> None:
@@ -93,4 +91,4 @@ class GatewayState:
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
-            await self.pool.client.aclose()
+            await self.pool.close()
