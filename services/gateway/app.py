@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -114,7 +115,9 @@ async def forward(state: GatewayState, request: Request, path: str) -> Response:
     media = upstream.media_type
     if media.startswith("text/event-stream"):
         relay = _relay(state, upstream, model, target, started)
-        return StreamingResponse(relay, status, answer_headers, media_type=media)
+        # A client gone before the first chunk never starts the relay: the task closes it.
+        closing = BackgroundTask(upstream.close)
+        return StreamingResponse(relay, status, answer_headers, media, closing)
     try:
         content = await upstream.read()
     except ReplicaBroken as exc:

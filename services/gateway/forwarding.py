@@ -42,6 +42,7 @@ class Upstream:
     replica: str
     response: aiohttp.ClientResponse
     pool: ReplicaPool
+    closed: bool = False
 
     @property
     def status(self) -> int:
@@ -66,8 +67,11 @@ class Upstream:
             raise ReplicaBroken(f"replica {self.replica} failed: {exc!r}") from exc
 
     async def close(self) -> None:
-        self.response.release()
-        self.pool.release(self.replica)
+        """Hand the connection back, once, however the answer ended."""
+        if not self.closed:
+            self.closed = True
+            self.response.release()
+            self.pool.release(self.replica)
 
 
 class ReplicaPool:
@@ -96,6 +100,9 @@ class ReplicaPool:
         start, self._turn = self._turn % len(self.urls), self._turn + 1
         rotated = self.urls[start:] + self.urls[:start]
         return sorted(rotated, key=self._in_flight.__getitem__)  # stable: keeps the turn
+
+    def in_flight(self) -> dict[str, int]:
+        return dict(self._in_flight)
 
     def release(self, url: str) -> None:
         self._in_flight[url] -= 1

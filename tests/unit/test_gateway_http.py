@@ -237,6 +237,7 @@ def route(
     }
 
 
+FIRST_STABLE_ID = next(f"s-{i}" for i in range(1000) if bucket(f"s-{i}") >= 20)
 CHAT_AT_20 = routing(7, chat=route(STABLE, CANARY, 20, ("acme",)), story=route(STORY))
 
 
@@ -341,6 +342,43 @@ def test_a_stream_reaches_the_client_chunk_by_chunk_renamed_with_usage_counted(
     story = labels(model_name="story", target_model_name=STORY)
     assert samples[("inference_model_time_to_first_token_seconds_count", story)] >= 1
     assert samples[("inference_model_output_tokens_sum", story)] >= 2
+
+
+def test_the_reference_replicas_stream_reaches_the_client_under_the_logical_name(
+    gateway: Gateway,
+) -> None:
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="chat",
+        messages=[{"role": "user", "content": "capital?"}],
+        max_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-request-id": FIRST_STABLE_ID},
+    )
+    chunks = list(raw.parse())
+
+    assert served_model(raw) == STABLE
+    assert chunks and {c.model for c in chunks} == {"chat"}
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+
+
+def test_a_client_leaving_mid_stream_hands_the_replica_back(
+    gateways: Callable[..., Gateway], stub: tuple[Stub, Served]
+) -> None:
+    fake = stub[0]
+    fake.release.clear()
+    front = gateways(stub[1].url)
+    front.push(routing(1, story=route(STORY)))
+    stream = front.client().chat.completions.create(
+        model="story", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+
+    next(iter(stream))
+    assert sum(front.state.pool.in_flight().values()) == 1
+    stream.close()
+    fake.release.set()
+
+    eventually(lambda: sum(front.state.pool.in_flight().values()) == 0, timeout=10, interval=0.02)
 
 
 def test_without_a_valid_key_the_client_gets_401_in_openais_shape(gateway: Gateway) -> None:
