@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
-from services.reference_server.bodies import error_response
+from services.reference_server.bodies import error_response, missing_model, refuse_invalid
 from services.reference_server.engine import Engine, LoadRefused
 from services.reference_server.faults import Faults
-from services.reference_server.protocol import ParameterRefused
+from services.reference_server.models import model_routes
 from services.reference_server.serving import Resolve, Unservable, serving_routes
 from services.reference_server.settings import ServerSettings
 from services.reference_server.telemetry import Telemetry
@@ -50,14 +48,16 @@ def create_app(state: ServerState) -> FastAPI:
     settings = state.settings
     app = FastAPI(title="reference LoRA server", docs_url=None, redoc_url=None)
     routers = [_meta_routes, _admin_routes]
-    if not settings.stock_vllm:  # vLLM 0.22 has no `GET /v1/models/{id}` either
-        routers += [_info_routes, _routing_routes, _model_route]
+    if not settings.stock_vllm:
+        routers += [_info_routes, _routing_routes]
     if settings.runtime_lora_updating:
         routers.append(_lora_routes)
     for routes in routers:
         app.include_router(routes(state))
+    # vLLM 0.22 has no `GET /v1/models/{id}`: a stand-in for stock vLLM has none either
+    app.include_router(model_routes(settings, state.engine, one_by_id=not settings.stock_vllm))
     app.include_router(serving_routes(state, _resolver(state)))
-    app.add_exception_handler(RequestValidationError, _refuse_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, refuse_invalid)  # type: ignore[arg-type]
     if settings.api_key:
         _require_key(app, settings.api_key)
     return app
@@ -97,75 +97,18 @@ def _info_routes(state: ServerState) -> APIRouter:
 
 
 def _meta_routes(state: ServerState) -> APIRouter:
-    """Health, models and metrics."""
+    """Health and metrics."""
     router = APIRouter()
 
     @router.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": _cards(state)}
-
     @router.get("/metrics")
     async def metrics() -> Response:
         return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
     return router
-
-
-def _model_route(state: ServerState) -> APIRouter:
-    """One model's card, as OpenAI's `GET /v1/models/{id}` gives it."""
-    router = APIRouter()
-
-    @router.get("/v1/models/{model:path}", response_model=None)
-    async def model_card(model: str) -> Response:
-        found = [card for card in _cards(state) if card["id"] == model]
-        if not found:
-            return error_response(404, _missing(model), "NotFoundError", "model")
-        return JSONResponse(found[0])
-
-    return router
-
-
-def _cards(state: ServerState) -> list[dict[str, Any]]:
-    """vLLM's model cards: the base first, then every loaded LoRA with the base as parent."""
-    settings, engine = state.settings, state.engine
-    now = int(time.time())
-    permission = {
-        "id": f"modelperm-{uuid.uuid4().hex}",
-        "object": "model_permission",
-        "created": now,
-        "allow_create_engine": False,
-        "allow_sampling": True,
-        "allow_logprobs": False,  # refused here: the engine gives no log probabilities
-        "allow_search_indices": False,
-        "allow_view": True,
-        "allow_fine_tuning": False,
-        "organization": "*",
-        "group": None,
-        "is_blocking": False,
-    }
-    models: list[tuple[str, str, str | None, int | None]] = [
-        (settings.base_model_id, str(settings.base_folder), None, engine.max_model_len)
-    ]
-    models += [
-        (n, path, settings.base_model_id, None) for n, path in sorted(engine.loaded().items())
-    ]
-    return [
-        {
-            "id": model,
-            "object": "model",
-            "created": now,
-            "owned_by": "vllm",
-            "root": root,
-            "parent": parent,
-            "max_model_len": length,
-            "permission": [permission],
-        }
-        for model, root, parent, length in models
-    ]
 
 
 def _lora_routes(state: ServerState) -> APIRouter:
@@ -252,7 +195,7 @@ def _resolver(state: ServerState) -> Resolve:
             return model
         route = state.routing.routes.get(model)
         if route is None:
-            raise Unservable(404, _missing(model), "NotFoundError", "model")
+            raise Unservable(404, missing_model(model), "NotFoundError", "model")
         lora = choose(route, request_id, tenant)
         if lora is None or lora not in state.engine.loaded():
             state.telemetry.unrouted.labels(model).inc()
@@ -260,26 +203,6 @@ def _resolver(state: ServerState) -> Resolve:
         return lora
 
     return resolve
-
-
-def _missing(model: str) -> str:
-    return f"The model `{model}` does not exist."
-
-
-async def _refuse_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """vLLM's answer to a body that does not validate: a 400 naming the parameter."""
-    errors = exc.errors()
-    refused = [
-        e["ctx"]["error"]
-        for e in errors
-        if isinstance(e.get("ctx", {}).get("error"), ParameterRefused)
-    ]
-    if refused:
-        return error_response(400, str(refused[0]), "Bad Request", refused[0].parameter)
-    found = [(".".join(map(str, e["loc"][1:])), e["msg"]) for e in errors]
-    message = "; ".join(f"{where}: {what}" if where else what for where, what in found)
-    param = next((str(e["loc"][1]) for e in errors if len(e["loc"]) > 1), None)
-    return error_response(400, message, "Bad Request", param)
 
 
 def _admin_routes(state: ServerState) -> APIRouter:

@@ -7,7 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from services.reference_server.protocol import ParameterRefused
 
 DONE = "data: [DONE]\n\n"
 
@@ -22,7 +26,27 @@ def error_response(
     return JSONResponse(error_body(status, message, kind, param), status)
 
 
-def event(payload: dict[str, Any]) -> str:
+def missing_model(model: str) -> str:
+    return f"The model `{model}` does not exist."
+
+
+async def refuse_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """vLLM's answer to a body that does not validate: a 400 naming the parameter."""
+    errors = exc.errors()
+    refused = [
+        e["ctx"]["error"]
+        for e in errors
+        if isinstance(e.get("ctx", {}).get("error"), ParameterRefused)
+    ]
+    if refused:
+        return error_response(400, str(refused[0]), "Bad Request", refused[0].parameter)
+    found = [(".".join(map(str, e["loc"][1:])), e["msg"]) for e in errors]
+    message = "; ".join(f"{where}: {what}" if where else what for where, what in found)
+    named = [e["loc"][1] for e in errors if len(e["loc"]) > 1 and isinstance(e["loc"][1], str)]
+    return error_response(400, message, "Bad Request", named[0] if named else None)
+
+
+def encode_event(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 

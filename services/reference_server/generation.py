@@ -33,7 +33,7 @@ class Plan:
     stops: Sequence[str]
 
 
-async def pieces(engine: Engine, lora: str | None, plan: Plan) -> AsyncIterator[Piece]:
+async def generate_pieces(engine: Engine, lora: str | None, plan: Plan) -> AsyncIterator[Piece]:
     """Choice `p * n + i` is the `i`th answer to prompt `p`, as vLLM numbers them; a seed
     moves on by the choice's number, so choices differ and a request repeats exactly."""
     for p, (prompt, sampling) in enumerate(zip(plan.prompts, plan.sampling, strict=True)):

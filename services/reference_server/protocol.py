@@ -141,12 +141,14 @@ class Message(BaseModel):
         if not isinstance(self.content, list):
             return {"role": self.role, "content": self.content or ""}
         for part in self.content:
-            if part.type != "text" or part.text is None:
+            if part.type != "text":
                 raise ParameterRefused(
                     f"content part type {part.type!r} is not supported: "
                     "this model reads text only (parts of type 'text')",
                     parameter="messages",
                 )
+            if part.text is None:
+                raise ParameterRefused("a 'text' content part needs `text`", parameter="messages")
         return {"role": self.role, "content": "\n".join(p.text or "" for p in self.content)}
 
 

@@ -19,14 +19,14 @@ from services.reference_server.bodies import (
     TEXT,
     Head,
     Shape,
+    encode_event,
     error_body,
     error_response,
-    event,
     usage,
 )
 from services.reference_server.engine import Engine, Sampling
 from services.reference_server.faults import Faults
-from services.reference_server.generation import Piece, Plan, pieces
+from services.reference_server.generation import Piece, Plan, generate_pieces
 from services.reference_server.protocol import (
     ChatRequest,
     CompletionRequest,
@@ -109,13 +109,13 @@ async def _answer(
         if state.faults.request_fails(lora):
             observe(True)
             return error_response(500, f"injected fault for {lora}", "InternalServerError")
-    answer = pieces(engine, lora, plan)
+    answer = generate_pieces(engine, lora, plan)
     if body.stream:
         choices = len(prompts) * body.n
         events = _stream(answer, shape, head, choices, sum(counts), body.include_usage, observe)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     try:
-        whole = await _whole(answer, shape, head, sum(counts))
+        whole = await _collect(answer, shape, head, sum(counts))
     except Exception as exc:  # answered as a 500 and counted against the revision
         observe(True)
         return error_response(500, f"generation failed: {exc!r}", "InternalServerError")
@@ -137,7 +137,7 @@ def _observer(state: Serving, lora: str | None) -> Callable[[bool], None]:
     return observe
 
 
-async def _whole(
+async def _collect(
     answer: AsyncIterator[Piece], shape: Shape, head: Head, prompt_tokens: int
 ) -> dict[str, Any]:
     texts: dict[int, list[str]] = {}
@@ -179,11 +179,11 @@ async def _stream(
         failed = False
     except Exception as exc:
         failed = True
-        yield event(error_body(500, f"generation failed: {exc!r}", "InternalServerError"))
+        yield encode_event(error_body(500, f"generation failed: {exc!r}", "InternalServerError"))
     finally:
         observe(bool(failed))
     yield DONE
 
 
 def _chunk(shape: Shape, head: Head, choices: Sequence[dict[str, Any]], **extra: Any) -> str:
-    return event(head.body(shape.chunk_object, choices=list(choices), **extra))
+    return encode_event(head.body(shape.chunk_object, choices=list(choices), **extra))
