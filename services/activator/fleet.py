@@ -24,7 +24,7 @@ from tenacity import RetryCallState
 
 from services.activator.compat import base_problems, contract_problems
 from services.activator.metrics import Counters
-from services.activator.metrics_sources import ReplicaMetrics
+from services.activator.metrics_sources import replica_metrics
 from services.activator.ports import (
     ActivatorStore,
     BaseCard,
@@ -81,7 +81,7 @@ class Fleet:
         metrics: MetricsSource | None = None,
     ) -> None:
         self.store = store
-        self.metrics: MetricsSource = metrics or ReplicaMetrics(self.targets)
+        self.metrics: MetricsSource = metrics or replica_metrics(self.targets)
         self.make_target = make_target
         self.catalogue = catalogue
         self.make_gateway = make_gateway or make_target

@@ -16,7 +16,7 @@ from services.activator.canary import tick
 from services.activator.deps import ActivatorDeps
 from services.activator.fleet import Fleet, ReplicasUnreachable
 from services.activator.handlers import FLOW, handlers
-from services.activator.metrics_sources import GatewayMetrics, PrometheusMetrics
+from services.activator.metrics_sources import PrometheusMetrics, gateway_metrics, gateway_pages
 from services.activator.migrations import MIGRATIONS
 from services.activator.ports import MetricsSource
 from services.activator.settings import ActivatorSettings, MetricsSourceKind
@@ -51,15 +51,19 @@ def serving_paths(artifacts: LocalArtifactStore, serving_root: str) -> Callable[
     return path_for
 
 
-def metrics_source(settings: ActivatorSettings, client: httpx.AsyncClient) -> MetricsSource | None:
-    """The source canary analysis reads; None: the fleet's replicas (its default)."""
+def metrics_source(
+    settings: ActivatorSettings, client: httpx.AsyncClient, fleet: Fleet
+) -> MetricsSource:
+    """The source canary analysis reads: the fleet's replicas (its default), the
+    environment's gateways (the catalogue's, or the page a setting names), or Prometheus."""
     match settings.metrics_source:
         case MetricsSourceKind.gateway:
-            return GatewayMetrics(settings.gateway_metrics_url, client)
+            pages = gateway_pages(fleet.gateways, settings.gateway_metrics_url, client)
+            return gateway_metrics(pages)
         case MetricsSourceKind.prometheus:
             return PrometheusMetrics(settings.prometheus_url, client)
         case MetricsSourceKind.replicas:
-            return None
+            return fleet.metrics
 
 
 def command_issuer(kernel: Kernel) -> Issue:
@@ -93,26 +97,28 @@ def run(env: Mapping[str, str] | None = None) -> None:
         store = PostgresActivatorStore(kernel.pool)
         catalogue = kernel.catalogue
         artifacts = LocalArtifactStore(Path(kernel.settings.artifact_root))
+        fleet = Fleet(
+            store,
+            lambda url, environment: VllmTarget(
+                url, client, api_key=key_file(settings.replica_keys_dir, environment)
+            ),
+            retry=Backoff(
+                settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
+            ),
+            routing_dir=settings.routing_dir,
+            catalogue=catalogue,
+            make_gateway=lambda url, environment: VllmTarget(
+                url, client, api_key=key_file(settings.gateway_keys_dir, environment)
+            ),
+        )
+        # Once the fleet exists: the gateway source reads the gateways it knows.
+        fleet.metrics = metrics_source(settings, client, fleet)
         deps = ActivatorDeps(
             registry=kernel.registry,
             catalogue=catalogue,
             store=store,
             artifacts=artifacts,
-            fleet=Fleet(
-                store,
-                lambda url, environment: VllmTarget(
-                    url, client, api_key=key_file(settings.replica_keys_dir, environment)
-                ),
-                retry=Backoff(
-                    settings.load_attempts, settings.load_backoff_s, settings.load_backoff_max_s
-                ),
-                routing_dir=settings.routing_dir,
-                catalogue=catalogue,
-                make_gateway=lambda url, environment: VllmTarget(
-                    url, client, api_key=key_file(settings.gateway_keys_dir, environment)
-                ),
-                metrics=metrics_source(settings, client),
-            ),
+            fleet=fleet,
             serving_path=serving_paths(artifacts, settings.serving_artifact_root),
             roles_of=roles_in(kernel.pool),
             persons_of=persons_in(kernel.pool),

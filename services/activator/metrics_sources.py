@@ -1,12 +1,14 @@
 """Where canary analysis reads per-revision counters (the `MetricsSource` port): each
-replica's `/metrics` (the default), a gateway's `/metrics`, or a Prometheus server's HTTP
-API. Each gives the same snapshot, cumulative `Counters` by origin and then by lora name,
-which `metrics.window` diffs against the step's baseline, so a counter that went down (a
-replica or gateway restarted) counts from zero whichever source read it.
+replica's `/metrics` (the default), each of the environment's gateways' `/metrics`, or a
+Prometheus server's HTTP API. Each gives the same snapshot, cumulative `Counters` by
+origin and then by lora name, which `metrics.window` diffs against the step's baseline, so
+a counter that went down (a replica or gateway restarted) counts from zero whichever
+source read it.
 
-An unreachable replica is left out, as before; a gateway or a Prometheus server is the
-only origin there is, so one that cannot be read raises `MetricsUnavailable` and the step
-holds (the analysis round logs it), never passing on counters it did not see.
+An unreachable replica or gateway is left out, as a replica always was; but the gateways,
+or the Prometheus server, are all the counters there are, so when none can be read the
+source raises `MetricsUnavailable` and the step holds (the analysis round logs it), never
+judged on counters nobody read.
 """
 
 from __future__ import annotations
@@ -14,35 +16,82 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 import structlog
 
-from services.activator.metrics import GATEWAY, Counters, Names, counters_of, parse_metrics
-from services.activator.ports import MetricsUnavailable, ServingTarget
+from services.activator.metrics import (
+    GATEWAY,
+    REPLICA,
+    Counters,
+    Names,
+    counters_of,
+    parse_metrics,
+)
+from services.activator.ports import MetricsUnavailable, TargetError
 
 log = structlog.get_logger(__name__)
 Snapshots = dict[str, dict[str, Counters]]
-ANY_ENVIRONMENT = "*"
 
 
-class ReplicaMetrics:
-    """Each reachable replica's own `/metrics`, keyed by its URL (our replicas' names)."""
+class Exporter(Protocol):
+    """A page of Prometheus text: a replica or a gateway (`ServingTarget.metrics`), or a
+    `MetricsPage`."""
 
-    def __init__(self, targets: Callable[[str], Awaitable[Sequence[ServingTarget]]]) -> None:
-        self.targets = targets
+    @property
+    def url(self) -> str: ...
+
+    async def metrics(self) -> str: ...
+
+
+Exporters = Callable[[str], Awaitable[Sequence[Exporter]]]
+
+
+class ScrapedMetrics:
+    """Each of the environment's exporters' own `/metrics`, keyed by its URL; one that
+    cannot be read is left out, logged (`scrape_failed`). `required`: none at all, or none
+    that answers, raises MetricsUnavailable (a gateway source: they are all there is)."""
+
+    def __init__(self, exporters: Exporters, names: Names, *, required: bool, kind: str) -> None:
+        self.exporters = exporters
+        self.names = names
+        self.required = required
+        self.kind = kind
 
     async def snapshot(self, environment: str) -> Snapshots:
-        targets = await self.targets(environment)
-        texts = await asyncio.gather(*(t.metrics() for t in targets), return_exceptions=True)
-        scraped = {}
-        for target, text in zip(targets, texts, strict=True):
-            if isinstance(text, BaseException):
-                log.warning("scrape_failed", url=target.url, error=str(text))
-            else:
-                scraped[target.url] = parse_metrics(text)
+        exporters = await self.exporters(environment)
+        texts = await asyncio.gather(*(e.metrics() for e in exporters), return_exceptions=True)
+        scraped, failures = {}, []
+        for exporter, text in zip(exporters, texts, strict=True):
+            if not isinstance(text, BaseException):
+                try:
+                    scraped[exporter.url] = parse_metrics(text, self.names)
+                    continue
+                except ValueError as exc:  # not Prometheus text: a wrong URL, say
+                    text = exc
+            log.warning("scrape_failed", url=exporter.url, error=str(text))
+            failures.append(text)
+        if self.required and not scraped:
+            urls = ", ".join(e.url for e in exporters) or "(none)"
+            why = "; ".join(str(f) for f in failures) or f"no {self.kind} for {environment!r}"
+            unreachable = bool(failures) and all(
+                isinstance(f, TargetError) and f.unreachable for f in failures
+            )
+            raise MetricsUnavailable(urls, why, unreachable=unreachable)
         return scraped
+
+
+def replica_metrics(replicas: Exporters) -> ScrapedMetrics:
+    """Each reachable replica's `lora_*` series (our reference replica's; the default)."""
+    return ScrapedMetrics(replicas, REPLICA, required=False, kind="replica")
+
+
+def gateway_metrics(gateways: Exporters) -> ScrapedMetrics:
+    """Each of the environment's gateways' `inference_model_*` series; one gateway fronts
+    one environment, and its series carry no environment label."""
+    return ScrapedMetrics(gateways, GATEWAY, required=True, kind="gateway")
 
 
 async def _get(client: httpx.AsyncClient, url: str, **params: str) -> httpx.Response:
@@ -58,30 +107,36 @@ async def _get(client: httpx.AsyncClient, url: str, **params: str) -> httpx.Resp
     return response
 
 
-class GatewayMetrics:
-    """The environment's gateway's `/metrics`, keyed by its URL. `urls` maps each
-    environment (or `*`, every other one) to its gateway's metrics URL: one gateway fronts
-    one environment, and its series carry no environment label."""
+@dataclass(frozen=True, slots=True)
+class MetricsPage:
+    """A `/metrics` page at a URL of its own (a gateway's, given by a setting)."""
 
-    def __init__(self, urls: Mapping[str, str], client: httpx.AsyncClient) -> None:
-        self.urls = dict(urls)
-        self.client = client
+    url: str
+    client: httpx.AsyncClient
 
-    async def snapshot(self, environment: str) -> Snapshots:
-        url = self.urls.get(environment) or self.urls.get(ANY_ENVIRONMENT)
-        if not url:
-            raise MetricsUnavailable(
-                "(none)",
-                f"no gateway metrics URL for environment {environment!r}",
-                unreachable=False,
-            )
-        response = await _get(self.client, url)
+    async def metrics(self) -> str:
+        response = await _get(self.client, self.url)
         if response.status_code != 200:
-            raise MetricsUnavailable(url, f"answered {response.status_code}", unreachable=False)
-        try:
-            return {url: parse_metrics(response.text, GATEWAY)}
-        except ValueError as exc:  # not Prometheus text: a wrong URL, say
-            raise MetricsUnavailable(url, f"unreadable metrics: {exc}", unreachable=False) from exc
+            raise MetricsUnavailable(
+                self.url, f"answered {response.status_code}", unreachable=False
+            )
+        return response.text
+
+
+ANY_ENVIRONMENT = "*"
+
+
+def gateway_pages(
+    catalogued: Exporters, urls: Mapping[str, str], client: httpx.AsyncClient
+) -> Exporters:
+    """The environment's gateways' pages: the `/metrics` URL `urls` names for it (or for
+    `*`, every environment), else each gateway the catalogue puts in front of it."""
+
+    async def pages(environment: str) -> Sequence[Exporter]:
+        url = urls.get(environment) or urls.get(ANY_ENVIRONMENT)
+        return [MetricsPage(url, client)] if url else await catalogued(environment)
+
+    return pages
 
 
 def _quoted(value: str) -> str:

@@ -108,7 +108,8 @@ class ActivatorSettings(EnvSettings):
         default=MetricsSourceKind.replicas,
         validation_alias="ACTIVATOR_METRICS_SOURCE",
         description="where canary analysis reads per-revision counters: replicas (each "
-        "replica's lora_* series), gateway (its inference_model_* series) or prometheus",
+        "replica's lora_* series), gateway (each of the environment's gateways' "
+        "inference_model_* series) or prometheus",
     )
     prometheus_url: str = Field(
         default="",
@@ -119,19 +120,15 @@ class ActivatorSettings(EnvSettings):
     )
     gateway_metrics_url: Annotated[dict[str, str], BeforeValidator(_by_environment)] = Field(
         default_factory=dict,
-        validate_default=True,
         validation_alias="ACTIVATOR_GATEWAY_METRICS_URL",
-        description="each environment's gateway /metrics (source gateway): a URL for every "
-        "environment, or ENV=URL,ENV=URL",
+        description="source gateway: the /metrics page to read instead of each catalogued "
+        "gateway's (adapterctl env set --gateway): one URL, or ENV=URL,ENV=URL",
     )
 
-    @field_validator("prometheus_url", "gateway_metrics_url")
+    @field_validator("prometheus_url")
     @classmethod
-    def _given_for_its_source(cls, value: object, info: ValidationInfo) -> object:
-        """The chosen source's address is required: analysis never runs on no metrics."""
-        wanted = {"prometheus_url": "prometheus", "gateway_metrics_url": "gateway"}
-        if not value and info.data.get("metrics_source") == wanted[str(info.field_name)]:
-            raise ValueError(
-                f"required when ACTIVATOR_METRICS_SOURCE={wanted[str(info.field_name)]}"
-            )
+    def _given_for_its_source(cls, value: str, info: ValidationInfo) -> str:
+        """Prometheus' address is required when it is the source: no silent empty reads."""
+        if not value and info.data.get("metrics_source") == MetricsSourceKind.prometheus:
+            raise ValueError("required when ACTIVATOR_METRICS_SOURCE=prometheus")
         return value

@@ -4,36 +4,29 @@ gateway or Prometheus that cannot be read raises `MetricsUnavailable`, and the s
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from services.activator.canary import tick
 from services.activator.metrics import (
     GATEWAY,
     REPLICA,
     Counters,
     parse_metrics,
-    snapshot_from_json,
-    snapshot_to_json,
 )
 from services.activator.metrics_sources import (
-    GatewayMetrics,
     PrometheusMetrics,
+    gateway_metrics,
+    gateway_pages,
     parse_vector,
     prometheus_queries,
     snapshot_of_vectors,
 )
-from services.activator.ports import MetricsUnavailable
-from services.activator.routing import lora_name
-from shared.events import CanaryExpanded
-from tests.unit.test_activator_handlers import ADAPTER, ENV, Rollout
+from services.activator.ports import MetricsUnavailable, TargetError
 
 GATEWAY_URL = "http://gateway:8600/metrics"
 PROMETHEUS_URL = "http://prometheus:9090"
@@ -193,7 +186,70 @@ def refused(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("connection refused", request=request)
 
 
-async def test_a_gateway_source_reads_the_environments_gateway() -> None:
+class Page:
+    """A gateway as the catalogue gives it: a URL and its `/metrics` text, or an outage."""
+
+    def __init__(self, url: str, text: str | Exception) -> None:
+        self.url, self.text = url, text
+
+    async def metrics(self) -> str:
+        if isinstance(self.text, Exception):
+            raise self.text
+        return self.text
+
+
+def catalogue_of(*pages: Page) -> Callable[[str], Awaitable[list[Page]]]:
+    async def gateways(environment: str) -> list[Page]:
+        return list(pages) if environment == "prod" else []
+
+    return gateways
+
+
+async def test_a_gateway_source_reads_every_catalogued_gateway_of_the_environment() -> None:
+    one, two = gateway_text(("a", "a@1", 0.01, None)), gateway_text(("a", "a@2", 0.01, 500))
+    source = gateway_metrics(catalogue_of(Page("http://g1", one), Page("http://g2", two)))
+
+    assert await source.snapshot("prod") == {
+        "http://g1": parse_metrics(one, GATEWAY),
+        "http://g2": parse_metrics(two, GATEWAY),
+    }
+
+
+async def test_a_gateway_that_is_away_is_left_out_while_another_answers() -> None:
+    text = gateway_text(("a", "a@1", 0.01, None))
+    away = TargetError("http://g2", "refused", retryable=True, unreachable=True)
+    source = gateway_metrics(catalogue_of(Page("http://g1", text), Page("http://g2", away)))
+
+    assert await source.snapshot("prod") == {"http://g1": parse_metrics(text, GATEWAY)}
+
+
+@pytest.mark.parametrize(
+    ("pages", "unreachable", "message"),
+    [
+        ((), False, "no gateway for 'prod'"),
+        (
+            (
+                Page(
+                    "http://g1",
+                    TargetError("http://g1", "refused", retryable=True, unreachable=True),
+                ),
+            ),
+            True,
+            "refused",
+        ),
+        ((Page("http://g1", "<html>a login page</html>\n"),), False, "invalid metric name"),
+    ],
+)
+async def test_a_gateway_source_none_of_whose_gateways_can_be_read_raises(
+    pages: tuple[Page, ...], unreachable: bool, message: str
+) -> None:
+    source = gateway_metrics(catalogue_of(*pages))
+    with pytest.raises(MetricsUnavailable, match=message) as raised:
+        await source.snapshot("prod")
+    assert raised.value.unreachable is unreachable
+
+
+async def test_a_gateway_page_named_by_the_setting_is_read_instead_of_the_catalogued_ones() -> None:
     text = gateway_text(("a", "a@1", 0.01, None))
     asked: list[str] = []
 
@@ -201,10 +257,23 @@ async def test_a_gateway_source_reads_the_environments_gateway() -> None:
         asked.append(str(request.url))
         return httpx.Response(200, text=text)
 
-    source = GatewayMetrics({"prod": GATEWAY_URL, "*": "http://other/metrics"}, client_of(answer))
+    catalogued = catalogue_of(Page("http://g1", "unused"))
+    urls = {"prod": GATEWAY_URL, "*": "http://other/metrics"}
+    source = gateway_metrics(gateway_pages(catalogued, urls, client_of(answer)))
 
     assert await source.snapshot("prod") == {GATEWAY_URL: parse_metrics(text, GATEWAY)}
-    assert asked == [GATEWAY_URL]
+    assert await source.snapshot("staging") == {
+        "http://other/metrics": parse_metrics(text, GATEWAY)
+    }
+    assert asked == [GATEWAY_URL, "http://other/metrics"]
+
+
+async def test_without_a_page_named_for_it_an_environment_reads_its_catalogued_gateways() -> None:
+    text = gateway_text(("a", "a@1", 0.01, None))
+    pages = gateway_pages(catalogue_of(Page("http://g1", text)), {}, client_of(refused))
+    assert await gateway_metrics(pages).snapshot("prod") == {
+        "http://g1": parse_metrics(text, GATEWAY)
+    }
 
 
 @pytest.mark.parametrize(
@@ -215,19 +284,13 @@ async def test_a_gateway_source_reads_the_environments_gateway() -> None:
         (lambda _: httpx.Response(404, text="no such path"), False),
     ],
 )
-async def test_a_gateway_that_cannot_be_read_makes_the_source_raise(
+async def test_a_gateway_page_that_cannot_be_read_makes_the_source_raise(
     handler: Handler, unreachable: bool
 ) -> None:
-    source = GatewayMetrics({"*": GATEWAY_URL}, client_of(handler))
+    pages = gateway_pages(catalogue_of(), {"*": GATEWAY_URL}, client_of(handler))
     with pytest.raises(MetricsUnavailable) as raised:
-        await source.snapshot("prod")
+        await gateway_metrics(pages).snapshot("prod")
     assert raised.value.unreachable is unreachable
-
-
-async def test_a_gateway_source_without_a_gateway_for_the_environment_raises() -> None:
-    source = GatewayMetrics({"staging": GATEWAY_URL}, client_of(refused))
-    with pytest.raises(MetricsUnavailable, match="no gateway metrics URL for environment 'prod'"):
-        await source.snapshot("prod")
 
 
 async def test_a_prometheus_source_asks_three_instant_queries_at_one_instant() -> None:
@@ -274,91 +337,3 @@ async def test_a_prometheus_that_is_down_or_answers_an_error_makes_the_source_ra
     with pytest.raises(MetricsUnavailable) as raised:
         await source.snapshot("prod")
     assert raised.value.unreachable is unreachable
-
-
-class SettableSource:
-    """A gateway-like source whose counters the test sets; `away` makes it unreadable."""
-
-    def __init__(self) -> None:
-        self.counters: dict[str, Counters] = {}
-        self.away = False
-        self.read = 0
-
-    def serve(self, lora: str, requests: int, errors: int = 0) -> None:
-        c = self.counters.get(lora, Counters())
-        total = c.requests + requests
-        self.counters[lora] = Counters(total, c.errors + errors, ((0.1, total), (math.inf, total)))
-
-    async def snapshot(self, environment: str) -> dict[str, dict[str, Counters]]:
-        self.read += 1
-        if self.away:
-            raise MetricsUnavailable(GATEWAY_URL, "connection refused", unreachable=True)
-        return {GATEWAY_URL: dict(self.counters)}
-
-
-QUICK = {"min_samples": 20, "step_interval_s": 0}
-
-
-async def read_from_source(
-    tmp_path: Path, *, away_at_start: bool = False
-) -> tuple[Rollout, SettableSource, str]:
-    """A rollout whose analysis reads a settable source, an active revision and a canary
-    (its step begun while the source was away when `away_at_start`)."""
-    rollout = Rollout(tmp_path, analysis=QUICK)
-    source = SettableSource()
-    rollout.world.deps.fleet.metrics = source
-    await rollout.active(b"one")
-    source.away = away_at_start
-    canary = await rollout.canary(b"two")
-    source.away = False
-    return rollout, source, canary
-
-
-async def test_a_canary_expands_on_a_gateway_sources_counters_not_the_replicas(
-    tmp_path: Path,
-) -> None:
-    rollout, source, canary = await read_from_source(tmp_path)
-
-    source.serve(lora_name(ADAPTER, canary), 25)
-    await tick(rollout.world.deps)
-
-    [expanded] = await rollout.since_mark()
-    assert isinstance(expanded, CanaryExpanded)
-    assert source.read >= 2  # the step's baseline, then its judging
-
-
-async def test_a_gateway_source_that_is_away_holds_the_step_with_no_verdict(
-    tmp_path: Path,
-) -> None:
-    rollout, source, canary = await read_from_source(tmp_path)
-    source.serve(lora_name(ADAPTER, canary), 25, errors=25)  # would roll back if read
-    source.away = True
-
-    await tick(rollout.world.deps)
-    await tick(rollout.world.deps)
-
-    assert await rollout.since_mark() == []
-    assert (await rollout.pointer()).canary == canary
-    [row] = await rollout.world.store.canary_rows(ADAPTER, ENV)
-    assert row["last_decision"]["decision"] == "hold"
-
-
-async def test_a_step_begun_while_the_source_was_away_counts_from_its_first_read(
-    tmp_path: Path,
-) -> None:
-    rollout, source, canary = await read_from_source(tmp_path, away_at_start=True)
-    source.serve(lora_name(ADAPTER, canary), 400)  # served before the step's first read
-
-    await tick(rollout.world.deps)  # the first read becomes the baseline
-    source.serve(lora_name(ADAPTER, canary), 1)
-    await tick(rollout.world.deps)
-
-    assert await rollout.since_mark() == []
-    [row] = await rollout.world.store.canary_rows(ADAPTER, ENV)
-    assert row["last_decision"]["reason"] == "waiting for samples: 1 of 20"
-
-
-def test_the_counters_of_a_snapshot_survive_the_steps_json_baseline() -> None:
-    snapshot = {f"{PROMETHEUS_URL}#g:1": {"a@1": Counters(3, 1, ((0.5, 2), (math.inf, 3)))}}
-    stored = json.loads(json.dumps(snapshot_to_json(snapshot)))
-    assert snapshot_from_json(stored) == snapshot
