@@ -27,6 +27,7 @@ from services.activator.metrics_sources import (
     snapshot_of_vectors,
 )
 from services.activator.ports import MetricsUnavailable, TargetError
+from services.gateway.telemetry import GatewayTelemetry
 
 GATEWAY_URL = "http://gateway:8600/metrics"
 PROMETHEUS_URL = "http://prometheus:9090"
@@ -80,6 +81,23 @@ def test_a_gateway_export_parses_into_counters_per_target_model(
     served: list[tuple[str, str, float, int | None]], expected: dict[str, Counters]
 ) -> None:
     assert parse_metrics(gateway_text(*served), GATEWAY) == expected
+
+
+def test_the_gateways_own_export_reads_as_the_revisions_counters() -> None:
+    """The contract with services/gateway: its telemetry, as it records a request, is what
+    the gateway source and the Prometheus queries read."""
+    telemetry = GatewayTelemetry()
+    for failed in (False, False, True):
+        telemetry.requests.labels("a", "a@1").inc()
+        telemetry.duration.labels("a", "a@1").observe(0.02)
+        if failed:
+            telemetry.fail("a", "a@1", 502)
+    telemetry.generation.labels("prod").set(3)
+
+    [(target, counters)] = parse_metrics(telemetry.exposition().decode(), GATEWAY).items()
+
+    assert (target, counters.requests, counters.errors) == ("a@1", 3, 1)
+    assert dict(counters.buckets)[0.025] == 3 and dict(counters.buckets)[math.inf] == 3
 
 
 def test_the_replica_names_read_nothing_of_a_gateway_export_nor_the_gateway_names_a_replicas() -> (
