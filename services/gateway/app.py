@@ -100,7 +100,7 @@ async def forward(state: GatewayState, request: Request, path: str) -> Response:
     telemetry.requests.labels(model, target).inc()
     revision = target if resolution.outcome is Outcome.revision else None
     try:
-        upstream = await state.pool.open(
+        upstream = await state.replicas.open(
             path, json.dumps({**body, "model": target}).encode(), headers, revision=revision
         )
     except NoReplica as exc:

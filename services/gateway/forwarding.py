@@ -41,7 +41,7 @@ class Upstream:
 
     replica: str
     response: aiohttp.ClientResponse
-    pool: ReplicaPool
+    replicas: ReplicaPool
     closed: bool = False
 
     @property
@@ -71,7 +71,7 @@ class Upstream:
         if not self.closed:
             self.closed = True
             self.response.release()
-            self.pool.release(self.replica)
+            self.replicas.release(self.replica)
 
 
 class ReplicaPool:

@@ -24,7 +24,7 @@ def build(settings: GatewaySettings) -> GatewayState:
     return GatewayState(
         settings=settings,
         keys=ClientKeys(settings.client_keys_file),
-        pool=ReplicaPool(settings.replicas, timeout_s=settings.replica_timeout_s),
+        replicas=ReplicaPool(settings.replicas, timeout_s=settings.replica_timeout_s),
         admin_key=_first_line(read_private(f)) if (f := settings.admin_key_file) else None,
         replica_key=_first_line(read_private(f)) if (f := settings.replica_key_file) else None,
     )

@@ -28,7 +28,7 @@ OWNER = "adapter-promotion"
 class GatewayState:
     settings: GatewaySettings
     keys: ClientKeys
-    pool: ReplicaPool
+    replicas: ReplicaPool
     admin_key: str | None = None
     replica_key: str | None = None
     telemetry: GatewayTelemetry = field(default_factory=GatewayTelemetry)
@@ -72,7 +72,7 @@ class GatewayState:
         if not url:
             return
         try:
-            document = await self.pool.get_json(url)
+            document = await self.replicas.get_json(url)
             self.apply(document if isinstance(document, dict) else None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("routing_pull_failed", url=url, reason=repr(exc))
@@ -91,4 +91,4 @@ class GatewayState:
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
-            await self.pool.close()
+            await self.replicas.close()

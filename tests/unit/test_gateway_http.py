@@ -374,11 +374,13 @@ def test_a_client_leaving_mid_stream_hands_the_replica_back(
     )
 
     next(iter(stream))
-    assert sum(front.state.pool.in_flight().values()) == 1
+    assert sum(front.state.replicas.in_flight().values()) == 1
     stream.close()
     fake.release.set()
 
-    eventually(lambda: sum(front.state.pool.in_flight().values()) == 0, timeout=10, interval=0.02)
+    eventually(
+        lambda: sum(front.state.replicas.in_flight().values()) == 0, timeout=10, interval=0.02
+    )
 
 
 def test_without_a_valid_key_the_client_gets_401_in_openais_shape(gateway: Gateway) -> None:
