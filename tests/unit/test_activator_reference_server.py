@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.reference_server.faults import Faults
-from services.reference_server.routing import Route, RoutingTable, bucket, choose
+from shared.routing import Route, RoutingTable, bucket, choose
 
 DOCUMENT = {
     "generation": 42,
