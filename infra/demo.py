@@ -16,8 +16,10 @@ sends its Ctrl-C there).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -43,6 +45,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 STACK_PORTS = {
     "replica1": 8001,
     "replica2": 8002,
+    "gateway": 8080,
     "ingest": 8470,
     "approval": 8480,
     "activator": 8490,
@@ -58,6 +61,9 @@ class Journey:
         self.tokens: dict[str, str] = {}
         self.replicas: list[str] = []
         self.approval = ""
+        self.gateway = ""  # production's OpenAI-compatible front; clients call it by name
+        self.client_key = ""
+        self.scrape_file: Path | None = None  # what Prometheus scrapes for the demo
 
     def setup(self) -> None:
         s = self.s
@@ -93,6 +99,7 @@ class Journey:
             "tok-1",
         )
         s.adapterctl("env", "set", "staging", "--base", self.base, "--canary-steps", "100")
+        self.gateway = f"http://127.0.0.1:{self.port('gateway')}"
         s.adapterctl(
             "env",
             "set",
@@ -104,6 +111,8 @@ class Journey:
             "--separate-approver-and-operator",
             "--canary-steps",
             "20,50,100",
+            "--gateway",
+            self.gateway,
         )
         principals = (
             ("trainer-alice", "trainer"),
@@ -158,12 +167,29 @@ class Journey:
             APPROVAL_HTTP_PORT=str(approval_port),
             APPROVAL_SIGNING_KEY=str(DEMO / "signing.key"),
         )
-        s.start(
+        gateway_keys = self.gateway_keys()
+        s.start(  # canary analysis reads what Prometheus scraped from the gateway
             "activator",
             "services.activator",
             ACTIVATOR_ANALYSIS_INTERVAL_S="1",
             ACTIVATOR_HTTP_PORT=str(activator_port),
+            ACTIVATOR_METRICS_SOURCE="prometheus",
+            ACTIVATOR_PROMETHEUS_URL=s.env["PROMETHEUS_URL"],
+            ACTIVATOR_GATEWAY_KEYS_DIR=str(gateway_keys),
         )
+        s.start(
+            "gateway",
+            "services.gateway",
+            GATEWAY_ENVIRONMENT="production",
+            GATEWAY_REPLICAS=",".join(self.replicas),
+            GATEWAY_BASE_MODEL=self.kit.model_ids["main"],
+            GATEWAY_CLIENT_KEYS_FILE=str(gateway_keys / "clients"),
+            GATEWAY_ADMIN_KEY_FILE=str(gateway_keys / "production.key"),
+            GATEWAY_ROUTING_URL=f"{s.env['ACTIVATOR_URL']}/routing/production",
+            GATEWAY_ROUTING_POLL_S="1",
+            GATEWAY_PORT=self.gateway.rsplit(":", 1)[1],
+        )
+        self.scrape(activator_web=s.web["activator"])
         s.start(
             "archiver",
             "services.archiver",
@@ -173,12 +199,45 @@ class Journey:
         with Progress("waiting for every service to report ready"):
             for url in self.replicas:
                 s.wait_http(f"{url}/health")
+            s.wait_http(f"{self.gateway}/healthz")
             s.wait_http(f"{self.approval}/healthz")
             s.wait_http(f"{s.env['INGEST_URL']}/healthz")
             for url in s.web.values():
                 s.wait_http(f"{url}/health/ready")
         s.done(t, f"({len(s.processes)} processes, all ready; logs in var/demo/logs)")
         self.configure()
+
+    def gateway_keys(self) -> Path:
+        """The gateway's keys, fresh each run: the admin key the activator pushes routing
+        with (as `<environment>.key`), and the clients' keys, kept as their sha256 only."""
+        folder = DEMO / "gateway"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700, parents=True)
+        self.client_key = "sk-demo-" + secrets.token_hex(16)
+        digest = "sha256:" + hashlib.sha256(self.client_key.encode()).hexdigest()
+        for name, text in (("production.key", secrets.token_hex(32)), ("clients", digest)):
+            descriptor = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(text + "\n")
+        return folder
+
+    def scrape(self, activator_web: str) -> None:
+        """Name the gateway, the replicas and the activator to the Prometheus infra/up.sh
+        started (a file_sd file), labelled with the environment they serve."""
+
+        def group(urls: list[str], job: str) -> dict[str, Any]:
+            hosts = [url.removeprefix("http://") for url in urls]
+            return {"targets": hosts, "labels": {"environment": "production", "job": job}}
+
+        groups = [
+            group([self.gateway], "gateway"),
+            group(self.replicas, "replica"),
+            group([activator_web], "activator"),
+        ]
+        folder = Path(self.s.env["PROMETHEUS_TARGETS_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        self.scrape_file = folder / "demo.json"
+        self.scrape_file.write_text(json.dumps(groups, indent=2) + "\n")
 
     def port(self, name: str) -> int:
         return port_or_free(STACK_PORTS[name]) if self.stack_ports else free_port()
@@ -302,10 +361,14 @@ class Journey:
             except SystemExit as exc:  # cleanup goes on: the services must still stop
                 print(f"    could not unregister the replicas: {exc}", flush=True)
             self.replicas = []
+        if self.scrape_file is not None:
+            self.scrape_file.unlink(missing_ok=True)
+            self.scrape_file = None
         s.stop()
 
-    def answers(self) -> list[str]:
-        return [self.s.ask(url, self.adapter, QUESTION) for url in self.replicas]
+    def answers(self) -> str:
+        """What a client asking the gateway for the adapter by name is answered."""
+        return self.s.ask(self.gateway, self.adapter, QUESTION, self.client_key)
 
 
 def _newest_registered(events: list[Any]) -> str | None:
@@ -335,12 +398,17 @@ def main() -> int:
         journey.approve(first, "staging", ["carol"])
         journey.approve(first, "production", ["carol", "dave"])
         s.wait_event(journey.adapter, first, "RevisionActivated", "production")
-        s.done(t, f"-> replicas answer {QUESTION!r} with {journey.answers()}")
+        s.done(t, f"-> the gateway answers {QUESTION!r} with {journey.answers()!r}")
 
         second = journey.submit(journey.second, "second (retrained, seed 1)")
-        t = s.step("The second revision canaries under live traffic and activates by analysis")
+        t = s.step(
+            "The second revision canaries under live traffic through the gateway, and activates "
+            "by analysis of what Prometheus scraped"
+        )
         journey.approve(second, "staging", ["carol"])
-        with s.traffic(journey.replicas, journey.adapter, QUESTION) as statuses:
+        with s.traffic(
+            [journey.gateway], journey.adapter, QUESTION, journey.client_key
+        ) as statuses:
             journey.approve(second, "production", ["carol", "dave"])
             s.pause_point("canary")  # tests only: the canary under live traffic, mid-journey
             s.wait_event(journey.adapter, second, "RevisionActivated", "production")
@@ -371,7 +439,7 @@ def main() -> int:
             env={"ADAPTERCTL_TOKEN": journey.tokens["olive"]},  # the operator's own token
         )
         s.wait_event(journey.adapter, first, "RevisionActivated", "production", count=2)
-        s.done(t, f"-> replicas answer with the first revision again: {journey.answers()}")
+        s.done(t, f"-> the gateway answers with the first revision again: {journey.answers()!r}")
 
         t = s.step("Retention archives the refused revision, then deletes its weights")
         s.wait_event(journey.adapter, third, "WeightsDeleted")
@@ -384,17 +452,24 @@ def main() -> int:
         s.done(t)
 
         t = s.step("An outside auditor verifies an export offline, with a second verifier")
-        kit = DEMO / "audit-kit" / journey.adapter
-        shutil.rmtree(kit, ignore_errors=True)
+        bundle = DEMO / "audit-kit" / journey.adapter
+        shutil.rmtree(bundle, ignore_errors=True)
         log_key, approval_key = str(DEMO / "log.key.pub"), str(DEMO / "signing.key.pub")
         s.adapterctl(
-            "audit", "export", "--out", str(kit), "--log-key", log_key, "--public-key", approval_key
+            "audit",
+            "export",
+            "--out",
+            str(bundle),
+            "--log-key",
+            log_key,
+            "--public-key",
+            approval_key,
         )
         # Written from docs/log-format.md alone, in Java: it shares no code with adapterctl.
         s.logcheck(
-            "verify", "--bundle", str(kit), "--log-key", log_key, "--approval-key", approval_key
+            "verify", "--bundle", str(bundle), "--log-key", log_key, "--approval-key", approval_key
         )
-        s.done(t, f"(bundle: {kit.relative_to(REPO)})")
+        s.done(t, f"(bundle: {bundle.relative_to(REPO)})")
 
         t = s.step("What each service's /metrics counted (adapters_events_total by outcome)")
         for name, outcomes in s.counters().items():
@@ -418,7 +493,8 @@ def main() -> int:
     print(
         f"\nSummary for {journey.adapter}:\n"
         "  first revision: validated, evaluated, approved (1 in staging, 2 in production), active\n"
-        "  second: canaried 20% -> 50% under traffic, activated by analysis\n"
+        "  second: canaried 20% -> 50% under traffic through the gateway, activated by\n"
+        "          analysis of the gateway's metrics as Prometheus scraped them\n"
         "  third: refused by the evaluator (regressed against the serving revision), archived\n"
         "         to cold storage, weights deleted\n"
         "  production rolled back to the first revision in one command\n"

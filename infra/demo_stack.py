@@ -88,6 +88,9 @@ class Progress:
             tick += 1
 
 
+SERVING = ("services.reference_server", "services.gateway")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,7 +179,8 @@ class DemoStack:
         )
 
     def start(self, name: str, module: str, *args: str, **env: str) -> None:
-        if module.startswith("services.") and module != "services.reference_server":
+        # Serving processes (replicas, the gateway) have no Kafka side, so no web port.
+        if module.startswith("services.") and module not in SERVING:
             port = free_port()  # health and Prometheus metrics, read at the end
             env = {f"{name.upper()}_WEB_PORT": str(port), **env}
             self.web[name] = f"http://127.0.0.1:{port}"
@@ -339,7 +343,8 @@ class DemoStack:
         return self.wait_for(adapter, seen, f"{kind} {environment}".strip())
 
     # -- serving -----------------------------------------------------------------------------
-    def ask(self, url: str, adapter: str, question: str) -> str:
+    def ask(self, url: str, adapter: str, question: str, key: str = "") -> str:
+        """The answer to `question` from the adapter by name (`key`: a gateway's client key)."""
         response = httpx.post(
             f"{url}/v1/chat/completions",
             json={
@@ -347,15 +352,18 @@ class DemoStack:
                 "max_tokens": 4,
                 "messages": [{"role": "user", "content": question}],
             },
-            headers={"x-request-id": uuid.uuid4().hex},
+            headers={"x-request-id": uuid.uuid4().hex, **bearer(key)},
             timeout=30,
         )
         response.raise_for_status()
         return str(response.json()["choices"][0]["message"]["content"]).strip()
 
     @contextmanager
-    def traffic(self, urls: list[str], adapter: str, question: str) -> Iterator[list[int]]:
-        """Steady requests for the adapter over every replica while the block runs."""
+    def traffic(
+        self, urls: list[str], adapter: str, question: str, key: str = ""
+    ) -> Iterator[list[int]]:
+        """Steady requests for the adapter over every URL (replicas, or a gateway with its
+        client `key`) while the block runs."""
         statuses: list[int] = []
         stop = threading.Event()
 
@@ -370,7 +378,7 @@ class DemoStack:
                                 "max_tokens": 2,
                                 "messages": [{"role": "user", "content": question}],
                             },
-                            headers={"x-request-id": uuid.uuid4().hex},
+                            headers={"x-request-id": uuid.uuid4().hex, **bearer(key)},
                         )
                         statuses.append(response.status_code)
                     stop.wait(0.05)
@@ -382,6 +390,10 @@ class DemoStack:
         finally:
             stop.set()
             thread.join(timeout=30)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def describe(event: Any) -> str:

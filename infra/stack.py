@@ -78,6 +78,10 @@ def stack_values(journey: Journey) -> dict[str, str]:
     values |= s.kafka_env(OPERATOR, relay=False)  # the operator's Kafka user reads the log
     values |= {
         "APPROVAL_URL": journey.approval,
+        "GATEWAY_URL": journey.gateway,
+        "GATEWAY_CLIENT_KEY": journey.client_key,
+        "PROMETHEUS_URL": s.env["PROMETHEUS_URL"],
+        "PROMETHEUS_SCRAPE_FILE": str(journey.scrape_file or ""),
         "BASE": journey.base,
         "BASE_FOLDER": str(journey.kit.base),
         "TOKENIZER_REVISION": TOKENIZER_REVISION,
@@ -106,7 +110,13 @@ def up() -> int:
         journey.start_services()
         s = journey.s
         t = s.step("Simulated users: steady requests for whatever production routes")
-        s.start("traffic", "infra.traffic", ACTIVATOR_URL=s.env["ACTIVATOR_URL"])
+        s.start(
+            "traffic",
+            "infra.traffic",
+            ACTIVATOR_URL=s.env["ACTIVATOR_URL"],
+            GATEWAY_URL=journey.gateway,
+            GATEWAY_CLIENT_KEY=journey.client_key,
+        )
         s.done(t, "(logs in var/demo/logs/traffic.log)")
         values = stack_values(journey)
         Path(values["DROP"]).mkdir(parents=True, exist_ok=True)
@@ -126,13 +136,16 @@ The stack is up and stays up.
   ingest          {values["INGEST_URL"]}    (submissions, as $TRAINER_TOKEN)
   activator       {values["ACTIVATOR_URL"]}    (rollouts, routing; commands as $OPERATOR_TOKEN)
   archiver        {values["ARCHIVER_URL"]}    (retention and holds, as $ADMIN_TOKEN)
+  gateway         {values["GATEWAY_URL"]}    (production's OpenAI API: model=<adapter name>,
+                  api_key=$GATEWAY_CLIENT_KEY; GET /v1/routing, /metrics)
+  prometheus      {values["PROMETHEUS_URL"]}   (scrapes the gateway; canary analysis reads it)
   base model      $BASE = {values["BASE"]}
                   $BASE_FOLDER = {values["BASE_FOLDER"]}
   drop folder     $DROP = {values["DROP"]}   (ingest reads submissions only from here)
   suites          infra/suites/ (golden prompts), infra/suites/load/ (load profiles)
   environments    staging (1 approval, straight to active), production (2 approvals,
                   approver and operator separate, canary 20% -> 50% -> 100%)
-  traffic         infra/traffic.py sends ~4 requests/s to whatever production routes
+  traffic         infra/traffic.py sends ~4 requests/s through the gateway, by adapter name
   logs            var/demo/logs/
 Credentials and URLs: source {env}
 Stop the services: make stack-down   (Kafka and PostgreSQL: make infra-down)
@@ -154,6 +167,8 @@ def down() -> int:
             print("replicas unregistered from production")
         else:
             print(f"could not unregister the replicas:\n{cleared.stdout}{cleared.stderr}")
+        if values.get("PROMETHEUS_SCRAPE_FILE"):  # Prometheus stops scraping the stack
+            Path(values["PROMETHEUS_SCRAPE_FILE"]).unlink(missing_ok=True)
         ENV_FILE.unlink()
     stopped = DemoStack().stop_leftovers()
     print("\n".join(f"stopped {name}" for name in stopped) or "no service of the stack was running")
