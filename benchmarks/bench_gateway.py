@@ -208,7 +208,7 @@ def main() -> None:
             ),
         ):
             figures, details = measure(tiny.good, replica, stub, gate, stub_gate, args.requests)
-    write_report("bench_gateway", figures, details)
+    write_report("gateway", figures, details)
 
 
 def digest_line(key: str) -> str:

@@ -18,6 +18,7 @@ BENCHES = (
     "bench_pipeline",
     "bench_audit",
     "bench_throughput",
+    "bench_gateway",
 )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,17 +15,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client.parser import text_string_to_metric_families
 
-from services.gateway.app import create_app
-from services.gateway.keys import digest_of
-from services.gateway.main import build
-from services.gateway.settings import GatewaySettings
-from services.gateway.state import GatewayState
 from services.reference_server.app import ServerState
 from services.reference_server.app import create_app as create_replica
 from services.reference_server.engine import Engine
@@ -34,40 +26,21 @@ from services.reference_server.settings import ServerSettings
 from shared.modelkit.cache import Kit, kit
 from shared.routing import bucket
 from tests.eventually import eventually
+from tests.openai_servers import (
+    ADMIN_KEY,
+    CLIENT_KEY,
+    Gateway,
+    Gateways,
+    Served,
+    refused_url,
+    route,
+    routing,
+    write_key_files,
+)
 
-CLIENT_KEY, ADMIN_KEY, REPLICA_KEY = "sk-client", "sk-admin", "sk-replica"
+REPLICA_KEY = "sk-replica"
 STABLE, CANARY = "chat@" + "a" * 16, "chat@" + "b" * 16
 STORY, BROKEN, ABSENT = "story@" + "c" * 16, "broken@" + "d" * 16, "absent@" + "e" * 16
-
-
-class Served:
-    """An ASGI app served by uvicorn on a free loopback port, in a thread of this process."""
-
-    def __init__(self, app: Any) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        eventually(lambda: self.server.started, timeout=20, interval=0.01, message="started")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.socket.close()
-
-
-def refused_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @dataclass
@@ -152,89 +125,14 @@ def stub() -> Iterator[tuple[Stub, Served]]:
 
 
 @pytest.fixture(scope="module")
-def secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("gateway-keys")
-    files = {
-        "GATEWAY_CLIENT_KEYS_FILE": ("clients", f"# test clients\n{digest_of(CLIENT_KEY)}\n"),
-        "GATEWAY_ADMIN_KEY_FILE": ("admin", f"{ADMIN_KEY}\n"),
-        "GATEWAY_REPLICA_KEY_FILE": ("replica", f"{REPLICA_KEY}\n"),
-    }
-    env = {}
-    for variable, (name, text) in files.items():
-        path = folder / name
-        path.write_text(text)
-        path.chmod(0o600)
-        env[variable] = str(path)
-    return env
-
-
-@dataclass
-class Gateway:
-    served: Served
-    state: GatewayState
-
-    @property
-    def url(self) -> str:
-        return self.served.url
-
-    def client(self, key: str = CLIENT_KEY) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-
-    def push(self, document: dict[str, Any], key: str = ADMIN_KEY) -> httpx.Response:
-        headers = {"authorization": f"Bearer {key}"}
-        return httpx.post(f"{self.url}/v1/routing", json=document, headers=headers)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = httpx.get(f"{self.url}/metrics").text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-
-@pytest.fixture(scope="module")
-def gateways(tiny: Kit, secrets: dict[str, str]) -> Iterator[Callable[..., Gateway]]:
+def gateways(
+    tiny: Kit, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
     """Starts gateways over the given replica URLs; all stop when the module ends."""
-    running: list[Served] = []
-
-    def start(*replicas: str, **env: str) -> Gateway:
-        settings = GatewaySettings.from_env(
-            {
-                "GATEWAY_ENVIRONMENT": "test",
-                "GATEWAY_REPLICAS": ",".join(replicas),
-                "GATEWAY_BASE_MODEL": tiny.model_ids["main"],
-                **secrets,
-                **env,
-            }
-        )
-        state = build(settings)
-        served = Served(create_app(state)).__enter__()
-        running.append(served)
-        return Gateway(served, state)
-
-    yield start
-    for served in running:
-        served.__exit__()
-
-
-def routing(generation: int, **adapters: dict[str, Any]) -> dict[str, Any]:
-    return {"environment": "test", "generation": generation, "adapters": adapters}
-
-
-def entry(name: str | None) -> dict[str, str] | None:
-    return {"revision": "sha256:" + name.split("@")[1], "lora_name": name} if name else None
-
-
-def route(
-    active: str | None, canary: str | None = None, percent: int = 0, tenants: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    return {
-        "active": entry(active),
-        "canary": entry(canary),
-        "canary_percent": percent,
-        "canary_tenants": list(tenants),
-    }
+    keys = write_key_files(tmp_path_factory.mktemp("gateway-keys"), REPLICA_KEY)
+    started = Gateways(tiny.model_ids["main"], keys)
+    yield started.start
+    started.close()
 
 
 FIRST_STABLE_ID = next(f"s-{i}" for i in range(1000) if bucket(f"s-{i}") >= 20)
