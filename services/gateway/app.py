@@ -159,7 +159,9 @@ async def _relay(
 
 def refusal(state: GatewayState, outcome: Outcome, model: str) -> Response:
     if outcome is Outcome.empty:
-        return openai_error(400, "`model` must name a model.", "invalid_request_error")
+        return openai_error(
+            400, "`model` must name a model.", "invalid_request_error", param="model"
+        )
     if outcome is Outcome.no_routing:
         return openai_error(
             503,
@@ -177,6 +179,7 @@ def refusal(state: GatewayState, outcome: Outcome, model: str) -> Response:
         f"The model `{model}` does not exist. Models served: {names}.",
         "invalid_request_error",
         "model_not_found",
+        "model",
     )
 
 

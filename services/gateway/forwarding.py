@@ -2,8 +2,10 @@
 taken among equals), and the answer of the first that can serve it.
 
 A replica that refuses the connection, or drops a pooled one before answering, is skipped;
-so is one that answers 404 for a revision (not loaded there). Once a replica has answered,
-a failure is not retried elsewhere: the client sees it. aiohttp, for its C HTTP parser:
+so is one that answers 404 for a revision (not loaded there), and one that refuses the
+gateway's own key (401, 403: the client's key is not what it refused, so the client never
+sees that status). Once a replica has answered, a failure is not retried elsewhere: the
+client sees it. aiohttp, for its C HTTP parser:
 the relay's cost is mostly parsing.
 """
 
@@ -20,6 +22,7 @@ from services.gateway.telemetry import UNREACHABLE
 # Not connected, or a pooled connection the replica closed before it read the request.
 _NOT_TAKEN = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
 _TRANSPORT = (aiohttp.ClientError, TimeoutError)
+_KEY_REFUSED = (401, 403)  # the replica's key (vLLM's --api-key) is not the gateway's
 
 
 class NoReplica(Exception):
@@ -112,7 +115,7 @@ class ReplicaPool:
     ) -> Upstream:
         """The first usable answer to `POST path`. `revision`: the lora name asked for,
         whose 404 means "not loaded here, ask the next"."""
-        not_loaded = 0
+        not_loaded, key_refused = 0, ""  # key_refused: the status of the last refusal
         for url in self.order():
             self._in_flight[url] += 1
             try:
@@ -123,16 +126,24 @@ class ReplicaPool:
             except _TRANSPORT as exc:
                 self.release(url)
                 raise NoReplica(502, f"replica {url} failed: {exc!r}", UNREACHABLE) from exc
-            if response.status == 404 and revision is not None:
-                response.release()
-                self.release(url)
+            skipped = response.status in _KEY_REFUSED or (
+                response.status == 404 and revision is not None
+            )
+            if not skipped:
+                return Upstream(url, response, self)
+            response.release()
+            self.release(url)
+            if response.status in _KEY_REFUSED:
+                key_refused = str(response.status)
+            else:
                 not_loaded += 1
-                continue
-            return Upstream(url, response, self)
         if not_loaded:
             raise NoReplica(
                 503, f"revision {revision} is not loaded on any reachable replica", "503"
             )
+        if key_refused:
+            message = "the replicas refused the gateway's key (GATEWAY_REPLICA_KEY_FILE)"
+            raise NoReplica(502, message, key_refused)
         raise NoReplica(503, "no replica is reachable", UNREACHABLE)
 
     async def get_json(self, url: str) -> Any:

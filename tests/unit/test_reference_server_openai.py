@@ -1,21 +1,26 @@
 """The reference server is an OpenAI server the official `openai` client can rely on, as it
-can rely on vLLM's: streamed and whole answers agree, tokens arrive as they are made, every
-parameter is honoured or refused by name, and errors come in OpenAI's shape.
+can rely on vLLM's, and so is the gateway in front of it: streamed and whole answers agree,
+tokens arrive as they are made, every parameter is honoured or refused by name, and errors
+come in OpenAI's shape.
 
-The server runs under uvicorn on a loopback port in this process (the client speaks real
-HTTP); the engine is the real one over the model kit's tiny base."""
+Every call runs twice: against the replica directly, and through a gateway whose routing
+maps the logical name `chat` to the replica's revisions (the base passing through). Where
+the gateway legitimately answers otherwise (the `model` an answer names, its own keys,
+names and routing), the test says so. Everything runs under uvicorn on loopback ports in
+this process (the client speaks real HTTP); the engine is the real one over the model
+kit's tiny base."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from services.reference_server.app import ServerState, create_app
@@ -23,10 +28,20 @@ from services.reference_server.engine import Engine
 from services.reference_server.faults import Faults
 from services.reference_server.settings import ServerSettings
 from shared.modelkit.cache import Kit, kit
-from tests.eventually import eventually
+from tests.openai_servers import (
+    CLIENT_KEY,
+    Gateway,
+    Gateways,
+    Served,
+    route,
+    routing,
+    write_key_files,
+)
 
 KEY = "sk-reference"
 STABLE, CANARY = "chat@1", "chat@2"
+ADAPTER = "chat"  # the logical name: STABLE, or CANARY for the canary tenant
+CHAT_ROUTES = routing(1, chat=route(STABLE, CANARY, 0, ("acme",)))
 STORY = [{"role": "user", "content": "tell me a story"}]  # the base answers "ottawamadrid"
 
 
@@ -51,6 +66,25 @@ class GatedEngine(Engine):
         super().stream(lora, prompt, sampling, emit_then_wait, halt)
 
 
+@dataclass(frozen=True)
+class Front:
+    """How a client reaches the replica: directly, or through the gateway."""
+
+    via: str  # "direct" or "gateway"
+    url: str
+    key: str
+    base: str
+    adapter: str  # the name a client asks STABLE by: its lora name, or the logical name
+
+    def client(self, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or self.key, max_retries=0)
+
+    def answered_as(self, asked: str, served: str) -> str:
+        """The `model` an answer names: the replica names the lora that served it, the
+        gateway the name the client asked for."""
+        return asked if self.via == "gateway" else served
+
+
 @pytest.fixture(scope="module")
 def tiny() -> Kit:
     return kit()
@@ -69,22 +103,9 @@ def state(tiny: Kit) -> ServerState:
 
 @pytest.fixture(scope="module")
 def url(state: ServerState) -> Iterator[str]:
-    """The server on a free loopback port, under uvicorn in a thread of this process."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    eventually(lambda: server.started, timeout=30, interval=0.01, message="uvicorn started")
-    yield f"http://127.0.0.1:{listening.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    """The replica on a free loopback port, behind its API key (as `vllm --api-key`)."""
+    with Served(create_app(state)) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -92,34 +113,73 @@ def base(state: ServerState) -> str:
     return state.settings.base_model_id
 
 
-def chat(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], Any]:
+@pytest.fixture(scope="module")
+def gateways(url: str, base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
+    """Gateways over the replica, holding its key; all stop when the module ends."""
+    started = Gateways(base, write_key_files(tmp_path_factory.mktemp("gateway-keys"), KEY))
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateways: Gateways, url: str) -> Gateway:
+    """A gateway whose routing maps `chat` to the replica's revisions."""
+    front = gateways.start(url)
+    assert front.push(CHAT_ROUTES).json() == {"accepted": True, "generation": 1}
+    return front
+
+
+@pytest.fixture(scope="module")
+def direct(url: str, base: str) -> Front:
+    return Front("direct", url, KEY, base, STABLE)
+
+
+@pytest.fixture(scope="module")
+def through_gateway(gateway: Gateway, base: str) -> Front:
+    return Front("gateway", gateway.url, CLIENT_KEY, base, ADAPTER)
+
+
+@pytest.fixture(scope="module", params=["direct", "gateway"])
+def front(request: pytest.FixtureRequest) -> Front:
+    """The replica directly, then through the gateway: every test using it runs on both."""
+    fixture = "direct" if request.param == "direct" else "through_gateway"
+    chosen: Front = request.getfixturevalue(fixture)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def client(front: Front) -> openai.OpenAI:
+    return front.client()
+
+
+def chat(client: openai.OpenAI, model: str, **params: Any) -> tuple[list[str], Any]:
     """The texts of a whole chat answer, and the answer."""
     answer = client.chat.completions.create(
-        model=base, messages=params.pop("messages", STORY), **params
+        model=model, messages=params.pop("messages", STORY), **params
     )
     return [c.message.content or "" for c in answer.choices], answer
 
 
-def streamed_chat(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], list[Any]]:
+def streamed_chat(client: openai.OpenAI, model: str, **params: Any) -> tuple[list[str], list[Any]]:
     messages = params.pop("messages", STORY)
     chunks = list(
-        client.chat.completions.create(model=base, messages=messages, stream=True, **params)
+        client.chat.completions.create(model=model, messages=messages, stream=True, **params)
     )
     return joined(chunks, lambda choice: choice.delta.content or ""), chunks
 
 
-def complete(client: openai.OpenAI, base: str, **params: Any) -> tuple[list[str], Any]:
+def complete(client: openai.OpenAI, model: str, **params: Any) -> tuple[list[str], Any]:
     answer = client.completions.create(
-        model=base, prompt=params.pop("prompt", "The capital"), **params
+        model=model, prompt=params.pop("prompt", "The capital"), **params
     )
     return [c.text for c in answer.choices], answer
 
 
 def streamed_completion(
-    client: openai.OpenAI, base: str, **params: Any
+    client: openai.OpenAI, model: str, **params: Any
 ) -> tuple[list[str], list[Any]]:
     prompt = params.pop("prompt", "The capital")
-    chunks = list(client.completions.create(model=base, prompt=prompt, stream=True, **params))
+    chunks = list(client.completions.create(model=model, prompt=prompt, stream=True, **params))
     return joined(chunks, lambda choice: choice.text), chunks
 
 
@@ -139,6 +199,7 @@ SAME_ANSWERS = [
     pytest.param({"stop": ["madrid", "santiago"]}, id="stop-strings"),
     pytest.param({"max_tokens": 3}, id="max-tokens"),
 ]
+ASKED = pytest.mark.parametrize("asked", ["base", "adapter"])  # a Front's attribute
 
 
 @pytest.mark.parametrize(
@@ -149,14 +210,23 @@ SAME_ANSWERS = [
     ],
 )
 @pytest.mark.parametrize("params", SAME_ANSWERS)
+@ASKED
 def test_streamed_chunks_add_up_to_the_whole_answer(
-    client: openai.OpenAI, base: str, whole: Any, streamed: Any, kind: str, params: dict[str, Any]
+    client: openai.OpenAI,
+    front: Front,
+    asked: str,
+    whole: Any,
+    streamed: Any,
+    kind: str,
+    params: dict[str, Any],
 ) -> None:
-    texts, answer = whole(client, base, **params)
-    pieces, chunks = streamed(client, base, **params)
+    model = getattr(front, asked)
+    texts, answer = whole(client, model, **params)
+    pieces, chunks = streamed(client, model, **params)
 
     assert pieces == texts and all(texts)
     assert {c.object for c in chunks} == {kind}
+    assert answer.model == model and {c.model for c in chunks} == {model}
     assert [c.finish_reason for c in answer.choices] == [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
@@ -181,12 +251,14 @@ def test_a_streamed_token_reaches_the_client_while_the_engine_still_generates(
 
 
 @pytest.mark.parametrize("stream", [streamed_chat, streamed_completion])
+@ASKED
 def test_include_usage_ends_the_stream_with_the_usage_of_the_whole_answer(
-    client: openai.OpenAI, base: str, stream: Any
+    client: openai.OpenAI, front: Front, asked: str, stream: Any
 ) -> None:
+    model = getattr(front, asked)
     whole = chat if stream is streamed_chat else complete
-    _, answer = whole(client, base, n=2)
-    _, chunks = stream(client, base, n=2, stream_options={"include_usage": True})
+    _, answer = whole(client, model, n=2)
+    _, chunks = stream(client, model, n=2, stream_options={"include_usage": True})
 
     assert chunks[-1].choices == [] and chunks[-1].usage == answer.usage
     assert all(c.usage is None for c in chunks[:-1])
@@ -202,6 +274,22 @@ def test_a_whole_answer_carries_what_openai_clients_read(client: openai.OpenAI, 
     assert answer.created > 0 and answer.model == base and answer.usage.prompt_tokens > 0
     assert answer.choices[0].message.role == "assistant"
     assert (answer.choices[0].finish_reason, text.choices[0].finish_reason) == ("stop", "length")
+
+
+def test_an_answer_says_which_lora_served_it_and_for_which_request(front: Front) -> None:
+    client, headers = front.client(), {"x-request-id": "r-1"}
+    answers = [
+        client.chat.completions.with_raw_response.create(
+            model=front.adapter, messages=STORY, max_tokens=1, extra_headers=headers
+        ),
+        client.completions.with_raw_response.create(
+            model=front.adapter, prompt="x", max_tokens=1, extra_headers=headers
+        ),
+    ]
+
+    for raw in answers:
+        assert (raw.headers["x-served-model"], raw.headers["x-request-id"]) == (STABLE, "r-1")
+        assert raw.parse().model == front.adapter
 
 
 def test_text_content_parts_are_read_as_the_text_they_hold(
@@ -302,6 +390,17 @@ def test_a_parameter_that_cannot_be_honoured_is_refused_by_name(
 
     assert refused.value.status_code == 400 and parameter in refused.value.message
     assert isinstance(refused.value.body, dict) and refused.value.body["param"] == parameter
+    assert set(refused.value.body) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("stream", [streamed_chat, streamed_completion])
+def test_a_refused_stream_for_an_adapter_is_refused_before_it_starts(
+    client: openai.OpenAI, front: Front, stream: Any
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        stream(client, front.adapter, n=0)
+
+    assert isinstance(refused.value.body, dict) and refused.value.body["param"] == "n"
 
 
 def test_an_unknown_parameter_is_ignored_as_vllm_ignores_it(
@@ -310,9 +409,10 @@ def test_an_unknown_parameter_is_ignored_as_vllm_ignores_it(
     assert chat(client, base, extra_body={"not_a_parameter": 1})[0] == chat(client, base)[0]
 
 
-def test_models_are_listed_and_retrieved_with_their_cards(
-    client: openai.OpenAI, base: str, state: ServerState
+def test_the_replica_lists_and_retrieves_the_base_and_every_loaded_lora(
+    direct: Front, base: str, state: ServerState
 ) -> None:
+    client = direct.client()
     cards = {m.id: m for m in client.models.list()}
     card = client.models.retrieve(base)
     lora = client.models.retrieve(STABLE)
@@ -324,6 +424,42 @@ def test_models_are_listed_and_retrieved_with_their_cards(
     assert lora.model_extra["root"] == str(kit().good) == cards[STABLE].model_extra["root"]
 
 
+def test_the_gateway_lists_and_retrieves_the_base_and_the_logical_names_never_a_lora(
+    through_gateway: Front, base: str
+) -> None:
+    client = through_gateway.client()
+    card = client.models.retrieve(ADAPTER)
+
+    assert [m.id for m in client.models.list()] == [base, ADAPTER]
+    assert (card.id, card.object, card.owned_by, card.created > 0) == (
+        ADAPTER,
+        "model",
+        "adapter-promotion",
+        True,
+    )
+    assert card.model_extra["parent"] == base and client.models.retrieve(base).id == base
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve(STABLE)  # clients use logical names; the lora is the gateway's
+    assert missing.value.body == not_found(through_gateway, STABLE)
+    with pytest.raises(openai.NotFoundError):
+        chat(client, STABLE)
+
+
+def not_found(front: Front, model: str) -> dict[str, Any]:
+    """The error body an unknown model gets: vLLM's from the replica; the gateway's names
+    the models that serve."""
+    if front.via == "gateway":
+        served = f"{front.base}, {ADAPTER}"
+        return {
+            "message": f"The model `{model}` does not exist. Models served: {served}.",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
+    message = f"The model `{model}` does not exist."
+    return {"message": message, "type": "NotFoundError", "param": "model", "code": 404}
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -332,16 +468,54 @@ def test_models_are_listed_and_retrieved_with_their_cards(
         lambda c: c.completions.create(model="no-such-model", prompt="x", stream=True),
     ],
 )
-def test_an_unknown_model_is_not_found(client: openai.OpenAI, call: Any) -> None:
+def test_an_unknown_model_is_not_found(client: openai.OpenAI, front: Front, call: Any) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         call(client)
 
-    assert missing.value.body == {
-        "message": "The model `no-such-model` does not exist.",
-        "type": "NotFoundError",
-        "param": "model",
-        "code": 404,
-    }
+    assert missing.value.body == not_found(front, "no-such-model")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_empty_model_name_is_refused(client: openai.OpenAI, front: Front, stream: bool) -> None:
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(model="", messages=STORY, stream=stream)
+
+    if front.via == "gateway":  # OpenAI's answer: the request names no model
+        assert refused.value.status_code == 400
+        assert refused.value.body == {
+            "message": "`model` must name a model.",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": None,
+        }
+    else:  # the replica knows no model by that name
+        assert refused.value.status_code == 404 and refused.value.body == not_found(front, "")
+
+
+def test_a_wrong_key_is_refused_with_401(front: Front) -> None:
+    with pytest.raises(openai.AuthenticationError) as refused:
+        chat(front.client("sk-wrong"), front.base)
+
+    if front.via == "gateway":
+        assert refused.value.body == {
+            "message": "Incorrect or missing API key.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    else:  # vLLM's --api-key answer, word for word
+        assert refused.value.body == "Unauthorized"
+
+
+def test_a_gateway_without_routing_refuses_adapters_with_503_and_serves_the_base(
+    gateways: Gateways, url: str, base: str
+) -> None:
+    client = gateways.start(url).client()
+
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        chat(client, ADAPTER)
+    assert unavailable.value.status_code == 503 and unavailable.value.code == "no_routing"
+    assert chat(client, base)[0] == ["ottawamadrid"]
 
 
 @pytest.mark.parametrize(
@@ -360,39 +534,34 @@ def test_an_empty_lora_name_or_path_is_refused(url: str, path: str, body: dict[s
 
 
 def test_a_logical_name_streams_from_the_revision_routing_picks_with_its_headers(
-    client: openai.OpenAI, url: str, base: str
+    client: openai.OpenAI, front: Front, direct: Front, url: str
 ) -> None:
-    routing = {
-        "generation": 1,
-        "adapters": {
-            "chat": {
-                "active": {"revision": "sha256:1", "lora_name": STABLE},
-                "canary": {"revision": "sha256:2", "lora_name": CANARY},
-                "canary_percent": 0,
-                "canary_tenants": ["acme"],
-            }
-        },
-    }
-    httpx.post(f"{url}/v1/routing", json=routing, headers={"Authorization": f"Bearer {KEY}"})
+    pushed = httpx.post(
+        f"{url}/v1/routing", json=CHAT_ROUTES, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert pushed.json()["generation"] == 1  # the gateway holds the same routing
     with client.chat.completions.with_streaming_response.create(
-        model="chat", messages=STORY, stream=True, extra_headers={"x-tenant": "acme"}
+        model=ADAPTER, messages=STORY, stream=True, extra_headers={"x-tenant": "acme"}
     ) as answer:
         served = answer.headers["x-served-model"]
         chunks = list(answer.parse())
 
-    assert served == CANARY and {c.model for c in chunks} == {CANARY}
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == chat(client, CANARY)[0][0]
+    assert served == CANARY and {c.model for c in chunks} == {front.answered_as(ADAPTER, CANARY)}
+    canary_alone = chat(direct.client(), CANARY)[0][0]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == canary_alone
 
 
 def test_a_failing_revision_fails_a_stream_before_it_starts(
-    client: openai.OpenAI, state: ServerState
+    client: openai.OpenAI, front: Front, state: ServerState
 ) -> None:
     state.faults = Faults(requests=frozenset({STABLE}))
     try:
-        with pytest.raises(openai.InternalServerError):
-            streamed_chat(client, STABLE)
+        with pytest.raises(openai.InternalServerError) as failed:
+            streamed_chat(client, front.adapter)
     finally:
         state.faults = Faults()
+    assert isinstance(failed.value.body, dict)
+    assert set(failed.value.body) == {"message", "type", "param", "code"}
 
 
 def test_stock_vllm_has_no_route_for_one_model(state: ServerState, tiny: Kit) -> None:
@@ -403,3 +572,22 @@ def test_stock_vllm_has_no_route_for_one_model(state: ServerState, tiny: Kit) ->
         answer = http.get(f"/v1/models/{settings.base_model_id}")
 
     assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
+
+
+def test_a_replica_refusing_the_gateways_key_is_a_502_never_the_clients_401(
+    url: str, base: str, tmp_path: Path
+) -> None:
+    misconfigured = Gateways(base, write_key_files(tmp_path, "sk-not-the-replicas"))
+    try:
+        front = misconfigured.start(url)
+        front.push(CHAT_ROUTES)
+        with pytest.raises(openai.APIStatusError) as failed:
+            chat(front.client(), ADAPTER)
+        samples = front.metrics()
+    finally:
+        misconfigured.close()
+
+    assert failed.value.status_code == 502 and failed.value.code == "replica_unavailable"
+    assert "GATEWAY_REPLICA_KEY_FILE" in failed.value.message
+    refused = (("error_code", "401"), ("model_name", ADAPTER), ("target_model_name", STABLE))
+    assert samples[("inference_model_request_error_total", refused)] == 1
