@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway.errors import openai_error
+from services.gateway.errors import error_event, openai_error
 from services.gateway.forwarding import NoReplica, ReplicaBroken, Upstream
 from services.gateway.gie import inference_models, to_yaml
 from services.gateway.keys import ClientKeys, admits_bearer, bearer
@@ -149,9 +149,11 @@ async def _relay(
                 yield event + b"\n\n"
         if rest := splitter.rest():
             yield rest
-    except ReplicaBroken as exc:  # the status is sent: the stream just ends
+    except ReplicaBroken as exc:  # the status is sent: an event says the stream broke
         telemetry.fail(model, target, UNREACHABLE)
         log.warning("stream_broken", model=model, target=target, reason=repr(exc))
+        message = "The replica broke off the stream before its end."
+        yield error_event(message, "server_error", "replica_unavailable")
     finally:
         await upstream.close()
         telemetry.duration.labels(model, target).observe(time.perf_counter() - started)

@@ -41,6 +41,7 @@ from tests.openai_servers import (
 REPLICA_KEY = "sk-replica"
 STABLE, CANARY = "chat@" + "a" * 16, "chat@" + "b" * 16
 STORY, BROKEN, ABSENT = "story@" + "c" * 16, "broken@" + "d" * 16, "absent@" + "e" * 16
+CUT = "cut@" + "f" * 16  # the stub's stream of it breaks off after its first chunk
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Stub:
         async def chat(request: Request) -> Response:
             body = await request.json()
             model = body["model"]
+            if model == CUT:
+                return StreamingResponse(self.cut_short(), media_type="text/event-stream")
             if model == BROKEN:
                 error = {"message": "engine died", "type": "InternalServerError", "code": 500}
                 return JSONResponse({"error": error}, 500)
@@ -86,6 +89,10 @@ class Stub:
         choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
         chunk = self.chunk("chat.completion.chunk", choices=[choice])
         return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    async def cut_short(self) -> AsyncIterator[bytes]:
+        yield self.delta("Once")
+        raise ConnectionAbortedError("the replica died mid-stream")  # uvicorn drops it
 
     async def events(self, usage: bool) -> AsyncIterator[bytes]:
         yield self.delta("Once")
@@ -279,6 +286,29 @@ def test_a_client_leaving_mid_stream_hands_the_replica_back(
     eventually(
         lambda: sum(front.state.replicas.in_flight().values()) == 0, timeout=10, interval=0.02
     )
+
+
+def test_a_stream_the_replica_breaks_off_ends_in_an_error_the_client_raises(
+    gateways: Callable[..., Gateway], stub: tuple[Stub, Served]
+) -> None:
+    front = gateways(stub[1].url)
+    front.push(routing(1, cut=route(CUT)))
+    stream = front.client().chat.completions.create(
+        model="cut", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    chunks = iter(stream)
+
+    assert next(chunks).choices[0].delta.content == "Once"
+    with pytest.raises(openai.APIError) as broken:
+        next(chunks)
+    assert broken.value.body == {
+        "message": "The replica broke off the stream before its end.",
+        "type": "server_error",
+        "param": None,
+        "code": "replica_unavailable",
+    }
+    unreachable = labels(model_name="cut", target_model_name=CUT, error_code="unreachable")
+    assert front.metrics()[("inference_model_request_error_total", unreachable)] == 1
 
 
 def test_without_a_valid_key_the_client_gets_401_in_openais_shape(gateway: Gateway) -> None:
