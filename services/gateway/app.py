@@ -23,7 +23,7 @@ from services.gateway.forwarding import NoReplica, ReplicaBroken, Upstream
 from services.gateway.gie import inference_models, to_yaml
 from services.gateway.keys import ClientKeys, admits_bearer, bearer
 from services.gateway.resolution import Outcome, resolve
-from services.gateway.rewrite import EventSplitter, renamed, renamed_event
+from services.gateway.rewrite import EventSplitter, openai_shaped, renamed, renamed_event
 from services.gateway.state import GatewayState
 from services.gateway.telemetry import UNREACHABLE
 from shared.routing import RoutingDocumentError
@@ -126,6 +126,8 @@ async def forward(state: GatewayState, request: Request, path: str) -> Response:
     finally:
         await upstream.close()
         telemetry.duration.labels(model, target).observe(time.perf_counter() - started)
+    if status >= 400:
+        content, media = openai_shaped(content, status), "application/json"
     content, usage = renamed(content, model)
     telemetry.observe_usage(model, target, usage)
     return Response(content, status, answer_headers, media_type=media)

@@ -1,5 +1,6 @@
 """Answers and server-sent events as the client should see them: under the logical model
-name it asked for, not the revision's lora name; and the `usage` they report."""
+name it asked for, not the revision's lora name; the `usage` they report; and a replica's
+error in OpenAI's shape whatever shape it came in."""
 
 from __future__ import annotations
 
@@ -25,6 +26,30 @@ def renamed(payload: bytes, model: str) -> tuple[bytes, Mapping[str, Any] | None
         payload = json.dumps(body, separators=(",", ":")).encode()
     usage = body.get("usage")
     return payload, usage if isinstance(usage, Mapping) else None
+
+
+def openai_shaped(payload: bytes, status: int) -> bytes:
+    """A replica's error answer as `{"error": {message, type, param, code}}`: one in that
+    shape as it is; anything else (plain text, FastAPI's `{"detail": ...}`, an `error`
+    that is only a string) wrapped, its text the message and its status the code."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = payload.decode(errors="replace").strip()
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return payload
+    if isinstance(body, dict):
+        said = body.get("detail") or body.get("message") or body.get("error")
+        message = said if isinstance(said, str) else json.dumps(body)
+    else:
+        message = body if isinstance(body, str) else json.dumps(body)
+    error = {
+        "message": message or f"The replica answered {status}.",
+        "type": "server_error" if status >= 500 else "invalid_request_error",
+        "param": None,
+        "code": status,
+    }
+    return json.dumps({"error": error}).encode()
 
 
 def renamed_event(event: bytes, model: str) -> tuple[bytes, Mapping[str, Any] | None]:

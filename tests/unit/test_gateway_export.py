@@ -1,5 +1,5 @@
-"""The routing as Gateway API Inference Extension resources, and answers renamed to the
-logical name the client asked for, event by event."""
+"""The routing as Gateway API Inference Extension resources, answers renamed to the
+logical name the client asked for, event by event, and replicas' errors in OpenAI's shape."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from services.gateway.gie import (
     target_models,
     to_yaml,
 )
-from services.gateway.rewrite import EventSplitter, renamed, renamed_event
+from services.gateway.rewrite import EventSplitter, openai_shaped, renamed, renamed_event
 from shared.routing import Route, RoutingTable
 
 
@@ -109,6 +109,33 @@ def test_an_answer_is_renamed_and_its_usage_read() -> None:
     assert usage == answer["usage"]
     assert renamed(b"not json", "chat") == (b"not json", None)
     assert renamed(b"[1]", "chat") == (b"[1]", None)
+
+
+SHAPED = {"message": "no such lora", "type": "NotFoundError", "param": "model", "code": 404}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error"),
+    [
+        (json.dumps({"error": SHAPED}).encode(), 404, SHAPED),
+        (b"Internal Server Error", 500, "Internal Server Error"),
+        (b'{"detail": "Not Found"}', 404, "Not Found"),
+        (b'{"error": "Unauthorized"}', 401, "Unauthorized"),
+        (b'{"object": "error", "message": "too long"}', 400, "too long"),
+        (b"[1, 2]", 502, "[1, 2]"),
+        (b"", 503, "The replica answered 503."),
+    ],
+)
+def test_a_replicas_error_reaches_the_client_in_openais_shape(
+    answer: bytes, status: int, error: dict[str, Any] | str
+) -> None:
+    shaped = json.loads(openai_shaped(answer, status))["error"]
+
+    if isinstance(error, dict):
+        assert shaped == error
+    else:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        assert shaped == {"message": error, "type": kind, "param": None, "code": status}
 
 
 def test_an_event_is_renamed_line_by_line_and_done_is_left_alone() -> None:

@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from services.reference_server.app import ServerState
 from services.reference_server.app import create_app as create_replica
@@ -42,6 +42,7 @@ REPLICA_KEY = "sk-replica"
 STABLE, CANARY = "chat@" + "a" * 16, "chat@" + "b" * 16
 STORY, BROKEN, ABSENT = "story@" + "c" * 16, "broken@" + "d" * 16, "absent@" + "e" * 16
 CUT = "cut@" + "f" * 16  # the stub's stream of it breaks off after its first chunk
+PLAIN = "plain@" + "0" * 16  # the stub fails it with a plain-text 500, as a crashed server
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Stub:
             model = body["model"]
             if model == CUT:
                 return StreamingResponse(self.cut_short(), media_type="text/event-stream")
+            if model == PLAIN:
+                return PlainTextResponse("Internal Server Error", 500)
             if model == BROKEN:
                 error = {"message": "engine died", "type": "InternalServerError", "code": 500}
                 return JSONResponse({"error": error}, 500)
@@ -309,6 +312,24 @@ def test_a_stream_the_replica_breaks_off_ends_in_an_error_the_client_raises(
     }
     unreachable = labels(model_name="cut", target_model_name=CUT, error_code="unreachable")
     assert front.metrics()[("inference_model_request_error_total", unreachable)] == 1
+
+
+def test_a_replicas_error_in_another_shape_reaches_the_client_in_openais(
+    gateways: Callable[..., Gateway], stub: tuple[Stub, Served]
+) -> None:
+    front = gateways(stub[1].url)
+    front.push(routing(1, plain=route(PLAIN)))
+
+    with pytest.raises(openai.InternalServerError) as failed:
+        front.client().chat.completions.create(
+            model="plain", messages=[{"role": "user", "content": "x"}]
+        )
+    assert failed.value.body == {
+        "message": "Internal Server Error",
+        "type": "server_error",
+        "param": None,
+        "code": 500,
+    }
 
 
 def test_without_a_valid_key_the_client_gets_401_in_openais_shape(gateway: Gateway) -> None:
