@@ -147,4 +147,4 @@ def run_service(
 
     attach_consumer(app, consumed, dispatcher, name=f"{name}.consumer", ready=ready)
     sys.argv = [sys.argv[0], "worker"]
-    run_worker(app, loglevel=settings.log_level)
+    run_worker(app, loglevel=settings.log_level, stop_within_s=settings.shutdown_grace_s)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, PositiveFloat, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.kafka.auth import KafkaEndpoint, read_password
@@ -271,6 +271,12 @@ class KernelSettings(EnvModel):
         default=0,
         validation_alias="WEB_PORT",
         description="health and metrics on 127.0.0.1; `<SERVICE>_WEB_PORT` wins; 0: off",
+    )
+    shutdown_grace_s: PositiveFloat = Field(
+        default=3.0,
+        validation_alias="SHUTDOWN_GRACE_S",
+        description="after SIGTERM the process exits within this, whatever Kafka, "
+        "PostgreSQL or a replica still owe it (unfinished work is redelivered)",
     )
     run_relay: bool = Field(
         default=True,

@@ -12,6 +12,7 @@ from shared.kafka.auth import KafkaEndpoint
 from shared.kafka.dispatch import Dispatcher, RawRecord
 from shared.kafka.topics import dlq_of
 from shared.settings import KernelSettings
+from shared.shutdown import DEFAULT_GRACE_S, ExitDeadline
 
 
 def faust_credentials(kafka: KafkaEndpoint) -> faust.SASLCredentials | None:
@@ -40,6 +41,9 @@ def make_app(settings: KernelSettings, *, app_id: str | None = None, **overrides
         "web_port": settings.web_port or 6066,
         "web_host": "127.0.0.1",
         "broker_credentials": faust_credentials(settings.kafka()),
+        # A stop does not wait for the events in flight: one may be waiting out an outage
+        # (ADR 0008) forever; not acknowledged, it is redelivered to the next instance.
+        "stream_wait_empty": False,
     }
     options.update(overrides)
     return faust.App(app_id or f"{settings.consumer_group_prefix}-{settings.service}", **options)
@@ -109,7 +113,26 @@ def attach_consumer(
     return app.agent(channel, name=name or f"{dispatcher.service}.consumer")(consume)
 
 
-def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:
-    """Run the app until SIGTERM/SIGINT (blocks; owns the event loop)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+class PromptWorker(faust.Worker):
+    """faust's worker, whose shutdown after SIGTERM or SIGINT keeps `deadline`."""
+
+    def __init__(self, app: faust.App, *, deadline: ExitDeadline, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.deadline = deadline
+
+    def _on_sigterm(self) -> None:
+        self.deadline.arm()
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self.deadline.arm()
+        super()._on_sigint()
+
+
+def run_worker(
+    app: faust.App, *, loglevel: str = "warning", stop_within_s: float = DEFAULT_GRACE_S
+) -> None:
+    """Run the app until SIGTERM/SIGINT (blocks; owns the event loop); once signalled, the
+    process exits within `stop_within_s` however its dependencies answer."""
+    worker = PromptWorker(app, deadline=ExitDeadline(stop_within_s), loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -21,6 +21,7 @@ from shared.logs import configure_logging
 from shared.registry.relay import relay_from_settings
 from shared.registry.store import PostgresRegistry
 from shared.settings import KernelSettings
+from shared.shutdown import ExitDeadline
 from shared.signing import load_or_create_signer, public_pem
 
 
@@ -31,8 +32,14 @@ async def _main() -> None:
     await registry.close()  # migrations applied; the relay needs only its own session
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    deadline = ExitDeadline(settings.shutdown_grace_s)
+
+    def on_signal() -> None:  # stop now; exit by the deadline whatever still waits
+        deadline.arm()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     relay = relay_from_settings(settings)
     structlog.get_logger().info("relay_started")
     await relay.run(stop)

@@ -62,6 +62,7 @@ class RelayConfig:
     idle_poll_s: float = 1.0
     standby_poll_s: float = 0.5
     delivery_timeout_s: float = 30.0
+    closing_flush_s: float = 1.0  # on leaving: what a last flush and a close may take
     signer: Signer | None = None  # the log's key; None only in benchmarks of the bare relay
     cold: ColdStorage | None = None  # where checkpoints go; None: no checkpoints
     checkpoint_interval_s: float = 60.0
@@ -131,10 +132,11 @@ class OutboxRelay:
                                 _first(wake, stop), timeout=self.config.idle_poll_s
                             )
             finally:
-                producer.flush(5)
+                # Short: an unconfirmed row is not marked, so the next leader publishes it.
+                producer.flush(self.config.closing_flush_s)
         finally:
             self.is_leader = False
-            await conn.close()
+            await close_within(conn, self.config.closing_flush_s)
 
     async def publish_batch(self, conn: asyncpg.Connection, producer: Producer) -> int:
         """Publish the oldest unpublished rows; return how many were confirmed and marked."""
@@ -306,6 +308,15 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for w in waiters:
             w.cancel()
+
+
+async def close_within(conn: asyncpg.Connection, seconds: float) -> None:
+    """Close `conn` politely if the server answers within `seconds`, else drop it: a
+    partitioned database never answers, and nothing here may wait on it for long."""
+    try:
+        await asyncio.wait_for(conn.close(), timeout=seconds)
+    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+        conn.terminate()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
