@@ -54,7 +54,7 @@ def test_ctrl_c_stops_every_demo_service_and_leaves_the_shared_infra(infra: Infr
 
         eventually(paused, timeout=600, interval=0.5, message="the demo paused at the canary")
         started = {int(line.split()[0]): line.split()[1] for line in PIDS.read_text().splitlines()}
-        assert len(started) == 8, started  # six services and two serving replicas
+        assert len(started) == 9, started  # six services, two serving replicas and a gateway
         assert all(alive(pid) for pid in started), started
 
         os.kill(demo.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
@@ -69,4 +69,6 @@ def test_ctrl_c_stops_every_demo_service_and_leaves_the_shared_infra(infra: Infr
     assert "nothing of the demo is left running" in output, output[-4000:]
     assert "were running before the demo: left running" in output, output[-4000:]
     assert not PIDS.exists()
+    # Prometheus no longer scrapes what the demo ran (its file_sd file is gone).
+    assert not (REPO / "var" / "prometheus" / "targets" / "demo.json").exists()
     assert _reachable(infra), "the demo stopped Kafka or PostgreSQL it did not start"
