@@ -13,6 +13,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.state import GatewayState
 from shared.logs import configure_logging
 from shared.settings import exit_on_bad_settings
+from shared.shutdown import DEFAULT_GRACE_S
 
 
 def _first_line(text: str) -> str:
@@ -35,4 +36,11 @@ def run(env: Mapping[str, str] | None = None) -> None:
     with exit_on_bad_settings("gateway"):
         settings = GatewaySettings.from_env(env)
     app = create_app(build(settings))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # A stream still open at SIGTERM gets the same grace every service keeps, then is cut.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(DEFAULT_GRACE_S),
+    )

@@ -14,6 +14,7 @@ from services.reference_server.engine import Engine
 from services.reference_server.faults import Faults
 from services.reference_server.settings import ServerSettings
 from shared.settings import exit_on_bad_settings
+from shared.shutdown import DEFAULT_GRACE_S
 
 
 def main() -> None:
@@ -32,7 +33,13 @@ def main() -> None:
         ),
         faults=Faults.from_json(settings.faults) if settings.faults_enabled else Faults(),
     )
-    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(  # a generation still running at SIGTERM is cut after the services' grace
+        create_app(state),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(DEFAULT_GRACE_S),
+    )
 
 
 main()
