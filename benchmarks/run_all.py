@@ -14,6 +14,7 @@ BENCHES = (
     "bench_registry",
     "bench_ingest",
     "bench_evaluator",
+    "bench_evaluator_pressure",
     "bench_activator",
     "bench_pipeline",
     "bench_audit",
