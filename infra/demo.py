@@ -131,7 +131,7 @@ class Journey:
 
     def start_services(self) -> None:
         s = self.s
-        t = s.step("Starting every service as its own process, and two serving replicas")
+        t = s.step("Starting every service as its own process, two serving replicas and a gateway")
         for i in (1, 2):
             port = self.port(f"replica{i}")
             s.start(
