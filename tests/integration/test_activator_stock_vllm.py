@@ -42,7 +42,16 @@ class StockStack:
     replica: dict[str, str]  # environment -> its one replica's URL
 
 
-def start_stock_replica(stack: Stack, tiny: Kit, environment: str, folder: Path) -> str:
+def pinned_base_folder(root: Path, tiny: Kit, base_id: str, base_revision: str) -> Path:
+    """The kit's base as operators serve a pinned base: from a folder named after its revision."""
+    folder = root / "models" / base_id / base_revision.removeprefix("sha256:")
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(tiny.base, target_is_directory=True)
+    return folder
+
+
+def start_stock_replica(stack: Stack, tiny: Kit, name: str, folder: Path, **extra: str) -> str:
+    """The reference server in its stock-vLLM mode as `name`; `extra`: more of its settings."""
     port = free_port()
     settings = {
         "REFERENCE_BASE_FOLDER": str(folder),
@@ -50,10 +59,8 @@ def start_stock_replica(stack: Stack, tiny: Kit, environment: str, folder: Path)
         "REFERENCE_BASE_REVISION": tiny.revisions["main"],
         "REFERENCE_STOCK_VLLM": "1",
     }
-    stack.processes[f"stock-{environment}"] = stack.command(
-        f"stock-{environment}",
-        ("-m", "services.reference_server", "--port", str(port)),
-        **{**settings, **REPLICAS[environment]},
+    stack.processes[name] = stack.command(
+        name, ("-m", "services.reference_server", "--port", str(port)), **{**settings, **extra}
     ).start()
     return f"http://127.0.0.1:{port}"
 
@@ -67,13 +74,13 @@ async def stock_stack(
     stack = Stack(infra, root)
     await stack.create()
     base_id, base_revision = stack.register_kit_base(tiny)
-    # Served as operators serve a pinned base: from a folder named after its revision.
-    folder = root / "models" / base_id / base_revision.removeprefix("sha256:")
-    folder.parent.mkdir(parents=True)
-    folder.symlink_to(tiny.base, target_is_directory=True)
+    folder = pinned_base_folder(root, tiny, base_id, base_revision)
     keys = root / "replica-keys"
     keys.mkdir(mode=0o700)
-    replica = {env: start_stock_replica(stack, tiny, env, folder) for env in REPLICAS}
+    replica = {
+        env: start_stock_replica(stack, tiny, f"stock-{env}", folder, **REPLICAS[env])
+        for env in REPLICAS
+    }
     stack.start(
         "activator",
         ACTIVATOR_ANALYSIS_INTERVAL_S="0.5",

@@ -45,6 +45,7 @@ from tests.integration.test_activator import (
     revision_of,
     wait_healthy,
 )
+from tests.integration.test_activator_stock_vllm import pinned_base_folder, start_stock_replica
 from tests.stack import Stack
 
 # Prometheus is shared by every stack on this machine: the environment's name is the label
@@ -118,20 +119,6 @@ def prometheus_of_infra() -> tuple[str, Path]:
     return url, targets
 
 
-def start_stock_replica(stack: Stack, name: str, folder: Path, model_id: str, rev: str) -> str:
-    port = free_port()
-    stack.processes[name] = stack.command(
-        name,
-        ("-m", "services.reference_server", "--port", str(port)),
-        REFERENCE_BASE_FOLDER=str(folder),
-        REFERENCE_BASE_ID=model_id,
-        REFERENCE_BASE_REVISION=rev,
-        REFERENCE_STOCK_VLLM="1",
-        REFERENCE_FAULTS_ENABLED="1",
-    ).start()
-    return f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module", name="gw")
 async def gateway_stack(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
@@ -145,12 +132,10 @@ async def gateway_stack(
     stack = Stack(infra, root)
     await stack.create()
     base_id, base_revision = stack.register_kit_base(tiny)
-    # Served as operators serve a pinned base: from a folder named after its revision.
-    folder = root / "models" / base_id / base_revision.removeprefix("sha256:")
-    folder.parent.mkdir(parents=True)
-    folder.symlink_to(tiny.base, target_is_directory=True)
+    folder = pinned_base_folder(root, tiny, base_id, base_revision)
     replicas = [
-        start_stock_replica(stack, f"stock{i}", folder, base_id, base_revision) for i in (1, 2)
+        start_stock_replica(stack, tiny, f"stock{i}", folder, REFERENCE_FAULTS_ENABLED="1")
+        for i in (1, 2)
     ]
     keys = root / "gateway-keys"
     keys.mkdir(mode=0o700)
